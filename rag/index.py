@@ -1,0 +1,240 @@
+"""The persisted knowledge index: chunks, FAISS dense vectors, BM25 tokens, manifest.
+
+Layout under `index/`:  `CURRENT` names the active version folder
+(`v-<time>-<pid>/`), which holds `manifest.json`, `chunks.jsonl`, `dense.faiss`
+and `bm25.json`.  A build writes a new folder completely, then swaps `CURRENT`
+with an atomic rename, so readers and interrupted builds never see a
+half-written index.  Every file's sha256 is in the manifest: a truncated or
+corrupted file is detected at load and reported as `IndexCorrupt`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+from rank_bm25 import BM25Okapi
+
+from .clauses import Chunk
+from .keywords import tokens
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+FILES = ("chunks.jsonl", "dense.faiss", "bm25.json")
+
+
+class IndexError_(RuntimeError):
+    """Base class: the index cannot be used as it is."""
+
+
+class IndexMissing(IndexError_):
+    pass
+
+
+class IndexCorrupt(IndexError_):
+    pass
+
+
+class IndexStale(IndexError_):
+    pass
+
+
+@dataclass
+class IndexedChunk:
+    doc_id: str
+    doc_title: str
+    clause_id: str
+    part: int
+    parts: int
+    section: list[str]
+    text: str
+    line_start: int
+    line_end: int
+
+    @property
+    def chunk_id(self) -> str:
+        return self.clause_id if self.parts == 1 else f"{self.clause_id}#{self.part}"
+
+    @property
+    def section_path(self) -> str:
+        return " > ".join(self.section)
+
+    @classmethod
+    def from_chunk(cls, chunk: Chunk, doc_title: str) -> "IndexedChunk":
+        return cls(doc_id=chunk.doc_id, doc_title=doc_title, clause_id=chunk.clause_id, part=chunk.part,
+                   parts=chunk.parts, section=list(chunk.section), text=chunk.text,
+                   line_start=chunk.line_start, line_end=chunk.line_end)
+
+
+def passage_text(chunk: IndexedChunk) -> str:
+    """What gets embedded: document and heading context, then the clause text."""
+    return f"{chunk.doc_title}｜{chunk.section_path}｜{chunk.text}"
+
+
+def keyword_text(chunk: IndexedChunk) -> str:
+    """What BM25 indexes: the innermost heading titles and the clause text."""
+    return " ".join(chunk.section[-2:]) + " " + chunk.text
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class KnowledgeIndex:
+    """In-memory index: dense (FAISS inner product on normalized vectors) and BM25."""
+
+    def __init__(self, chunks: list[IndexedChunk], vectors: np.ndarray, bm25_tokens: list[list[str]],
+                 manifest: dict):
+        if len(chunks) != len(vectors) or len(chunks) != len(bm25_tokens):
+            raise IndexCorrupt("chunks, vectors and BM25 tokens disagree in count")
+        self.chunks = chunks
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.bm25_tokens = bm25_tokens
+        self.manifest = manifest
+        self.faiss = faiss.IndexFlatIP(self.vectors.shape[1])
+        if len(self.vectors):
+            self.faiss.add(self.vectors)
+        self.bm25 = BM25Okapi(bm25_tokens) if bm25_tokens else None
+        self.doc_rows: dict[str, np.ndarray] = {}
+        for i, ch in enumerate(chunks):
+            self.doc_rows.setdefault(ch.doc_id, [])
+            self.doc_rows[ch.doc_id].append(i)
+        self.doc_rows = {d: np.array(rows) for d, rows in self.doc_rows.items()}
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return list(self.doc_rows)
+
+    def rows_for(self, documents: list[str] | None) -> np.ndarray | None:
+        if not documents:
+            return None
+        parts = [self.doc_rows[d] for d in documents if d in self.doc_rows]
+        return np.concatenate(parts) if parts else np.array([], dtype=int)
+
+    def dense_scores(self, query_vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query to every chunk (vectors are normalized)."""
+        return self.vectors @ np.asarray(query_vector, dtype=np.float32)
+
+    def dense_search(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        scores, ids = self.faiss.search(np.asarray(query_vector, dtype=np.float32)[None, :], min(k, len(self)))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def bm25_scores(self, query_tokens: list[str]) -> np.ndarray:
+        if self.bm25 is None or not query_tokens:
+            return np.zeros(len(self), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(query_tokens), dtype=np.float32)
+
+    def idf(self, token: str) -> float:
+        if self.bm25 is None:
+            return 0.0
+        return float(self.bm25.idf.get(token, max(self.bm25.idf.values(), default=1.0)))
+
+    # -- persistence -------------------------------------------------------
+
+    def save(self, index_dir: Path) -> Path:
+        """Write a new version folder, then atomically point CURRENT at it."""
+        index_dir = Path(index_dir)
+        index_dir.mkdir(parents=True, exist_ok=True)
+        name = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        tmp = index_dir / f".tmp-{name}"
+        tmp.mkdir()
+        try:
+            with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
+                for ch in self.chunks:
+                    f.write(json.dumps(asdict(ch), ensure_ascii=False) + "\n")
+            faiss.write_index(self.faiss, str(tmp / "dense.faiss"))
+            (tmp / "bm25.json").write_text(json.dumps(self.bm25_tokens, ensure_ascii=False), encoding="utf-8")
+            manifest = dict(self.manifest)
+            manifest["files"] = {fn: _sha256(tmp / fn) for fn in FILES}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+            for fn in (*FILES, "manifest.json"):
+                with open(tmp / fn, "rb") as f:
+                    os.fsync(f.fileno())
+            os.replace(tmp, index_dir / name)
+            pointer = index_dir / f".{CURRENT}.{os.getpid()}"
+            pointer.write_text(name)
+            os.replace(pointer, index_dir / CURRENT)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = manifest
+        _remove_old_versions(index_dir, keep=name)
+        return index_dir / name
+
+    @classmethod
+    def load(cls, index_dir: Path) -> "KnowledgeIndex":
+        index_dir = Path(index_dir)
+        try:
+            name = (index_dir / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            raise IndexMissing(f"no index at {index_dir} (run `rag index build`)") from None
+        folder = index_dir / name
+        if not name or "/" in name or not folder.is_dir():
+            raise IndexCorrupt(f"{index_dir / CURRENT} points to a missing version {name!r}")
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupt(f"{folder}/manifest.json is unreadable: {exc}") from exc
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexStale(f"index format {manifest.get('format_version')} != {FORMAT_VERSION}")
+        for fn in FILES:
+            expected = manifest.get("files", {}).get(fn)
+            try:
+                actual = _sha256(folder / fn)
+            except OSError as exc:
+                raise IndexCorrupt(f"{folder / fn} is missing: {exc}") from exc
+            if actual != expected:
+                raise IndexCorrupt(f"{folder / fn} is corrupted (checksum mismatch)")
+        try:
+            chunks = [IndexedChunk(**json.loads(line))
+                      for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
+            dense = faiss.read_index(str(folder / "dense.faiss"))
+            vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
+            bm25_tokens = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
+        except Exception as exc:  # any parse failure of a checksummed file is corruption
+            raise IndexCorrupt(f"{folder} cannot be read: {exc}") from exc
+        return cls(chunks, vectors, bm25_tokens, manifest)
+
+
+def _remove_old_versions(index_dir: Path, keep: str) -> None:
+    for entry in index_dir.iterdir():
+        if entry.is_dir() and entry.name.startswith(("v-", ".tmp-")) and entry.name != keep:
+            # Leave other processes' in-progress builds alone.
+            if entry.name.startswith(".tmp-") and time.time() - entry.stat().st_mtime < 3600:
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def build_index(chunks: list[Chunk], titles: dict[str, str], embedder, manifest_extra: dict,
+                show_progress: bool = False) -> KnowledgeIndex:
+    """Embed and tokenize chunks into a fresh in-memory index."""
+    started = time.perf_counter()
+    indexed = [IndexedChunk.from_chunk(ch, titles[ch.doc_id]) for ch in chunks]
+    vectors = embedder.embed_passages([passage_text(c) for c in indexed], show_progress=show_progress)
+    bm25_tokens = [tokens(keyword_text(c)) for c in indexed]
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,
+        "chunk_count": len(indexed),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **manifest_extra,
+    }
+    manifest["build_seconds"] = round(time.perf_counter() - started, 2)
+    return KnowledgeIndex(indexed, vectors, bm25_tokens, manifest)

@@ -1,0 +1,54 @@
+"""Chinese keyword tokens for BM25 and for matching questions to sentences."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from functools import lru_cache
+
+import jieba
+
+jieba.setLogLevel(logging.WARNING)
+
+# Domain terms jieba would otherwise cut apart (and place names the router uses).
+DOMAIN_TERMS = [
+    "集成电路", "半导体", "苏州工业园区", "青浦区", "湖里区", "工信部", "十二五", "十一五", "十四五",
+    "专精特新", "第三代半导体", "化合物半导体", "宽禁带半导体", "封装测试", "封测", "芯片设计",
+    "晶圆制造", "产业集群", "高层次人才", "科技领军人才", "营收", "主营业务收入", "销售收入",
+    "公共服务平台", "产业园", "上市企业", "国家级", "EDA", "MEMS", "IDM", "学习工厂",
+    "先进制造贷", "现代服务贷", "西岑科创中心", "青浦工业园区", "西虹桥商务区", "市西软件信息园",
+    "两岸集成电路产业园", "芯火", "双创基地", "扶持资金", "责任单位", "保障措施",
+]
+for term in DOMAIN_TERMS:
+    jieba.add_word(term, freq=200000)
+
+# Words that carry no content in a question or a clause.
+STOPWORDS = set("""
+的 了 和 与 及 或 是 在 到 对 为 以 等 有 中 上 下 把 被 将 从 由 其 该 这 那 之 于 并 而 也 都 就 又 及其
+什么 多少 哪些 哪个 哪里 怎么 怎样 如何 是否 有没有 有何 为何 为什么 几 几个 多大 请问 吗 呢 吧 啊
+一个 一些 一批 提出 提到 规定 要求 方面 相关 有关 进行 开展 加强 推动 推进 支持 实现 达到 进一步
+目前 哪 谁 请 说 讲 介绍 一下 分别 各自 主要 具体 内容 文件 规划 计划 方案 行动 行动计划 里 中的
+what which how many much is are the of to in for and by on a an does do did plan plans about
+""".split())
+_PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+@lru_cache(maxsize=4096)
+def _cut(text: str) -> tuple[str, ...]:
+    return tuple(jieba.cut_for_search(text))
+
+
+def tokens(text: str) -> list[str]:
+    """Search tokens: NFKC-normalized, lower-cased, no punctuation or stopwords."""
+    out = []
+    for tok in _cut(normalize(text)):
+        tok = tok.strip()
+        if not tok or tok in STOPWORDS or _PUNCT.match(tok):
+            continue
+        out.append(tok)
+    return out

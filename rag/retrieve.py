@@ -1,0 +1,119 @@
+"""Hybrid retrieval: dense (FAISS) + BM25 (jieba) fused by reciprocal-rank fusion.
+
+Questions that name a place or issuer are routed to that document; comparison
+questions get clauses from every document they name.  The retriever is also a
+LangChain `BaseRetriever`, so it plugs into any LangChain chain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from .index import IndexedChunk, KnowledgeIndex
+from .keywords import tokens
+from .routing import Route
+
+RRF_K = 60
+CANDIDATES = 50
+MODES = ("hybrid", "dense", "bm25")
+
+
+@dataclass
+class Hit:
+    chunk: IndexedChunk
+    score: float  # fused score (RRF) or the single retriever's score
+    dense: float  # cosine similarity to the question
+    bm25: float
+    row: int
+
+    def to_dict(self) -> dict:
+        c = self.chunk
+        return {"doc_id": c.doc_id, "doc_title": c.doc_title, "clause_id": c.clause_id,
+                "chunk_id": c.chunk_id, "section": c.section_path, "text": c.text,
+                "score": round(float(self.score), 6)}
+
+
+@dataclass
+class RetrievalResult:
+    hits: list[Hit]
+    route: Route
+    searched_documents: list[str] | None  # None = whole corpus
+    query_vector: np.ndarray | None = field(default=None, repr=False)
+
+
+def _ranks(scores: np.ndarray, rows: np.ndarray, limit: int) -> list[int]:
+    order = rows[np.argsort(-scores[rows], kind="stable")]
+    return [int(r) for r in order[:limit]]
+
+
+def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: list[str] | None = None,
+           mode: str = "hybrid", route: Route | None = None, use_routing: bool = True,
+           reranker=None) -> RetrievalResult:
+    """Rank chunks for `query`.
+
+    `documents` (explicit filter from the caller) wins over routing; otherwise a
+    question naming documents searches only those, and a comparison spreads
+    the k results over every named document.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}; choose from {MODES}")
+    route = route or Route(documents=[], compare=False)
+    scope = documents or (route.documents if use_routing and route.named else None)
+    rows = index.rows_for(scope)
+    if rows is None:
+        rows = np.arange(len(index))
+    if len(rows) == 0:
+        return RetrievalResult([], route, scope)
+
+    qvec = embedder.embed_query_vector(query) if mode != "bm25" else None
+    dense = index.dense_scores(qvec) if qvec is not None else np.zeros(len(index), np.float32)
+    bm25 = index.bm25_scores(tokens(query)) if mode != "dense" else np.zeros(len(index), np.float32)
+
+    if mode == "dense":
+        candidates = _ranks(dense, rows, CANDIDATES)
+        fused = dense.astype(np.float64)
+    elif mode == "bm25":
+        candidates = [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0]
+        fused = bm25.astype(np.float64)
+    else:
+        fused = np.zeros(len(index), dtype=np.float64)
+        for ranking in (_ranks(dense, rows, CANDIDATES), [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0]):
+            for rank, r in enumerate(ranking):
+                fused[r] += 1.0 / (RRF_K + rank + 1)
+        candidates = sorted((int(r) for r in rows if fused[r] > 0), key=lambda r: -fused[r])
+    if reranker is not None:
+        candidates = reranker.rerank(query, [index.chunks[r].text for r in candidates[: max(k * 3, 20)]],
+                                     candidates[: max(k * 3, 20)])
+
+    if route.compare and len(scope or []) >= 2 and not documents:
+        per_doc = {d: [r for r in candidates if index.chunks[r].doc_id == d] for d in scope}
+        picked: list[int] = []
+        depth = 0
+        while len(picked) < k and any(depth < len(v) for v in per_doc.values()):
+            for d in scope:
+                if depth < len(per_doc[d]) and len(picked) < k:
+                    picked.append(per_doc[d][depth])
+            depth += 1
+        candidates = picked
+    hits = [Hit(index.chunks[r], float(fused[r]), float(dense[r]), float(bm25[r]), r) for r in candidates[:k]]
+    return RetrievalResult(hits, route, scope, qvec)
+
+
+class ClauseRetriever(BaseRetriever):
+    """LangChain view of `search`: returns clauses as `Document`s with their metadata."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    index: KnowledgeIndex
+    embedder: object
+    k: int = 5
+    mode: str = "hybrid"
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        result = search(self.index, self.embedder, query, k=self.k, mode=self.mode)
+        return [Document(page_content=h.chunk.text, metadata=h.to_dict()) for h in result.hits]

@@ -1,0 +1,48 @@
+"""Turn a follow-up ("那苏州工业园区呢？") into a standalone question before retrieval."""
+
+from __future__ import annotations
+
+import re
+
+from .catalog import DocumentInfo
+from .keywords import tokens
+from .routing import mentions
+
+_FOLLOWUP = re.compile(r"^(那|那么|那末|还有|另外|同样|而|and\b|what about|how about|and what about)|呢[？?]?$|^它|^其", re.I)
+_PRONOUNS = {"它", "它们", "其", "该", "这个", "那个", "这", "那", "呢", "那么", "还有", "另外", "同样", "about", "how"}
+
+
+def last_user_message(history: list[dict] | None) -> str | None:
+    for turn in reversed(history or []):
+        if turn.get("role") == "user" and str(turn.get("content", "")).strip():
+            return str(turn["content"]).strip()
+    return None
+
+
+def is_followup(question: str) -> bool:
+    q = question.strip()
+    return bool(_FOLLOWUP.search(q)) or len(q) <= 8
+
+
+def rewrite_followup(question: str, history: list[dict] | None, documents: list[DocumentInfo]) -> str:
+    """Standalone form of `question` given the conversation; unchanged when it already stands alone."""
+    previous = last_user_message(history)
+    if not previous or not is_followup(question):
+        return question
+    now = mentions(question, documents)
+    before = mentions(previous, documents)
+    content = [t for t in tokens(question) if t not in _PRONOUNS and not any(t in a.lower() for _, a, _ in now)]
+    if now and before and not content:
+        # Same question about another place: swap the place names in order.
+        rewritten = previous
+        for (_, old, _), (_, new, _) in zip(before, now):
+            rewritten = rewritten.replace(old, new, 1)
+        if len(now) > len(before):
+            rewritten = "、".join(a for _, a, _ in now) + rewritten
+        return rewritten
+    if now and not content:
+        return "".join(a for _, a, _ in now) + previous
+    if before and content and not now:
+        # A new aspect of the same document(s): keep the place, drop the old question.
+        return "".join(a for _, a, _ in before) + re.sub(r"^(那么|那|还有|另外|它的?|其)", "", question.strip())
+    return f"{previous} {question.strip()}"

@@ -1,0 +1,52 @@
+"""Which documents a question is about, and whether it compares several."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .catalog import DocumentInfo
+
+_COMPARE = re.compile(r"比较|对比|区别|不同|差异|异同|相比|相较|分别|各自|哪个更|哪一个|哪家|谁更|两地|三地|"
+                      r"\bcompare\b|\bcomparison\b|\bdiffer|\bversus\b|\bvs\.?\b|\bboth\b", re.I)
+
+
+@dataclass
+class Route:
+    documents: list[str]  # named documents, in order of first mention
+    compare: bool
+
+    @property
+    def named(self) -> bool:
+        return bool(self.documents)
+
+
+def _find(alias: str, text: str) -> int:
+    """Position of `alias` in `text` (-1 if absent); Latin aliases match whole words, any case."""
+    if re.fullmatch(r"[A-Za-z0-9 .\-]+", alias):
+        m = re.search(rf"(?<![A-Za-z]){re.escape(alias)}(?![A-Za-z])", text, re.I)
+        return m.start() if m else -1
+    return text.find(alias)
+
+
+def mentions(question: str, documents: list[DocumentInfo]) -> list[tuple[str, str, int]]:
+    """(doc_id, alias as written, position) for each named document, in order of mention.
+
+    Weak aliases count only when no strong alias matched anywhere.
+    """
+    found: dict[str, tuple[str, int]] = {}
+    for attr in ("aliases", "weak_aliases"):
+        for doc in documents:
+            hits = [(p, a) for a in getattr(doc, attr) if (p := _find(a, question)) >= 0]
+            if hits:
+                pos, alias = min(hits, key=lambda h: (h[0], -len(h[1])))
+                found[doc.doc_id] = (question[pos:pos + len(alias)], pos)
+        if found:
+            break
+    return sorted(((d, a, p) for d, (a, p) in found.items()), key=lambda m: m[2])
+
+
+def route(question: str, documents: list[DocumentInfo]) -> Route:
+    """Documents the question names, and whether it compares them."""
+    ordered = [d for d, _, _ in mentions(question, documents)]
+    return Route(documents=ordered, compare=len(ordered) >= 2 or (len(ordered) != 1 and bool(_COMPARE.search(question))))
