@@ -209,9 +209,11 @@ def _split_title(rest: str) -> tuple[str, bool]:
     rest = tidy_spaces(rest)
     if "。" not in rest and len(rest) <= 40 and not rest.endswith(_WRAPPED_END) and _balanced(rest):
         return rest, True
-    head = rest.split("。", 1)[0]
-    if len(head) <= 30:
-        return head, False
+    # An inline heading's title is its first sentence, or its first phrase when that is short.
+    for stop in ("。", "，"):
+        head = rest.split(stop, 1)[0]
+        if stop in rest and len(head) <= 30:
+            return head, False
     return rest[:20] + "…", False
 
 
