@@ -18,7 +18,7 @@ import jieba.posseg as pseg
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching, split_sentences
 from .index import KnowledgeIndex
-from .keywords import STOPWORDS, normalize, tokens
+from .keywords import STOPWORDS, normalize, tokens, variants
 from .retrieve import Hit, RetrievalResult
 
 REFUSAL_PREFIX = "文件中未找到"
@@ -117,12 +117,16 @@ def _contains(haystack_norm: str, needle: str) -> bool:
 
 
 def _coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
-    """Share of the question's keyword IDF weight present in `text`."""
+    """Share of the question's keyword IDF weight present in `text` (synonyms count)."""
     if not keywords:
         return 0.0
     text_n = normalize(text)
     total = sum(index.idf(k) for k in set(keywords)) or 1.0
-    return sum(index.idf(k) for k in set(keywords) if k in text_n) / total
+    return sum(index.idf(k) for k in set(keywords) if any(v in text_n for v in variants(k))) / total
+
+
+# A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
+_NON_YEAR_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批)")
 
 
 def check_constraints(qa: QuestionAnalysis, hits: list[Hit]) -> str | None:
@@ -140,14 +144,29 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit]) -> str | None:
     return None
 
 
-def _sentence_score(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> float:
-    score = _coverage(qa.keywords, sentence, index)
-    if qa.quantity and _HAS_NUMBER.search(sentence):
-        score += 0.25
-    for year in qa.years:
-        if year in sentence:
-            score += 0.3
-    if len(normalize_for_matching(sentence)) < 8:  # bare headings such as "(一) 发展现状。"
+_PHRASE = re.compile(r"[，,：:（）()]")
+
+
+def _sentence_score(sentence: str, context: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> float:
+    """How well one sentence answers the question.
+
+    Mixes the sentence's keyword coverage, its clause's, and its best phrase
+    (between commas): a phrase holding the asked-about terms *and* a figure is
+    what "how much" questions want ("封测业产值超500亿").
+    """
+    best_phrase = 0.0
+    for phrase in _PHRASE.split(sentence):
+        if not phrase.strip():
+            continue
+        value = _coverage(qa.keywords, phrase, index)
+        if qa.quantity and value > 0 and _NON_YEAR_FIGURE.search(phrase):
+            value += 0.3
+        best_phrase = max(best_phrase, value)
+    score = (0.35 * _coverage(qa.keywords, sentence, index) + 0.25 * _coverage(qa.keywords, context, index)
+             + 0.4 * best_phrase)
+    if qa.quantity and _NON_YEAR_FIGURE.search(sentence):
+        score += 0.1
+    if len(normalize_for_matching(sentence)) < 12:  # bare headings such as "(一) 发展现状。"
         score -= 0.5
     return score
 
@@ -164,9 +183,10 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
                     max_sentences: int, max_hits: int = 3) -> list[_Pick]:
     picks: list[_Pick] = []
     for rank, hit in enumerate(hits[:max_hits]):
+        context = hit.chunk.section_path + hit.chunk.text
         for i, sent in enumerate(split_sentences(hit.chunk.text)):
-            prior = 0.15 / (rank + 1)
-            picks.append(_Pick(rank, i, sent.strip(), _sentence_score(sent, qa, index) + prior))
+            prior = 0.1 / (rank + 1)
+            picks.append(_Pick(rank, i, sent.strip(), _sentence_score(sent, context, qa, index) + prior))
     if not picks:
         return []
     picks.sort(key=lambda p: -p.score)
@@ -175,7 +195,9 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     for p in picks[1:]:
         if len(chosen) >= max_sentences:
             break
-        if p.score >= best * 0.75 and p.score > 0.3 and p.sentence not in {c.sentence for c in chosen}:
+        if qa.quantity and not _NON_YEAR_FIGURE.search(p.sentence):
+            continue
+        if p.score >= best * 0.85 and p.score > 0.3 and p.sentence not in {c.sentence for c in chosen}:
             chosen.append(p)
     chosen.sort(key=lambda p: (p.hit_rank, p.sentence_index))
     return chosen
@@ -232,7 +254,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     if best_dense < min_dense and best_cov < min_coverage:
         return Answer(question, refusal_text("与该问题直接相关的内容", qa.english), True, closest, reason="weak_retrieval")
 
-    max_sentences = 3 if qa.listing else 2
+    max_sentences = 3 if qa.listing else (1 if qa.quantity else 2)
     if retrieval.route.compare and retrieval.searched_documents and len(retrieval.searched_documents) >= 2:
         picks_all: list[_Pick] = []
         for doc_id in retrieval.searched_documents:
@@ -240,7 +262,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
             if not doc_hits:
                 continue
             sub = [h for _, h in doc_hits]
-            for p in _best_sentences(sub, qa, index, max_sentences=2, max_hits=2):
+            for p in _best_sentences(sub, qa, index, max_sentences=2, max_hits=3):
                 picks_all.append(_Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
         text, citations = _compose(picks_all, hits, qa, label_docs=True)
     else:

@@ -29,6 +29,7 @@ STOPWORDS = set("""
 什么 多少 哪些 哪个 哪里 怎么 怎样 如何 是否 有没有 有何 为何 为什么 几 几个 多大 请问 吗 呢 吧 啊
 一个 一些 一批 提出 提到 规定 要求 方面 相关 有关 进行 开展 加强 推动 推进 支持 实现 达到 进一步
 目前 哪 谁 请 说 讲 介绍 一下 分别 各自 主要 具体 内容 文件 规划 计划 方案 行动 行动计划 里 中的
+不同 区别 差异 相比 比较 对比 异同 有何不同 有什么 一样 相同 两地 各
 what which how many much is are the of to in for and by on a an does do did plan plans about
 """.split())
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
@@ -52,3 +53,32 @@ def tokens(text: str) -> list[str]:
             continue
         out.append(tok)
     return out
+
+
+# Words the plans use interchangeably; a question using one should match clauses using another.
+SYNONYM_GROUPS = [
+    {"营收", "营业收入", "销售收入", "主营业务收入", "收入", "产业规模", "产值", "规模"},
+    {"人才", "人才总量", "高层次人才", "领军人才", "人才队伍"},
+    {"封测", "封装测试", "封装", "测试"},
+    {"扶持", "支持", "补贴", "资助", "奖励", "扶持资金"},
+    {"上市", "上市企业", "上市公司"},
+    {"产业园", "产业园区", "园区"},
+    {"研发", "研究开发", "研发投入"},
+    {"专利", "发明专利", "知识产权"},
+    {"平台", "公共服务平台", "服务平台"},
+    {"基金", "产业基金", "投资基金"},
+    {"第三代半导体", "化合物半导体", "宽禁带半导体", "氮化镓", "碳化硅"},
+    {"招商", "招商引资", "引进"},
+    {"目标", "到2025年"},
+    {"revenue", "营收", "营业收入", "收入", "产业规模"},
+    {"talent", "talents", "人才"},
+]
+_VARIANTS: dict[str, frozenset[str]] = {}
+for _group in SYNONYM_GROUPS:
+    for _word in _group:
+        _VARIANTS[_word] = _VARIANTS.get(_word, frozenset()) | frozenset(_group)
+
+
+def variants(token: str) -> frozenset[str]:
+    """The token and the words the plans use for the same thing."""
+    return _VARIANTS.get(token, frozenset((token,)))

@@ -71,9 +71,31 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
     if len(rows) == 0:
         return RetrievalResult([], route, scope)
 
+    if route.compare and len(scope or []) >= 2 and not documents:
+        # Each named document is searched with the question minus the *other* places'
+        # names, so "苏州工业园区" cannot pull 青浦工业园区 clauses up by the word 园区.
+        per_doc = {}
+        for d in scope:
+            sub_query = strip_other_places(query, d, route)
+            sub = search(index, embedder, sub_query, k=k, documents=[d], mode=mode, reranker=reranker)
+            per_doc[d] = sub.hits
+        merged: list[Hit] = []
+        depth = 0
+        while len(merged) < k and any(depth < len(v) for v in per_doc.values()):
+            for d in scope:
+                if depth < len(per_doc[d]) and len(merged) < k:
+                    merged.append(per_doc[d][depth])
+            depth += 1
+        return RetrievalResult(merged, route, scope)
+
     qvec = embedder.embed_query_vector(query) if mode != "bm25" else None
     dense = index.dense_scores(qvec) if qvec is not None else np.zeros(len(index), np.float32)
-    bm25 = index.bm25_scores(tokens(query)) if mode != "dense" else np.zeros(len(index), np.float32)
+    # Within a routed document its own name matches everywhere: keep it out of the keywords.
+    keyword_query = query
+    if scope and not documents:
+        for alias in route.aliases.values():
+            keyword_query = keyword_query.replace(alias, " ")
+    bm25 = index.bm25_scores(tokens(keyword_query)) if mode != "dense" else np.zeros(len(index), np.float32)
 
     if mode == "dense":
         candidates = _ranks(dense, rows, CANDIDATES)
@@ -88,21 +110,18 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
                 fused[r] += 1.0 / (RRF_K + rank + 1)
         candidates = sorted((int(r) for r in rows if fused[r] > 0), key=lambda r: -fused[r])
     if reranker is not None:
-        candidates = reranker.rerank(query, [index.chunks[r].text for r in candidates[: max(k * 3, 20)]],
-                                     candidates[: max(k * 3, 20)])
-
-    if route.compare and len(scope or []) >= 2 and not documents:
-        per_doc = {d: [r for r in candidates if index.chunks[r].doc_id == d] for d in scope}
-        picked: list[int] = []
-        depth = 0
-        while len(picked) < k and any(depth < len(v) for v in per_doc.values()):
-            for d in scope:
-                if depth < len(per_doc[d]) and len(picked) < k:
-                    picked.append(per_doc[d][depth])
-            depth += 1
-        candidates = picked
+        head = candidates[: max(k * 3, 20)]
+        candidates = reranker.rerank(query, [index.chunks[r].text for r in head], head)
     hits = [Hit(index.chunks[r], float(fused[r]), float(dense[r]), float(bm25[r]), r) for r in candidates[:k]]
     return RetrievalResult(hits, route, scope, qvec)
+
+
+def strip_other_places(query: str, doc_id: str, route: Route) -> str:
+    """The query with the names of the other compared documents removed."""
+    for other, alias in route.aliases.items():
+        if other != doc_id:
+            query = query.replace(alias, "")
+    return query
 
 
 class ClauseRetriever(BaseRetriever):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .catalog import DocumentInfo
 
@@ -15,6 +15,7 @@ _COMPARE = re.compile(r"比较|对比|区别|不同|差异|异同|相比|相较|
 class Route:
     documents: list[str]  # named documents, in order of first mention
     compare: bool
+    aliases: dict[str, str] = field(default_factory=dict)  # doc_id -> the name as written in the question
 
     @property
     def named(self) -> bool:
@@ -48,5 +49,7 @@ def mentions(question: str, documents: list[DocumentInfo]) -> list[tuple[str, st
 
 def route(question: str, documents: list[DocumentInfo]) -> Route:
     """Documents the question names, and whether it compares them."""
-    ordered = [d for d, _, _ in mentions(question, documents)]
-    return Route(documents=ordered, compare=len(ordered) >= 2 or (len(ordered) != 1 and bool(_COMPARE.search(question))))
+    found = mentions(question, documents)
+    ordered = [d for d, _, _ in found]
+    return Route(documents=ordered, aliases={d: a for d, a, _ in found},
+                 compare=len(ordered) >= 2 or (len(ordered) != 1 and bool(_COMPARE.search(question))))

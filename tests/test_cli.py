@@ -1,0 +1,75 @@
+"""The `rag` command line: JSON output, batch mode from stdin, clear errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rag import cli
+
+
+@pytest.fixture
+def run_cli(assistant, monkeypatch, capsys):
+    """Run `rag …` in-process on the session's real assistant (no second model load)."""
+    monkeypatch.setattr(cli, "_assistant", lambda args, **kw: assistant)
+
+    def run(argv, stdin=None):
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def test_ask_json(run_cli):
+    code, out, _ = run_cli(["ask", "深圳到2025年集成电路产业营收目标是多少？", "--json"])
+    data = json.loads(out)
+    assert code == 0 and not data["refused"] and "2500亿元" in data["answer"]
+    assert data["citations"][0]["clause_id"] == "二.(一)"
+
+
+def test_ask_human_output_lists_cited_clauses(run_cli):
+    code, out, _ = run_cli(["ask", "深圳到2025年集成电路产业营收目标是多少？"])
+    assert code == 0 and "引用条款" in out and "二.(一)" in out
+
+
+def test_search_json(run_cli):
+    code, out, _ = run_cli(["search", "第三代半导体", "-k", "10", "--json"])
+    hits = json.loads(out)
+    assert code == 0 and len(hits) == 10
+    assert set(hits[0]) >= {"doc_id", "doc_title", "clause_id", "section", "text", "score"}
+
+
+def test_batch_mode_one_json_per_line(run_cli):
+    code, out, _ = run_cli(["ask", "-", "--json"], stdin="深圳到2025年营收目标是多少？\n\n青浦区人才目标是多少？\n")
+    lines = [json.loads(l) for l in out.splitlines()]
+    assert code == 0 and len(lines) == 2 and all("answer" in l for l in lines)
+    code, out, _ = run_cli(["search", "-", "-k", "3", "--json"], stdin="人才\n封测\n")
+    assert [len(json.loads(l)) for l in out.splitlines()] == [3, 3]
+
+
+def test_batch_mode_reports_bad_lines_and_fails(run_cli):
+    code, out, _ = run_cli(["ask", "-", "--json"], stdin="深圳营收目标？\n" + "问" * 1001 + "\n")
+    rows = [json.loads(l) for l in out.splitlines()]
+    assert code == 2 and "answer" in rows[0] and "error" in rows[1]
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "问" * 1001])
+def test_bad_question_is_a_clear_error(run_cli, bad):
+    code, out, err = run_cli(["ask", bad])
+    assert code == 2 and "错误" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_installed_console_script_end_to_end(session_index_dir, assistant):
+    env = dict(os.environ, RAG_INDEX_DIR=str(session_index_dir))
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "湖里区2023年集成电路集群产值是多少？", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "22.1亿元" in json.loads(proc.stdout)["answer"]
