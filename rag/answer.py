@@ -1,11 +1,14 @@
 """The extractive answerer: cited sentences from the retrieved clauses, or a plain refusal.
 
 No language model: it picks the sentences of the top clauses that best cover
-the question's key terms (weighted by IDF), prefers sentences with figures for
-"how much" questions, and writes every sentence with a [n] marker pointing at
-the clause it was copied from.  It refuses when retrieval is weak, or when the
-question names a constraint (a year, a place, an organisation, a figure) that no
-retrieved clause contains, and then still lists the closest clauses.
+the question's key terms (weighted by IDF, with the plans' synonyms), prefers
+phrases holding a figure for "how much" questions, and writes every sentence
+with a [n] marker pointing at the clause it was copied verbatim from.  A
+question about a whole section ("保障措施有哪些？") is answered with that
+section's items, each cited.  It refuses when retrieval is weak, or when the
+question names a constraint (a year outside the plan, a place, an
+organisation, a figure) that no retrieved clause holds, and then still lists
+the closest clauses.
 """
 
 from __future__ import annotations
@@ -18,27 +21,40 @@ import jieba.posseg as pseg
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching, split_sentences
 from .index import KnowledgeIndex
-from .keywords import STOPWORDS, normalize, tokens, variants
+from .keywords import STOPWORDS, key_terms, normalize, tokens, variants
 from .retrieve import Hit, RetrievalResult
 
 REFUSAL_PREFIX = "文件中未找到"
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
+# A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
+_NON_YEAR_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批)")
 _QUANTITY = re.compile(r"多少|几[家个名项条所]|比例|规模|目标|数量|金额|产值|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
-_LIST = re.compile(r"哪些|有什么|有哪些|包括|主要措施|举措|任务|工程|重点|what are|which|list", re.I)
-_HAS_NUMBER = re.compile(r"\d")
-_ENGLISH = re.compile(r"^[\x00-\x7f\s]+$")
+_LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|what are|which|list", re.I)
+_SUMMARY = re.compile(r"哪些|有什么|包括|包含|主要|概括|总结|介绍|内容|what (are|does)|summar|main", re.I)
+_ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
+_HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．])")
+_PHRASE = re.compile(r"[，,：:（）()]")
 # Proper-noun parts of speech whose absence from the clauses means "the plans don't say".
 _NAMED_POS = {"ns", "nt", "nr", "nrt", "nz"}
 # Named words that are generic in this corpus and must not trigger a refusal.
 _GENERIC_NAMED = {"中国", "我国", "国家", "全国", "国内", "国际", "全球", "世界", "园区", "集成电路", "长三角",
-                  "中央", "国务院", "政府", "市", "省", "区", "科技", "工信", "产业园"}
+                  "中央", "国务院", "政府", "市", "省", "区", "科技", "工信", "产业园", "上海市"}
+# Capitalised English words that are not names of places or organisations.
+_ENGLISH_COMMON = set("""
+what which who whom whose when where why how is are was were do does did the a an of in on for to by and or
+according plan plans ic integrated circuit circuits industry industrial park district city province government
+china chinese national ministry information technology five year five-year twelfth 12th fyp target targets
+revenue talent talents policy policies measures action program programme by semiconductor semiconductors
+please tell me list give compare between about i we you they it its their there
+""".split())
 
 # Refusal thresholds on retrieval strength (cosine of the best clause; share of
-# the question's keyword weight that the best clause covers).  Tuned on the gold set.
+# the question's keyword weight that the best clause covers).
 MIN_DENSE = 0.80
 MIN_COVERAGE = 0.34
+ENGLISH_DENSE_MARGIN = 0.04  # cross-language similarities run lower
 
 
 @dataclass
@@ -86,7 +102,19 @@ class QuestionAnalysis:
     named: list[str]  # proper nouns (places, organisations) to find in the clauses
     quantity: bool
     listing: bool
+    summary: bool
     english: bool
+
+
+def _english_names(question: str, known: set[str]) -> list[str]:
+    """Capitalised words of an English question that look like names we don't know."""
+    words = re.findall(r"[A-Za-z][A-Za-z\-]+", question)
+    out = []
+    for i, w in enumerate(words):
+        lw = w.lower().removesuffix("'s")
+        if w[0].isupper() and lw not in _ENGLISH_COMMON and not any(lw in k or k in lw for k in known if k):
+            out.append(w)
+    return out
 
 
 def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
@@ -94,26 +122,31 @@ def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
     for d in documents:
         known.update(normalize(a) for a in d.aliases + d.weak_aliases)
         known.update(normalize(x) for x in (d.region, d.issuer))
+    english = bool(_ENGLISH.match(question))
     named = []
     for word, flag in pseg.cut(question):
         w = normalize(word.strip())
         if flag in _NAMED_POS and len(w) >= 2 and w not in _GENERIC_NAMED and w not in STOPWORDS:
-            if not any(w in k or k in w for k in known if k):
+            if not re.fullmatch(r"[a-z\-]+", w) and not any(w in k or k in w for k in known if k):
                 named.append(word.strip())
+    if english:
+        named += _english_names(question, known)
     return QuestionAnalysis(
         text=question,
-        keywords=tokens(question),
+        # Place names are handled by routing; as keywords they would favour any sentence naming the place.
+        keywords=[t for t in key_terms(question) if not any(t in k or k in t for k in known if len(k) >= 2)],
         years=_YEAR.findall(question),
         figures=["".join(m) for m in _FIGURE.findall(question)],
         named=named,
         quantity=bool(_QUANTITY.search(question)),
         listing=bool(_LIST.search(question)),
-        english=bool(_ENGLISH.match(question)),
+        summary=bool(_SUMMARY.search(question)),
+        english=english,
     )
 
 
 def _contains(haystack_norm: str, needle: str) -> bool:
-    return normalize_for_matching(needle) in haystack_norm
+    return normalize_for_matching(needle).lower() in haystack_norm.lower()
 
 
 def _coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
@@ -125,26 +158,28 @@ def _coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
     return sum(index.idf(k) for k in set(keywords) if any(v in text_n for v in variants(k))) / total
 
 
-# A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
-_NON_YEAR_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批)")
+def _year_covered(year: str, hits: list[Hit], documents: list[DocumentInfo], text_norm: str) -> bool:
+    """A year is covered when a retrieved clause says it, or it lies in a retrieved plan's period."""
+    if year in text_norm:
+        return True
+    periods = {d.doc_id: d.period for d in documents if d.period}
+    return any(periods.get(h.chunk.doc_id) and periods[h.chunk.doc_id][0] <= int(year) <= periods[h.chunk.doc_id][1]
+               for h in hits)
 
 
-def check_constraints(qa: QuestionAnalysis, hits: list[Hit]) -> str | None:
-    """Name the first constraint of the question that no retrieved clause holds."""
-    corpus = normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits))
+def check_constraints(qa: QuestionAnalysis, hits: list[Hit], documents: list[DocumentInfo]) -> tuple[str, str] | None:
+    """(Chinese, English) name of the first constraint of the question that no retrieved clause holds."""
+    text = normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits))
     for name in qa.named:
-        if not _contains(corpus, name):
-            return f"“{name}”"
+        if not _contains(text, name):
+            return f"“{name}”", f"nothing about {name}"
     for year in qa.years:
-        if year not in corpus:
-            return f"{year}年的相关内容"
+        if not _year_covered(year, hits, documents, text):
+            return f"{year}年的相关内容", f"nothing for the year {year}"
     for fig in qa.figures:
-        if not _contains(corpus, fig):
-            return f"“{fig}”这一数字"
+        if not _contains(text, fig):
+            return f"“{fig}”这一数字", f"the figure {fig} does not appear"
     return None
-
-
-_PHRASE = re.compile(r"[，,：:（）()]")
 
 
 def _sentence_score(sentence: str, context: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> float:
@@ -162,12 +197,13 @@ def _sentence_score(sentence: str, context: str, qa: QuestionAnalysis, index: Kn
         if qa.quantity and value > 0 and _NON_YEAR_FIGURE.search(phrase):
             value += 0.3
         best_phrase = max(best_phrase, value)
-    score = (0.35 * _coverage(qa.keywords, sentence, index) + 0.25 * _coverage(qa.keywords, context, index)
+    score = (0.3 * _coverage(qa.keywords, sentence, index) + 0.3 * _coverage(qa.keywords, context, index)
              + 0.4 * best_phrase)
     if qa.quantity and _NON_YEAR_FIGURE.search(sentence):
         score += 0.1
-    if len(normalize_for_matching(sentence)) < 12:  # bare headings such as "(一) 发展现状。"
-        score -= 0.5
+    bare = normalize_for_matching(sentence)
+    if len(bare) < 12 or (_HEADING_SENTENCE.match(sentence) and len(bare) < 24):
+        score -= 0.5  # a heading title such as "(三) 落实环保配套措施。" answers nothing by itself
     return score
 
 
@@ -185,7 +221,7 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     for rank, hit in enumerate(hits[:max_hits]):
         context = hit.chunk.section_path + hit.chunk.text
         for i, sent in enumerate(split_sentences(hit.chunk.text)):
-            prior = 0.1 / (rank + 1)
+            prior = 0.15 / (rank + 1)
             picks.append(_Pick(rank, i, sent.strip(), _sentence_score(sent, context, qa, index) + prior))
     if not picks:
         return []
@@ -203,36 +239,124 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     return chosen
 
 
-def _compose(picks: list[_Pick], hits: list[Hit], qa: QuestionAnalysis,
-             label_docs: bool) -> tuple[str, list[Citation]]:
+def _doc_label(chunk, english: bool) -> str:
+    return f"{'According to' if english else '根据'}《{chunk.doc_title}》{': ' if english else '：'}"
+
+
+def _compose(picks: list[_Pick], hits: list[Hit], qa: QuestionAnalysis) -> tuple[str, list[Citation]]:
+    """Verbatim sentences, each followed by its clause's [n]; one line per document."""
     numbers: dict[int, int] = {}
     citations: list[Citation] = []
-    parts: list[str] = []
+    lines: list[str] = []
+    current_doc = None
     for p in picks:
         if p.hit_rank not in numbers:
             numbers[p.hit_rank] = len(numbers) + 1
             citations.append(Citation(numbers[p.hit_rank], hits[p.hit_rank]))
         n = numbers[p.hit_rank]
-        sentence = p.sentence
-        if not sentence.endswith(("。", "；", "！", "？", ".", ";")):
-            sentence += "。"
-        parts.append((sentence[:-1], sentence[-1], n))
-    lines = []
-    current_doc = None
-    for (body, end, n) in parts:
-        doc = citations[n - 1].hit.chunk
-        prefix = ""
-        if label_docs and doc.doc_id != current_doc:
-            prefix = f"{'According to' if qa.english else '根据'}《{doc.doc_title}》{':' if qa.english else '：'}"
-            current_doc = doc.doc_id
-        lines.append(f"{prefix}{body}[{n}]{end}")
-    return ("\n".join(lines) if label_docs else "".join(lines)), citations
+        chunk = hits[p.hit_rank].chunk
+        sentence = p.sentence if p.sentence.endswith(("。", "；", "！", "？")) else p.sentence + "。"
+        body, end = sentence[:-1], sentence[-1]
+        if chunk.doc_id != current_doc:
+            lines.append(_doc_label(chunk, qa.english))
+            current_doc = chunk.doc_id
+        lines[-1] += f"{body}[{n}]{end}"
+    return "\n".join(lines), citations
 
 
-def refusal_text(what: str, english: bool) -> str:
+# -- questions about a whole section ----------------------------------------------
+
+def _title_words(title: str) -> str:
+    """A heading title without its marker: "六、保障措施" -> "保障措施"."""
+    return re.sub(r"^(专栏\s*\d+|[（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．])\s*", "",
+                  title).strip()
+
+
+# Words that ask for a section's items rather than adding a topic of their own.
+_SECTION_WORDS = {"措施", "工程", "任务", "举措", "政策", "方面", "内容", "事项", "重点", "哪些", "包括", "包含",
+                  "主要", "概括", "总结", "介绍", "专栏", "条", "项", "几", "部分", "章节", "芯片", "期间", "时期",
+                  "我国", "国家", "全国", "当前", "未来", "今后"}
+GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which section is meant
+
+
+def _matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
+                     route_aliases: list[str], documents: list[str] | None) -> tuple[str, list[str]] | None:
+    """(doc_id, section prefix) of the heading the question is about as a whole, e.g. "保障措施", "专栏1".
+
+    Only when the question adds no topic of its own beyond the heading's words
+    ("保障措施中关于环保…" asks about one item, not the list).
+    """
+    q = normalize_for_matching(question)
+    place_words = {t for a in route_aliases for t in key_terms(a)}
+    best = None
+    for ch in index.chunks:
+        if documents and ch.doc_id not in documents:
+            continue
+        for depth, title in enumerate(ch.section):
+            box = re.match(r"专栏\s*(\d+)", title)
+            title_tokens = set(key_terms(_title_words(title)))
+            if box:
+                matched = f"专栏{box.group(1)}" in q
+            else:
+                matched = (bool(title_tokens) and sum(map(len, title_tokens)) >= 4
+                           and len(title_tokens & set(qa.keywords)) / len(title_tokens) >= 0.75)
+            if not matched:
+                continue
+            extra = set(qa.keywords) - title_tokens - place_words - _SECTION_WORDS
+            extra = {t for t in extra if index.idf(t) >= GENERIC_IDF
+                     and not any(t in w or w in t for w in title_tokens | place_words)}
+            if extra:
+                continue
+            key = (10 if box else len(title_tokens), -depth)
+            if best is None or key > best[0]:
+                best = (key, ch.doc_id, ch.section[: depth + 1])
+    if best is None:
+        return None
+    return best[1], best[2]
+
+
+def _item_label(text: str) -> str:
+    """The lead phrase of an item's text ("高端通用芯片：…" -> "高端通用芯片")."""
+    m = re.match(r"^([^。；：:，]{2,30})[：:。，]", text)
+    label = m.group(1) if m else split_sentences(text)[0]
+    return label.strip().rstrip("。；，")
+
+
+def _section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, qa: QuestionAnalysis,
+                    max_items: int = 12) -> tuple[str, list[Citation]] | None:
+    """List a section's items: its sub-headings, or its paragraphs' lead phrases when it has none."""
+    doc_id, prefix = section
+    rows = [i for i, ch in enumerate(index.chunks)
+            if ch.doc_id == doc_id and ch.section[: len(prefix)] == prefix and ch.part == 1]
+    items: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for row in rows:
+        ch = index.chunks[row]
+        if len(ch.section) > len(prefix):  # an item with its own heading
+            child = ch.section[len(prefix)]
+            if child not in seen:
+                seen.add(child)
+                items.append((child, row))
+        else:
+            items.append((_item_label(ch.text), row))
+    if len(items) < 2:
+        return None
+    citations, parts = [], []
+    for n, (label, row) in enumerate(items[:max_items], start=1):
+        citations.append(Citation(n, Hit(index.chunks[row], 1.0, 0.0, 0.0, row)))
+        parts.append(f"{label}[{n}]")
+    head = _doc_label(index.chunks[rows[0]], qa.english)
+    more = f"（另有{len(items) - max_items}项）" if len(items) > max_items else ""
+    return f"{head}「{prefix[-1]}」包括：" + "；".join(parts) + f"。{more}", citations
+
+
+# -- the answerer -------------------------------------------------------------------
+
+def refusal_text(what_zh: str, what_en: str, english: bool) -> str:
     if english:
-        return f"{REFUSAL_PREFIX}：the plans in the corpus do not answer this ({what} not found). The closest clauses are listed below."
-    return f"{REFUSAL_PREFIX}{what}。以下列出最接近的条款供参考。"
+        return (f"{REFUSAL_PREFIX} (not found in the plans): the documents do not answer this question "
+                f"({what_en}). The closest clauses are listed below.")
+    return f"{REFUSAL_PREFIX}{what_zh}。以下列出最接近的条款供参考。"
 
 
 def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeIndex,
@@ -242,32 +366,46 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     hits = retrieval.hits
     qa = analyze(question, documents)
     closest = [Citation(i + 1, h) for i, h in enumerate(hits[:3])]
-    if not hits:
-        return Answer(question, refusal_text("相关条款", qa.english), True, [], reason="no_hits")
 
-    missing = check_constraints(qa, hits)
+    def refuse(zh: str, en: str, reason: str) -> Answer:
+        return Answer(question, refusal_text(zh, en, qa.english), True, closest, reason=reason)
+
+    if not hits:
+        return refuse("相关条款", "no matching clause", "no_hits")
+    missing = check_constraints(qa, hits, documents)
     if missing:
-        return Answer(question, refusal_text(missing, qa.english), True, closest, reason="constraint")
+        return refuse(*missing, "constraint")
 
     best_dense = max(h.dense for h in hits)
     best_cov = max(_coverage(qa.keywords, h.chunk.section_path + h.chunk.text, index) for h in hits)
+    if qa.english:  # English keywords never match the Chinese text: judge by the embedding alone
+        best_cov, min_dense = 0.0, min_dense - ENGLISH_DENSE_MARGIN
     if best_dense < min_dense and best_cov < min_coverage:
-        return Answer(question, refusal_text("与该问题直接相关的内容", qa.english), True, closest, reason="weak_retrieval")
+        return refuse("与该问题直接相关的内容", "no clause is close enough", "weak_retrieval")
 
-    max_sentences = 3 if qa.listing else (1 if qa.quantity else 2)
-    if retrieval.route.compare and retrieval.searched_documents and len(retrieval.searched_documents) >= 2:
-        picks_all: list[_Pick] = []
-        for doc_id in retrieval.searched_documents:
+    if qa.summary and not qa.quantity:
+        section = _matched_section(question, qa, index, list(retrieval.route.aliases.values()),
+                                   retrieval.searched_documents)
+        composed = _section_answer(section, index, qa) if section else None
+        if composed:
+            return Answer(question, composed[0], False, composed[1])
+
+    compare_docs = retrieval.searched_documents if retrieval.route.compare else None
+    if compare_docs and len(compare_docs) >= 2:
+        picks: list[_Pick] = []
+        for doc_id in compare_docs:
             doc_hits = [(i, h) for i, h in enumerate(hits) if h.chunk.doc_id == doc_id]
-            if not doc_hits:
-                continue
-            sub = [h for _, h in doc_hits]
-            for p in _best_sentences(sub, qa, index, max_sentences=2, max_hits=3):
-                picks_all.append(_Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
-        text, citations = _compose(picks_all, hits, qa, label_docs=True)
+            for p in _best_sentences([h for _, h in doc_hits], qa, index, max_sentences=2, max_hits=3):
+                picks.append(_Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
     else:
+        max_sentences = 3 if qa.listing else (1 if qa.quantity else 2)
         picks = _best_sentences(hits, qa, index, max_sentences)
-        text, citations = _compose(picks, hits, qa, label_docs=True)
+    text, citations = _compose(picks, hits, qa)
     if not citations:
-        return Answer(question, refusal_text("相关条款", qa.english), True, closest, reason="no_sentence")
+        return refuse("相关条款", "no matching clause", "no_sentence")
+    # A named place or organisation must be in what we cite, not merely somewhere in the hits.
+    cited = normalize_for_matching(" ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations))
+    for name in qa.named:
+        if not _contains(cited, name):
+            return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)

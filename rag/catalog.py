@@ -22,6 +22,7 @@ class DocumentInfo:
     aliases: list[str] = field(default_factory=list)  # names that route a question here
     weak_aliases: list[str] = field(default_factory=list)  # used only when no strong alias matches
     note: str | None = None
+    period: list[int] | None = None  # the years a plan covers, e.g. [2011, 2015] for 十二五
 
     def to_dict(self) -> dict:
         return asdict(self)
