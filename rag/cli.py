@@ -151,6 +151,19 @@ def cmd_bench(args) -> int:
     return run_bench(args)
 
 
+def cmd_eval(args) -> int:
+    """Gold-set evaluation: configurations side by side, report under evals/reports/<timestamp>/."""
+    from .evaluate import ConfigError, GoldError, main as run_evaluation
+
+    try:
+        run_evaluation(lambda: _assistant(args), args.config, args.gold, args.out, limit=args.limit,
+                       progress=not args.quiet)
+    except (GoldError, ConfigError) as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rag", description="政策问答: cited answers from Chinese IC industry plans")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -195,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", type=int, default=60, help="number of queries to time")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_bench)
+
+    from .evaluate import CONFIG_NAMES
+
+    sp = sub.add_parser("eval", help="evaluate on the gold set, configurations side by side")
+    sp.add_argument("--config", action="append", metavar="NAME",
+                    help=f"configuration to run (repeatable; default all): {', '.join(CONFIG_NAMES)}")
+    sp.add_argument("--gold", help="gold questions file (default evals/gold.jsonl)")
+    sp.add_argument("--out", help="reports folder (default evals/reports); the run goes in <out>/<timestamp>/")
+    sp.add_argument("--limit", type=int, help="evaluate only N questions, spread over the gold set")
+    sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_eval)
     return p
 
 
