@@ -21,19 +21,30 @@ import jieba.posseg as pseg
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching, split_sentences
 from .index import KnowledgeIndex
-from .keywords import STOPWORDS, key_terms, normalize, tokens, variants
+from .keywords import STOPWORDS, english_terms, key_terms, normalize, variants
 from .retrieve import Hit, RetrievalResult
 
 REFUSAL_PREFIX = "文件中未找到"
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
 # A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
-_NON_YEAR_FIGURE = re.compile(r"\d+(?:\.\d+)?\s*(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批)")
+_NON_YEAR_FIGURE = re.compile(r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
+                              r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位)|\d{5,}|\d+-\d+家")
 _QUANTITY = re.compile(r"多少|几[家个名项条所]|比例|规模|目标|数量|金额|产值|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|what are|which|list", re.I)
 _SUMMARY = re.compile(r"哪些|有什么|包括|包含|主要|概括|总结|介绍|内容|what (are|does)|summar|main", re.I)
 _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
+# Asks for a number, so an answer without one in the asked-about phrase does not answer it.
+_ASKS_NUMBER = re.compile(r"多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
+                          r"how (many|much|large|big)|what (percentage|share|proportion)|which year|when", re.I)
+# A plan's goals and its review of the past live in different sections.
+_TARGET = re.compile(r"目标|希望|力争|要达到|要做到|将达到|到20\d\d年|预期|预计|计划|target|aim|goal|by 20\d\d", re.I)
+_REVIEW = re.compile(r"十一五|回顾|目前|现状|现在|现有|已经|已有|实现了|过去|去年|成效|取得|情况", re.I)
+_RESPONSIBLE = re.compile(r"负责|责任单位|责任部门|牵头|哪些部门|哪些单位|哪个部门|who is responsible|responsible", re.I)
+_HOW = re.compile(r"如何|怎么|怎样|做了什么|做了哪些|采取|安排|部署|举措|措施|方面|how (does|do|did|will|is)|"
+                  r"what (measures|steps|actions)", re.I)
+_NOTE_SENTENCE = re.compile(r"^[（(].*(负责|责任单位|责任部门)")
 _HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．])")
 _PHRASE = re.compile(r"[，,：:（）()]")
 # Proper-noun parts of speech whose absence from the clauses means "the plans don't say".
@@ -104,16 +115,24 @@ class QuestionAnalysis:
     listing: bool
     summary: bool
     english: bool
+    asks_number: bool = False
+    target: bool = False
+    review: bool = False
+    responsible: bool = False
+    how: bool = False
 
 
 def _english_names(question: str, known: set[str]) -> list[str]:
     """Capitalised words of an English question that look like names we don't know."""
-    words = re.findall(r"[A-Za-z][A-Za-z\-]+", question)
     out = []
-    for i, w in enumerate(words):
+    for m in re.finditer(r"[A-Za-z][A-Za-z\-]+", question):
+        w = m.group(0)
         lw = w.lower().removesuffix("'s")
-        if w[0].isupper() and lw not in _ENGLISH_COMMON and not any(lw in k or k in lw for k in known if k):
-            out.append(w)
+        sentence_start = not question[: m.start()].strip() or question[: m.start()].rstrip()[-1] in ".?!"
+        if (not w[0].isupper() or w.isupper() or sentence_start or lw in _ENGLISH_COMMON
+                or english_terms(lw) or any(lw in k or k in lw for k in known if k)):
+            continue  # acronyms (MIIT, CPPCC), glossary words and known places are not unknown names
+        out.append(w)
     return out
 
 
@@ -134,7 +153,8 @@ def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
     return QuestionAnalysis(
         text=question,
         # Place names are handled by routing; as keywords they would favour any sentence naming the place.
-        keywords=[t for t in key_terms(question) if not any(t in k or k in t for k in known if len(k) >= 2)],
+        keywords=(english_terms(question) if english else
+                  [t for t in key_terms(question) if not any(t in k or k in t for k in known if len(k) >= 2)]),
         years=_YEAR.findall(question),
         figures=["".join(m) for m in _FIGURE.findall(question)],
         named=named,
@@ -142,6 +162,11 @@ def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
         listing=bool(_LIST.search(question)),
         summary=bool(_SUMMARY.search(question)),
         english=english,
+        asks_number=bool(_ASKS_NUMBER.search(question)),
+        target=bool(_TARGET.search(question)),
+        review=bool(_REVIEW.search(question)),
+        responsible=bool(_RESPONSIBLE.search(question)),
+        how=bool(_HOW.search(question)),
     )
 
 
@@ -149,13 +174,22 @@ def _contains(haystack_norm: str, needle: str) -> bool:
     return normalize_for_matching(needle).lower() in haystack_norm.lower()
 
 
+SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
+
+
 def _coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
-    """Share of the question's keyword IDF weight present in `text` (synonyms count)."""
+    """Share of the question's keyword IDF weight present in `text` (synonyms count less)."""
     if not keywords:
         return 0.0
     text_n = normalize(text)
     total = sum(index.idf(k) for k in set(keywords)) or 1.0
-    return sum(index.idf(k) for k in set(keywords) if any(v in text_n for v in variants(k))) / total
+    found = 0.0
+    for k in set(keywords):
+        if normalize(k) in text_n:
+            found += index.idf(k)
+        elif any(v in text_n for v in variants(k)):
+            found += SYNONYM_WEIGHT * index.idf(k)
+    return found / total
 
 
 def _year_covered(year: str, hits: list[Hit], documents: list[DocumentInfo], text_norm: str) -> bool:
@@ -201,9 +235,20 @@ def _sentence_score(sentence: str, context: str, qa: QuestionAnalysis, index: Kn
              + 0.4 * best_phrase)
     if qa.quantity and _NON_YEAR_FIGURE.search(sentence):
         score += 0.1
+    for year in qa.years:
+        if year in sentence:
+            score += 0.1
+    if qa.target and not qa.review and ("目标" in context or re.search(r"到20\d\d年|力争", sentence)):
+        score += 0.1
+    if qa.review and not qa.target and re.search(r"回顾|现状|成效|情况|目前", context):
+        score += 0.1
+    if qa.responsible and _NOTE_SENTENCE.match(sentence.strip()):
+        score += 0.6
     bare = normalize_for_matching(sentence)
-    if len(bare) < 12 or (_HEADING_SENTENCE.match(sentence) and len(bare) < 24):
+    if _HEADING_SENTENCE.match(sentence) and len(bare) < 24:
         score -= 0.5  # a heading title such as "(三) 落实环保配套措施。" answers nothing by itself
+    if _NOTE_SENTENCE.match(sentence.strip()) and not qa.responsible:
+        score -= 0.3  # the （责任单位：…） note answers only "who is responsible"
     return score
 
 
@@ -237,6 +282,52 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
             chosen.append(p)
     chosen.sort(key=lambda p: (p.hit_rank, p.sentence_index))
     return chosen
+
+
+def _number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> bool:
+    """Does a phrase of `sentence` hold a figure *and* the specific thing the question asks about?
+
+    "深圳人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
+    but not for 人才: that is a refusal, not an answer.
+    """
+    asked = [k for k in qa.keywords if not _YEAR.fullmatch(k)]
+    specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
+    wants_year = bool(re.search(r"哪一年|哪年|何时|which year|when", qa.text, re.I))
+    for phrase in _PHRASE.split(sentence):
+        has_figure = bool(_YEAR.search(phrase)) if wants_year else bool(_NON_YEAR_FIGURE.search(phrase))
+        if has_figure and (not specific or _coverage(specific, phrase, index) > 0):
+            return True
+    return False
+
+
+def _best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
+                  per_document: list[str] | None) -> list[_Pick]:
+    """For "how"/"which measures" questions: the best clause(s), every sentence of them."""
+    def clause_score(rank: int, hit: Hit) -> float:
+        context = hit.chunk.section_path + hit.chunk.text
+        best = max((_sentence_score(s, context, qa, index) for s in split_sentences(hit.chunk.text)), default=0.0)
+        return best + 0.5 * _coverage(qa.keywords, context, index) + 0.3 / (rank + 1)
+
+    scored = sorted(((clause_score(r, h), r) for r, h in enumerate(hits[:5])), reverse=True)
+    chosen: list[int] = []
+    if per_document:
+        for doc_id in per_document:
+            best = next((r for _, r in scored if hits[r].chunk.doc_id == doc_id), None)
+            if best is not None:
+                chosen.append(best)
+    elif scored:
+        top_score, top = scored[0]
+        chosen = [top]
+        if len(scored) > 1 and scored[1][0] >= 0.9 * top_score and hits[scored[1][1]].chunk.doc_id == hits[top].chunk.doc_id:
+            chosen.append(scored[1][1])
+    picks = []
+    for r in sorted(chosen):
+        for i, sent in enumerate(split_sentences(hits[r].chunk.text)):
+            bare = normalize_for_matching(sent)
+            if i == 0 and _HEADING_SENTENCE.match(sent) and len(bare) < 24:
+                continue  # the clause's own heading title
+            picks.append(_Pick(r, i, sent.strip(), 1.0))
+    return picks
 
 
 def _doc_label(chunk, english: bool) -> str:
@@ -274,6 +365,7 @@ def _title_words(title: str) -> str:
 
 # Words that ask for a section's items rather than adding a topic of their own.
 _SECTION_WORDS = {"措施", "工程", "任务", "举措", "政策", "方面", "内容", "事项", "重点", "哪些", "包括", "包含",
+                  "一共", "共", "总共", "部署", "提出", "设置", "安排", "几个", "哪几个", "哪几",
                   "主要", "概括", "总结", "介绍", "专栏", "条", "项", "几", "部分", "章节", "芯片", "期间", "时期",
                   "我国", "国家", "全国", "当前", "未来", "今后"}
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which section is meant
@@ -350,6 +442,36 @@ def _section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, qa: Q
     return f"{head}「{prefix[-1]}」包括：" + "；".join(parts) + f"。{more}", citations
 
 
+# -- questions about the document itself (number, date) ----------------------------
+
+_DOC_NUMBER_Q = re.compile(r"文号|字号|发文号|document number|reference number", re.I)
+_DATE_Q = re.compile(r"哪天|哪一天|日期|(什么时候|何时|哪年|哪一年)(发布|印发|出台|发的|印发的|发布的)|发布时间|印发时间|成文|"
+                     r"when was .*(issued|published|released)|(issue|publication) date", re.I)
+_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
+
+
+def _metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list[DocumentInfo],
+                     scope: list[str] | None) -> tuple[str, list[Citation]] | None:
+    """Answer "哪个文号" / "哪天印发" from the document's own header or signature clauses."""
+    if not scope or len(scope) != 1 or not (_DOC_NUMBER_Q.search(qa.text) or _DATE_Q.search(qa.text)):
+        return None
+    info = next((d for d in documents if d.doc_id == scope[0]), None)
+    rows = [i for i, ch in enumerate(index.chunks) if ch.doc_id == scope[0]]
+    found = None
+    if _DOC_NUMBER_Q.search(qa.text) and info and info.doc_number:
+        target = normalize_for_matching(info.doc_number)
+        found = next((r for r in rows if target in normalize_for_matching(index.chunks[r].text)), None)
+    elif _DATE_Q.search(qa.text):
+        dated = [r for r in rows if _DATE.search(index.chunks[r].text) and len(index.chunks[r].text) < 80]
+        # prefer the signature date of issue ("印发"), then any date in the header or closing
+        dated.sort(key=lambda r: ("印发" not in index.chunks[r].text, r))
+        found = dated[0] if dated else None
+    if found is None:
+        return None
+    chunk = index.chunks[found]
+    return f"{_doc_label(chunk, qa.english)}{chunk.text.rstrip('。')}[1]。", [Citation(1, Hit(chunk, 1.0, 0.0, 0.0, found))]
+
+
 # -- the answerer -------------------------------------------------------------------
 
 def refusal_text(what_zh: str, what_en: str, english: bool) -> str:
@@ -383,6 +505,10 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     if best_dense < min_dense and best_cov < min_coverage:
         return refuse("与该问题直接相关的内容", "no clause is close enough", "weak_retrieval")
 
+    meta = _metadata_answer(qa, index, documents, retrieval.searched_documents)
+    if meta:
+        return Answer(question, meta[0], False, meta[1])
+
     if qa.summary and not qa.quantity:
         section = _matched_section(question, qa, index, list(retrieval.route.aliases.values()),
                                    retrieval.searched_documents)
@@ -390,8 +516,11 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         if composed:
             return Answer(question, composed[0], False, composed[1])
 
+    whole_clause = (qa.how or qa.listing or qa.summary) and not (qa.asks_number or qa.responsible or qa.quantity)
     compare_docs = retrieval.searched_documents if retrieval.route.compare else None
-    if compare_docs and len(compare_docs) >= 2:
+    if whole_clause:
+        picks = _best_clauses(hits, qa, index, compare_docs if compare_docs and len(compare_docs) >= 2 else None)
+    elif compare_docs and len(compare_docs) >= 2:
         picks: list[_Pick] = []
         for doc_id in compare_docs:
             doc_hits = [(i, h) for i, h in enumerate(hits) if h.chunk.doc_id == doc_id]
@@ -403,6 +532,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     text, citations = _compose(picks, hits, qa)
     if not citations:
         return refuse("相关条款", "no matching clause", "no_sentence")
+    if qa.asks_number and not whole_clause and not any(_number_support(p.sentence, qa, index) for p in picks):
+        return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place or organisation must be in what we cite, not merely somewhere in the hits.
     cited = normalize_for_matching(" ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations))
     for name in qa.named:

@@ -43,6 +43,7 @@ STOPWORDS = set("""
 一个 一些 一批 提出 提到 规定 要求 方面 相关 有关 进行 开展 加强 推动 推进 支持 实现 达到 进一步
 目前 哪 谁 请 说 讲 介绍 一下 分别 各自 主要 具体 内容 文件 规划 计划 方案 行动 行动计划 里 中的
 不同 区别 差异 相比 比较 对比 异同 有何不同 有什么 一样 相同 两地 各
+部署 做法 做了 采取 有何 怎么样 哪几 哪几个 几条 分别 一共 总共 对此 提及 提到了 说 表述
 what which how many much is are the of to in for and by on a an does do did plan plans about
 """.split())
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
@@ -88,7 +89,8 @@ def tokens(text: str) -> list[str]:
 
 # Words the plans use interchangeably; a question using one should match clauses using another.
 SYNONYM_GROUPS = [
-    {"营收", "营业收入", "销售收入", "主营业务收入", "收入", "产业规模", "产值", "规模"},
+    {"营收", "营业收入", "销售收入", "主营业务收入", "收入"},
+    {"营收", "产业规模", "产值", "规模"},
     {"人才", "人才总量", "高层次人才", "领军人才", "人才队伍"},
     {"封测", "封装测试", "封装", "测试"},
     {"扶持", "支持", "补贴", "资助", "奖励", "扶持资金"},
@@ -101,8 +103,9 @@ SYNONYM_GROUPS = [
     {"第三代半导体", "化合物半导体", "宽禁带半导体", "氮化镓", "碳化硅"},
     {"招商", "招商引资", "引进"},
     {"目标", "到2025年"},
-    {"revenue", "营收", "营业收入", "收入", "产业规模"},
-    {"talent", "talents", "人才"},
+    {"目标", "希望", "力争", "计划"},
+    {"问题", "短板", "不足", "差距"},
+    {"高校", "大学", "院校"},
 ]
 _VARIANTS: dict[str, frozenset[str]] = {}
 for _group in SYNONYM_GROUPS:
@@ -113,3 +116,43 @@ for _group in SYNONYM_GROUPS:
 def variants(token: str) -> frozenset[str]:
     """The token and the words the plans use for the same thing."""
     return _VARIANTS.get(token, frozenset((token,)))
+
+
+# English words of a question -> the Chinese terms the plans use, so that English
+# questions can be matched to sentences of the Chinese text.
+GLOSSARY = {
+    "revenue": ["营收", "收入"], "sales": ["销售收入", "销售"], "output value": ["产值"], "output": ["产值", "产量"],
+    "industry scale": ["产业规模"], "scale": ["规模"], "size": ["规模"], "market share": ["份额"], "share": ["份额", "占比"],
+    "market": ["市场"], "target": ["目标"], "goal": ["目标"], "talent": ["人才"], "talents": ["人才"],
+    "high-level": ["高层次"], "leading": ["领军", "龙头"], "companies": ["企业"], "company": ["企业"],
+    "enterprises": ["企业"], "firms": ["企业"], "listed": ["上市"], "design": ["设计"], "manufacturing": ["制造"],
+    "packaging": ["封装", "封测"], "testing": ["测试", "封测"], "equipment": ["设备", "装备"], "materials": ["材料"],
+    "investment": ["投资"], "invest": ["投资"], "fund": ["基金", "资金"], "funds": ["基金", "资金"],
+    "subsidy": ["扶持资金", "补贴"], "subsidies": ["扶持资金", "补贴"], "support": ["支持", "扶持"],
+    "district": ["区"], "districts": ["区"], "park": ["产业园", "园区"], "parks": ["产业园", "园区"],
+    "platform": ["平台"], "platforms": ["平台"], "patent": ["专利"], "patents": ["专利"], "r&d": ["研发"],
+    "research": ["研发", "研究"], "staff": ["人才", "人员"], "employees": ["人才", "人员"], "people": ["人"],
+    "cluster": ["集群"], "learning factories": ["学习工厂"], "learning factory": ["学习工厂"],
+    "scenario": ["场景"], "scenarios": ["场景"], "wafer": ["晶圆"], "foundry": ["晶圆代工", "代工"],
+    "third-generation": ["第三代半导体"], "compound": ["化合物"], "eda": ["EDA"], "mems": ["MEMS"],
+    "growth": ["增长"], "annual": ["年均"], "specialized": ["专精特新"], "little giant": ["小巨人"],
+    "high-tech": ["高新技术"], "universities": ["高校", "院校", "大学"], "university": ["高校", "大学"],
+    "training": ["培训", "实训"], "land": ["用地", "土地"], "space": ["空间"], "layout": ["布局"],
+    "positioned": ["定位"], "position": ["定位"], "responsible": ["负责", "责任单位"], "tax": ["税收", "税"],
+    "finance": ["金融"], "financing": ["融资"], "loan": ["贷"], "loans": ["贷"], "proposal": ["提案"],
+    "contact": ["联系人", "联系电话"], "phone": ["联系电话"], "measures": ["措施"], "problems": ["问题"],
+    "chips": ["芯片"], "chip": ["芯片"], "process": ["工艺"], "nanometer": ["纳米"], "nm": ["纳米"],
+    "inch": ["英寸"], "environmental": ["环保"], "projects": ["项目"], "project": ["项目"], "center": ["中心"],
+    "centre": ["中心"], "huawei": ["华为"], "headquarters": ["总部"], "income": ["收入"], "number": ["数量"],
+}
+
+
+def english_terms(question: str) -> list[str]:
+    """Chinese terms for the English words and phrases of `question`, longest phrases first."""
+    q = " " + re.sub(r"[^a-z0-9&\- ]+", " ", question.lower()) + " "
+    out: list[str] = []
+    for phrase in sorted(GLOSSARY, key=len, reverse=True):
+        if f" {phrase} " in q:
+            q = q.replace(f" {phrase} ", " ")
+            out += [t for t in GLOSSARY[phrase] if t not in out]
+    return out

@@ -16,7 +16,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from .index import IndexedChunk, KnowledgeIndex
-from .keywords import tokens
+from .keywords import english_terms, tokens
 from .routing import Route
 
 RRF_K = 60
@@ -95,7 +95,8 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
     if scope and not documents:
         for alias in route.aliases.values():
             keyword_query = keyword_query.replace(alias, " ")
-    bm25 = index.bm25_scores(tokens(keyword_query)) if mode != "dense" else np.zeros(len(index), np.float32)
+    keyword_tokens = tokens(keyword_query) + [t for term in english_terms(keyword_query) for t in tokens(term)]
+    bm25 = index.bm25_scores(keyword_tokens) if mode != "dense" else np.zeros(len(index), np.float32)
 
     if mode == "dense":
         candidates = _ranks(dense, rows, CANDIDATES)

@@ -31,7 +31,8 @@ def rewrite_followup(question: str, history: list[dict] | None, documents: list[
         return question
     now = mentions(question, documents)
     before = mentions(previous, documents)
-    content = [t for t in tokens(question) if t not in _PRONOUNS and not any(t in a.lower() for _, a, _ in now)]
+    content = [t for t in tokens(question) if t not in _PRONOUNS
+               and not any(t in a.lower() or a.lower() in t for _, a, _ in now)]
     if now and before and not content:
         # Same question about another place: swap the place names in order.
         rewritten = previous
