@@ -30,9 +30,10 @@ _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|�
 # A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
 _NON_YEAR_FIGURE = re.compile(r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
                               r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位)|\d{5,}|\d+-\d+家")
-_QUANTITY = re.compile(r"多少|几[家个名项条所]|比例|规模|目标|数量|金额|产值|营收|收入|人数|占比|增长|"
+_QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
-_LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|what are|which|list", re.I)
+_LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方]|"
+                   r"what are|which|list", re.I)
 _SUMMARY = re.compile(r"哪些|有什么|包括|包含|主要|概括|总结|介绍|内容|what (are|does)|summar|main", re.I)
 _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
 # Asks for a number, so an answer without one in the asked-about phrase does not answer it.
@@ -318,7 +319,7 @@ def _best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
     elif scored:
         top_score, top = scored[0]
         chosen = [top]
-        if len(scored) > 1 and scored[1][0] >= 0.9 * top_score and hits[scored[1][1]].chunk.doc_id == hits[top].chunk.doc_id:
+        if len(scored) > 1 and scored[1][0] >= 0.85 * top_score and hits[scored[1][1]].chunk.doc_id == hits[top].chunk.doc_id:
             chosen.append(scored[1][1])
     picks = []
     for r in sorted(chosen):
@@ -326,6 +327,8 @@ def _best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
             bare = normalize_for_matching(sent)
             if i == 0 and _HEADING_SENTENCE.match(sent) and len(bare) < 24:
                 continue  # the clause's own heading title
+            if _NOTE_SENTENCE.match(sent.strip()):
+                continue  # the （责任单位：…） note: shown with the cited clause, not part of the answer
             picks.append(_Pick(r, i, sent.strip(), 1.0))
     return picks
 

@@ -43,7 +43,7 @@ STOPWORDS = set("""
 一个 一些 一批 提出 提到 规定 要求 方面 相关 有关 进行 开展 加强 推动 推进 支持 实现 达到 进一步
 目前 哪 谁 请 说 讲 介绍 一下 分别 各自 主要 具体 内容 文件 规划 计划 方案 行动 行动计划 里 中的
 不同 区别 差异 相比 比较 对比 异同 有何不同 有什么 一样 相同 两地 各
-部署 做法 做了 采取 有何 怎么样 哪几 哪几个 几条 分别 一共 总共 对此 提及 提到了 说 表述
+部署 做法 做了 采取 有何 怎么样 现在 目前 当前 现有 如今 对比 一下 哪几 哪几个 几条 分别 一共 总共 对此 提及 提到了 说 表述
 what which how many much is are the of to in for and by on a an does do did plan plans about
 """.split())
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
@@ -106,6 +106,7 @@ SYNONYM_GROUPS = [
     {"目标", "希望", "力争", "计划"},
     {"问题", "短板", "不足", "差距"},
     {"高校", "大学", "院校"},
+    {"产业集群", "集群"},
 ]
 _VARIANTS: dict[str, frozenset[str]] = {}
 for _group in SYNONYM_GROUPS:

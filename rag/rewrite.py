@@ -33,17 +33,19 @@ def rewrite_followup(question: str, history: list[dict] | None, documents: list[
     before = mentions(previous, documents)
     content = [t for t in tokens(question) if t not in _PRONOUNS
                and not any(t in a.lower() or a.lower() in t for _, a, _ in now)]
-    if now and before and not content:
+    if now and content:
+        return question  # names its own place and asks its own thing: it stands alone
+    if now and before:
         # Same question about another place: swap the place names in order.
         rewritten = previous
         for (_, old, _), (_, new, _) in zip(before, now):
             rewritten = rewritten.replace(old, new, 1)
         if len(now) > len(before):
-            rewritten = "、".join(a for _, a, _ in now) + rewritten
+            rewritten = "、".join(a for _, a, _ in now[len(before):]) + rewritten
         return rewritten
-    if now and not content:
+    if now:
         return "".join(a for _, a, _ in now) + previous
-    if before and content and not now:
+    if before and content:
         # A new aspect of the same document(s): keep the place, drop the old question.
         return "".join(a for _, a, _ in before) + re.sub(r"^(那么|那|还有|另外|它的?|其)", "", question.strip())
     return f"{previous} {question.strip()}"
