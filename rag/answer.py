@@ -291,6 +291,8 @@ def _number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) 
     "深圳人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
     but not for 人才: that is a refusal, not an answer.
     """
+    if any(not _contains(normalize_for_matching(sentence), name) for name in qa.named):
+        return False  # a figure about someone else ("长电科技" asked, "海思半导体" answered)
     asked = [k for k in qa.keywords if not _YEAR.fullmatch(k)]
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     wants_year = bool(re.search(r"哪一年|哪年|何时|which year|when", qa.text, re.I))
@@ -368,7 +370,7 @@ def _title_words(title: str) -> str:
 
 # Words that ask for a section's items rather than adding a topic of their own.
 _SECTION_WORDS = {"措施", "工程", "任务", "举措", "政策", "方面", "内容", "事项", "重点", "哪些", "包括", "包含",
-                  "一共", "共", "总共", "部署", "提出", "设置", "安排", "几个", "哪几个", "哪几",
+                  "一共", "共", "总共", "部署", "提出", "设置", "安排", "几个", "哪几个", "哪几", "方式", "方法", "形式",
                   "主要", "概括", "总结", "介绍", "专栏", "条", "项", "几", "部分", "章节", "芯片", "期间", "时期",
                   "我国", "国家", "全国", "当前", "未来", "今后"}
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which section is meant
@@ -445,6 +447,32 @@ def _section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, qa: Q
     return f"{head}「{prefix[-1]}」包括：" + "；".join(parts) + f"。{more}", citations
 
 
+_NOUN_POS = {"n", "nz", "nt", "ns", "nr", "vn", "eng"}
+
+
+def _absent_terms(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
+    """Nouns of the question that other plans use but the searched plan never does.
+
+    "苏州工业园区…研发投入强度" — 深圳 sets a 研发投入强度 target, 苏州工业园区's plan never
+    mentions 强度: it does not answer.  A word no plan uses at all proves nothing (users
+    paraphrase), so only a contrast with the rest of the corpus counts.
+    """
+    if qa.english or not scope:
+        return []
+    inside = normalize(" ".join(ch.section_path + ch.text for ch in index.chunks if ch.doc_id in scope))
+    outside = normalize(" ".join(ch.section_path + ch.text for ch in index.chunks if ch.doc_id not in scope))
+    nouns = {normalize(w.word) for w in pseg.cut(qa.text) if w.flag in _NOUN_POS}
+    out = []
+    for k in qa.keywords:
+        if k not in nouns or _YEAR.fullmatch(k) or k in _SECTION_WORDS or len(k) < 2:
+            continue
+        if any(v in inside for v in variants(k)):
+            continue
+        if k in outside:
+            out.append(k)
+    return out
+
+
 # -- questions about the document itself (number, date) ----------------------------
 
 _DOC_NUMBER_Q = re.compile(r"文号|字号|发文号|document number|reference number", re.I)
@@ -500,6 +528,10 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     missing = check_constraints(qa, hits, documents)
     if missing:
         return refuse(*missing, "constraint")
+
+    absent = _absent_terms(qa, index, retrieval.searched_documents)
+    if absent:
+        return refuse(f"“{absent[0]}”的相关内容", f"nothing about {absent[0]}", "absent_term")
 
     best_dense = max(h.dense for h in hits)
     best_cov = max(_coverage(qa.keywords, h.chunk.section_path + h.chunk.text, index) for h in hits)
