@@ -299,7 +299,7 @@ def evaluate_item(system: System, item: GoldItem) -> dict:
 
 
 def _mean(values: list[float]) -> float | None:
-    return round(statistics.fmean(values), 4) if values else None
+    return round(statistics.fmean(values), 6) if values else None
 
 
 def _pct(values: list[float], p: float) -> float | None:
