@@ -26,15 +26,27 @@ EXAMPLES = [
 ]
 
 CSS = """
-:root, .dark {
-  --zc-accent: #1d4ed8; --zc-accent-soft: #eff6ff; --zc-ink: #1f2937; --zc-muted: #6b7280;
-  --zc-line: #e5e7eb; --zc-warn: #b45309; --zc-warn-soft: #fffbeb; --zc-mark: #fde68a;
+:root, :root .dark, .dark {
   --button-primary-background-fill: #1d4ed8; --button-primary-background-fill-hover: #1e40af;
   --button-primary-border-color: #1d4ed8; --button-primary-text-color: #fff;
-  --color-accent: #1d4ed8; --color-accent-soft: #eff6ff; --slider-color: #1d4ed8;
-  --checkbox-background-color-selected: #1d4ed8; --loader-color: #1d4ed8;
+  --color-accent: #1d4ed8; --slider-color: #1d4ed8; --checkbox-background-color-selected: #1d4ed8;
+  --loader-color: #1d4ed8;
   --font: "Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", "WenQuanYi Micro Hei",
           "Source Sans Pro", ui-sans-serif, system-ui, sans-serif;
+}
+:root {
+  --zc-accent: #1d4ed8; --zc-accent-soft: #eff6ff; --zc-accent-ink: #1e3a8a; --zc-ink: #1f2937; --zc-muted: #6b7280;
+  --zc-line: #e5e7eb; --zc-warn: #b45309; --zc-warn-line: #f59e0b; --zc-warn-soft: #fffbeb; --zc-warn-ink: #78350f;
+  --zc-mark: #fde68a; --zc-mark-ink: inherit; --zc-code-bg: #f3f4f6; --zc-code-ink: #374151;
+  --zc-err-bg: #fef2f2; --zc-err-ink: #991b1b; --zc-err-line: #fecaca;
+  --zc-ok-bg: #f0fdf4; --zc-ok-ink: #14532d; --zc-ok-line: #bbf7d0; --color-accent-soft: #eff6ff;
+}
+:root .dark, .dark {
+  --zc-accent: #60a5fa; --zc-accent-soft: #172554; --zc-accent-ink: #bfdbfe; --zc-ink: #e5e7eb; --zc-muted: #9ca3af;
+  --zc-line: #374151; --zc-warn: #fbbf24; --zc-warn-line: #d97706; --zc-warn-soft: #2b2111; --zc-warn-ink: #fde68a;
+  --zc-mark: #a16207; --zc-mark-ink: #fff; --zc-code-bg: #374151; --zc-code-ink: #e5e7eb;
+  --zc-err-bg: #3b1414; --zc-err-ink: #fecaca; --zc-err-line: #7f1d1d;
+  --zc-ok-bg: #052e16; --zc-ok-ink: #bbf7d0; --zc-ok-line: #166534; --color-accent-soft: #172554;
 }
 .gradio-container { width: 100% !important; max-width: 1360px !important; margin: 0 auto !important; font-family: var(--font) !important; }
 .zc-header { display: flex; align-items: center; gap: 14px; padding: 6px 2px 2px; }
@@ -42,36 +54,38 @@ CSS = """
   color: #fff; font-size: 24px; font-weight: 700; display: flex; align-items: center; justify-content: center; flex: none; }
 .zc-header h1 { margin: 0; font-size: 24px; font-weight: 700; color: var(--zc-ink); letter-spacing: .5px; }
 .zc-header p { margin: 2px 0 0; color: var(--zc-muted); font-size: 14px; }
-.dark .zc-header h1 { color: #f3f4f6; }
 
-/* chat bubbles */
+/* chat bubbles and the input row */
 .zc-answer, .zc-refusal { line-height: 1.75; }
 .zc-body { font-size: 15px; }
 .zc-mark { color: var(--zc-accent); font-weight: 700; font-size: 0.72em; margin: 0 1px; }
 .zc-meta { margin-top: 6px; font-size: 12px; color: var(--zc-muted); }
-.zc-chip { display: inline-block; font-size: 12px; color: #fff !important; background: var(--zc-accent); border-radius: 8px;
+.zc-chip { display: inline-block; font-size: 12px; color: #fff !important; background: #1d4ed8; border-radius: 8px;
   padding: 0 7px; margin-right: 6px; }
-#zc-inputrow { align-items: center; }
-#zc-status:not(:has(.zc-error)) { display: none; }
-#zc-inputrow button { align-self: stretch; }
-.zc-rewrite { font-size: 13px; color: #1e3a8a; background: var(--zc-accent-soft); border-left: 3px solid var(--zc-accent);
+.zc-rewrite { font-size: 13px; color: var(--zc-accent-ink); background: var(--zc-accent-soft); border-left: 3px solid var(--zc-accent);
   padding: 4px 8px; margin-bottom: 8px; border-radius: 4px; }
-.zc-refusal { border: 1px solid #f59e0b; border-left: 4px solid #f59e0b; background: var(--zc-warn-soft);
-  border-radius: 6px; padding: 8px 10px; color: #78350f; }
+.zc-rewrite b { color: var(--zc-accent-ink); }
+.zc-refusal { border: 1px solid var(--zc-warn-line); border-left: 4px solid var(--zc-warn-line); background: var(--zc-warn-soft);
+  border-radius: 6px; padding: 8px 10px; color: var(--zc-warn-ink); }
+.zc-refusal .zc-meta { color: var(--zc-warn-ink); opacity: .85; }
 .zc-refusal-title { font-weight: 700; color: var(--zc-warn); margin-bottom: 2px; }
 .zc-cursor { animation: zc-blink 1s steps(2) infinite; color: var(--zc-accent); }
 @keyframes zc-blink { 50% { opacity: 0; } }
 .zc-pending { color: var(--zc-muted); display: flex; align-items: center; gap: 8px; font-size: 14px; }
-.zc-spinner { width: 14px; height: 14px; border: 2px solid #cbd5e1; border-top-color: var(--zc-accent);
+.zc-spinner { width: 14px; height: 14px; border: 2px solid var(--zc-line); border-top-color: var(--zc-accent);
   border-radius: 50%; display: inline-block; animation: zc-spin .8s linear infinite; }
 @keyframes zc-spin { to { transform: rotate(360deg); } }
-.zc-error { color: #991b1b; background: #fef2f2; border: 1px solid #fecaca; border-radius: 6px; padding: 8px 10px; font-size: 14px; }
-.zc-ok { color: #14532d; background: #f0fdf4; border: 1px solid #bbf7d0; border-radius: 6px; padding: 8px 10px; }
+#zc-inputrow { align-items: center; }
+#zc-inputrow button { align-self: stretch; }
+#zc-status:not(:has(.zc-error)) { display: none; }
+.zc-error { color: var(--zc-err-ink); background: var(--zc-err-bg); border: 1px solid var(--zc-err-line); border-radius: 6px;
+  padding: 8px 10px; font-size: 14px; }
+.zc-ok { color: var(--zc-ok-ink); background: var(--zc-ok-bg); border: 1px solid var(--zc-ok-line); border-radius: 6px; padding: 8px 10px; }
+code { font-family: ui-monospace, "Noto Sans Mono CJK SC", monospace; }
 
 /* citation panel */
 #zc-citations { max-height: 640px; overflow-y: auto !important; }
 .zc-panel-title { font-weight: 700; font-size: 15px; color: var(--zc-ink); margin: 2px 0 8px; }
-.dark .zc-panel-title { color: #f3f4f6; }
 .zc-count { display: inline-block; min-width: 20px; padding: 0 6px; border-radius: 10px; background: var(--zc-accent-soft);
   color: var(--zc-accent); font-size: 12px; text-align: center; }
 .zc-panel-note { font-size: 13px; color: var(--zc-warn); margin: -4px 0 8px; }
@@ -84,13 +98,11 @@ CSS = """
 .zc-badge { color: var(--zc-accent); font-weight: 700; flex: none; }
 .zc-cites-refused .zc-badge { color: var(--zc-muted); }
 .zc-doc { font-weight: 600; color: var(--zc-ink); font-size: 14px; }
-.dark .zc-doc { color: #e5e7eb; }
 .zc-path { font-size: 12px; color: var(--zc-muted); margin: 3px 0 2px; }
 .zc-clause-id { font-size: 12px; color: var(--zc-muted); }
-.zc-clause-id code { font-size: 12px; background: #f3f4f6; color: #374151; padding: 0 4px; border-radius: 3px; }
+.zc-clause-id code { font-size: 12px; background: var(--zc-code-bg); color: var(--zc-code-ink); padding: 0 4px; border-radius: 3px; }
 .zc-text { font-size: 14px; line-height: 1.75; margin-top: 6px; color: var(--zc-ink); word-break: break-word; }
-.dark .zc-text { color: #e5e7eb; }
-mark.zc-support { background: var(--zc-mark); color: inherit; padding: 1px 0; border-radius: 2px; }
+mark.zc-support { background: var(--zc-mark); color: var(--zc-mark-ink); padding: 1px 0; border-radius: 2px; }
 .zc-more { font-size: 12px; color: var(--zc-accent); margin-top: 4px; text-align: right; }
 
 /* context drawer */
@@ -99,31 +111,31 @@ mark.zc-support { background: var(--zc-mark); color: inherit; padding: 1px 0; bo
 .zc-drawer-close { position: sticky; top: 0; float: right; border: 1px solid var(--zc-line); background: var(--background-fill-primary);
   border-radius: 6px; padding: 2px 10px; cursor: pointer; font-size: 13px; color: var(--zc-ink); }
 .zc-ctx-doc { font-size: 13px; color: var(--zc-muted); margin-bottom: 10px; }
-.zc-ctx-section { font-size: 12px; font-weight: 600; color: #1e3a8a; margin: 12px 0 4px; padding-bottom: 2px; border-bottom: 1px solid var(--zc-line); }
+.zc-drawer .zc-ctx-doc, .zc-drawer .zc-panel-title { margin-right: 84px; }
+.zc-ctx-doc code { background: var(--zc-code-bg); color: var(--zc-code-ink); padding: 0 4px; border-radius: 3px; }
+.zc-ctx-section { font-size: 12px; font-weight: 600; color: var(--zc-accent-ink); margin: 12px 0 4px; padding-bottom: 2px;
+  border-bottom: 1px solid var(--zc-line); }
 .zc-ctx-clause { padding: 6px 10px; border-left: 3px solid transparent; margin: 4px 0; }
 .zc-ctx-target { border-left-color: var(--zc-accent); background: var(--zc-accent-soft); border-radius: 0 6px 6px 0; }
-.zc-here { margin-left: 6px; font-size: 11px; color: #fff; background: var(--zc-accent); padding: 0 6px; border-radius: 8px; }
+.zc-here { margin-left: 6px; font-size: 11px; color: #fff; background: #1d4ed8; padding: 0 6px; border-radius: 8px; }
 .zc-resp { font-size: 12px; color: var(--zc-muted); margin-top: 2px; }
 
 /* documents tab */
+#zc-overview, #zc-section { max-height: calc(100vh - 190px); min-height: 420px; overflow-y: auto !important; padding-right: 4px; }
 .zc-doc-card { border: 1px solid var(--zc-line); border-radius: 8px; padding: 12px 14px; margin-bottom: 12px; }
 .zc-doc-title { font-weight: 700; font-size: 16px; color: var(--zc-ink); }
-.dark .zc-doc-title { color: #f3f4f6; }
 .zc-doc-meta { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 13px; color: var(--zc-muted); margin: 6px 0; }
 .zc-doc-meta b { color: var(--zc-ink); font-weight: 600; margin-right: 2px; }
-.dark .zc-doc-meta b { color: #e5e7eb; }
 .zc-doc-note { font-size: 12px; color: var(--zc-warn); margin-bottom: 4px; }
 .zc-doc-card summary { cursor: pointer; font-size: 13px; color: var(--zc-accent); }
 .zc-outline { list-style: none !important; padding: 4px 0 0 !important; margin: 0 !important; }
 .zc-ol-item { list-style: none !important; margin: 0 !important; font-size: 14px; line-height: 1.5; padding: 3px 6px;
   border-radius: 4px; cursor: pointer; color: var(--zc-ink); }
 .zc-ol-item::marker { content: none; }
-.dark .zc-ol-item { color: #e5e7eb; }
 .zc-ol-item:hover, .zc-ol-item:focus, .zc-ol-item.zc-active { background: var(--zc-accent-soft); outline: none; }
 .zc-ol-item code { font-size: 12px; color: var(--zc-muted); margin-right: 4px; }
 .zc-depth-0 { font-weight: 600; } .zc-depth-2 { padding-left: 22px; } .zc-depth-3 { padding-left: 34px; }
 .zc-depth-4 { padding-left: 44px; } .zc-depth-5 { padding-left: 56px; } .zc-depth-6 { padding-left: 66px; }
-#zc-overview, #zc-section { max-height: calc(100vh - 190px); min-height: 420px; overflow-y: auto !important; padding-right: 4px; }
 
 /* upload tab */
 .zc-progress { font-size: 14px; color: var(--zc-ink); }

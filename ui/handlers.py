@@ -143,7 +143,7 @@ def format_answer(answer, shown: str | None = None) -> str:
     body = _answer_body_html(text) + ("" if done else '<span class="zc-cursor">▍</span>')
     n = len(answer.citations)
     if answer.refused:
-        meta = (f"右侧列出最接近的 {n} 条条款，仅供参考，不构成答案依据。" if n else "没有检索到相关条款。")
+        meta = (f"“最接近的条款”中列出 {n} 条，仅供参考，不构成答案依据。" if n else "没有检索到相关条款。")
         inner = (f'<div class="zc-refusal-title">⚠ 未找到答案</div><div class="zc-body">{body}</div>')
         if done:
             inner += f'<div class="zc-meta">{meta}</div>'
@@ -152,7 +152,7 @@ def format_answer(answer, shown: str | None = None) -> str:
     if done:
         total = (answer.timings_ms or {}).get("total")
         took = f" · 用时 {total / 1000:.2f} 秒" if total else ""
-        inner += f'<div class="zc-meta">依据 {n} 条条款（见右侧“引用条款”，点击可看上下文）{took}</div>'
+        inner += f'<div class="zc-meta">依据 {n} 条条款（见“引用条款”，点击条款可看上下文）{took}</div>'
     return f'{rewrite_note(answer)}<div class="zc-answer">{inner}</div>'
 
 
