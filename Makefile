@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast index bench eval clean
+.PHONY: setup run test test-fast index bench eval clean browser
 
 setup: $(STAMP)
 
@@ -29,7 +29,13 @@ run: setup
 	$(BIN)/rag index build --if-needed
 	$(BIN)/rag serve
 
-test: setup
+# The chat page's end-to-end test drives Debian's chromium (never a downloaded
+# browser); CJK fonts so the page's Chinese renders in its screenshots.
+browser:
+	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk)
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -1,0 +1,206 @@
+"""End to end: the chat page in a real headless chromium, served by uvicorn on a free loopback port.
+
+Uses Debian's chromium (`make test` installs it; a browser is never downloaded)
+through the python playwright package.  Screenshots go to evals/reports/ui/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from rag.config import PROJECT_ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SHOTS = PROJECT_ROOT / "evals" / "reports" / "ui"
+ANSWER_TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def page_url(assistant):
+    from ui.server import UIServer, create_ui_app
+
+    with UIServer(create_ui_app(assistant)) as url:
+        yield url + "/"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip("Debian chromium is not installed (`make browser` installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@contextmanager
+def open_page(browser, url):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(url)
+    pg.wait_for_selector("#zc-question textarea", timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser, page_url):
+    with open_page(browser, page_url) as pg:
+        yield pg
+
+
+def ask(page, question: str) -> None:
+    """Type a question, send it, and wait until its answer is complete (the bubble's footer appears)."""
+    done_before = page.locator("#zc-chat .zc-meta").count()
+    page.fill("#zc-question textarea", question)
+    page.keyboard.press("Enter")
+    page.wait_for_function("n => document.querySelectorAll('#zc-chat .zc-meta').length > n",
+                           arg=done_before, timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_selector("#zc-citations .zc-card", timeout=ANSWER_TIMEOUT_MS)
+
+
+def test_chat_answers_with_citations_followups_and_refusals(page):
+    # the page itself: title, tabs, filter, examples
+    assert page.title() == "政策问答 · 集成电路产业规划"
+    assert page.locator(".zc-header h1").inner_text() == "政策问答 · 集成电路产业规划"
+    assert page.get_by_role("tab", name="文件与目录").count() == 1
+    assert page.get_by_role("tab", name="上传规划").count() == 0  # no admin key configured
+    page.screenshot(path=str(SHOTS / "0-start.png"))
+
+    # a question: answer streams in, with a marker, and the citation panel lists the clause
+    ask(page, "深圳到2025年集成电路产业营收目标是多少？")
+    answer = page.locator("#zc-chat .zc-answer").last
+    assert "2500亿元" in answer.inner_text()
+    assert answer.locator("sup.zc-mark").first.inner_text() == "[1]"
+    card = page.locator("#zc-citations .zc-card").first
+    card_text = card.inner_text()
+    assert "深圳市培育发展半导体与集成电路产业集群行动计划" in card_text
+    assert "二.(一)" in card_text and "工作目标" in card_text
+    assert "2500亿元" in card.locator("mark.zc-support").first.inner_text()
+    page.screenshot(path=str(SHOTS / "1-answer.png"))
+
+    # clicking the citation opens the clause in its context
+    card.click()
+    drawer = page.locator("#zc-context .zc-drawer")
+    drawer.wait_for(timeout=15_000)
+    assert "二.(一)" in drawer.locator(".zc-ctx-target").inner_text()
+    assert drawer.locator(".zc-ctx-clause").count() >= 3
+    page.screenshot(path=str(SHOTS / "2-context.png"))
+    page.keyboard.press("Escape")
+    drawer.wait_for(state="detached", timeout=5_000)
+
+    # a follow-up is rewritten with the conversation's topic, and the rewrite is shown
+    ask(page, "那苏州工业园区呢？")
+    rewrite = page.locator("#zc-chat .zc-rewrite").last
+    assert "苏州工业园区到2025年集成电路产业营收目标是多少" in rewrite.inner_text()
+    assert "1000亿" in page.locator("#zc-chat .zc-answer").last.inner_text()
+    assert "苏州工业园区" in page.locator("#zc-citations .zc-card").first.inner_text()
+    page.screenshot(path=str(SHOTS / "3-followup.png"))
+
+    # a question the plans don't answer: refusal styling, closest clauses still listed
+    ask(page, "杭州到2025年集成电路产业营收目标是多少？")
+    refusal = page.locator("#zc-chat .zc-refusal").last
+    assert "未找到答案" in refusal.inner_text() and "杭州" in refusal.inner_text()
+    assert refusal.evaluate("e => getComputedStyle(e).borderLeftColor") != \
+        page.locator("#zc-chat .zc-answer").last.evaluate("e => getComputedStyle(e).borderLeftColor")
+    assert page.locator("#zc-citations .zc-cites-refused").count() == 1
+    assert "最接近的条款" in page.locator("#zc-citations").inner_text()
+    page.screenshot(path=str(SHOTS / "4-refusal.png"))
+
+    # bad input is a message, and the question stays in the box
+    page.fill("#zc-question textarea", "深" * 1001)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#zc-status .zc-error", timeout=15_000)
+    assert "问题过长" in page.locator("#zc-status").inner_text()
+    assert len(page.locator("#zc-question textarea").input_value()) == 1001
+    assert page.locator("#zc-citations .zc-cites-refused").count() == 1  # the panel is not wiped
+    page.screenshot(path=str(SHOTS / "5-error.png"))
+
+
+def test_documents_tab_shows_outlines_and_sections(page):
+    page.get_by_role("tab", name="文件与目录").click()
+    cards = page.locator("#zc-overview .zc-doc-card")
+    cards.first.wait_for(timeout=10_000)
+    assert cards.count() == 5
+    qingpu = cards.filter(has_text="青浦区促进集成电路产业高质量发展行动方案")
+    qingpu.locator("summary").click()
+    qingpu.locator(".zc-ol-item", has_text="集成电路重点发展产业").click()
+    section = page.locator("#zc-section .zc-ctx-clause")
+    section.first.wait_for(timeout=10_000)
+    assert section.count() == 3 and "集成电路设计产业" in section.first.inner_text()
+    page.screenshot(path=str(SHOTS / "6-documents.png"))
+
+
+def test_example_question_and_document_filter(page):
+    page.locator("#zc-documents input").click()
+    page.get_by_role("option", name="青浦区集成电路行动方案").click()
+    page.keyboard.press("Escape")
+    page.locator("#zc-chat button", has_text="苏州工业园区计划培育多少家IDM企业").click()
+    page.wait_for_function("document.querySelectorAll('#zc-chat .zc-meta').length > 0", timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_selector("#zc-citations .zc-card", timeout=ANSWER_TIMEOUT_MS)
+    # the filter wins over the place named in the question: every cited clause is from Qingpu
+    titles = page.locator("#zc-citations .zc-doc").all_inner_texts()
+    assert titles and all("青浦区" in t for t in titles)
+    page.screenshot(path=str(SHOTS / "7-filter.png"))
+
+
+def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder, fresh_settings, tmp_path):
+    from rag.service import Assistant
+    from ui.server import UIServer, create_ui_app
+
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "secret-key")
+    can_upload = hasattr(Assistant, "add_document")
+    # an upload changes the index: give it an assistant of its own
+    own = Assistant(fresh_settings, embedder=embedder) if can_upload else assistant
+    with UIServer(create_ui_app(own)) as url, open_page(browser, url + "/") as page:
+        page.get_by_role("tab", name="上传规划").click()
+        status = page.locator("#zc-upload-status")
+        if not can_upload:
+            status.wait_for(timeout=10_000)
+            assert "不支持上传" in status.inner_text()
+            page.screenshot(path=str(SHOTS / "8-upload-unavailable.png"))
+            return
+        plan = tmp_path / "wuxi.txt"
+        plan.write_text(UPLOAD_PLAN, encoding="utf-8")
+        page.locator("#zc-upload-file input[type=file]").set_input_files(str(plan))
+        page.fill("#zc-up-title textarea, #zc-up-title input", "无锡市集成电路产业发展三年行动计划（2024-2026年）")
+        page.fill("#zc-up-issuer textarea, #zc-up-issuer input", "无锡市人民政府")
+        page.fill("#zc-admin-key input", "wrong-key")
+        page.click("#zc-upload")
+        page.wait_for_selector("#zc-upload-status .zc-error", timeout=15_000)
+        assert "密钥不正确" in status.inner_text()
+        page.fill("#zc-admin-key input", "secret-key")
+        page.click("#zc-upload")
+        page.wait_for_selector("#zc-upload-status .zc-progress, #zc-upload-status .zc-ok", timeout=30_000)
+        page.screenshot(path=str(SHOTS / "8-upload-progress.png"))
+        page.wait_for_selector("#zc-upload-status .zc-ok", timeout=180_000)
+        assert "上传完成" in status.inner_text()
+        page.screenshot(path=str(SHOTS / "9-upload-done.png"))
+        page.get_by_role("tab", name="问答").click()
+        ask(page, "无锡到2026年集成电路产业营收目标是多少？")
+        assert "3000亿元" in page.locator("#zc-chat .zc-answer").last.inner_text()
+
+
+UPLOAD_PLAN = """无锡市集成电路产业发展三年行动计划（2024-2026年）
+一、发展目标
+到2026年，全市集成电路产业营收突破3000亿元，培育10家以上营收超50亿元的龙头企业。
+二、重点任务
+（一）做强设计业。支持设计企业开展车规级芯片研发，对流片费用给予最高30%的补贴。
+（二）提升制造业。推动12英寸特色工艺产线扩产。
+"""

@@ -1,0 +1,293 @@
+"""The chat page's handlers against the real assistant: formatting, citations, refusals, follow-ups, context."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ui import handlers as h
+
+SHENZHEN_Q = "深圳到2025年集成电路产业营收目标是多少？"
+
+
+def _run(assistant, question, history=None, documents=None, k=5, chat=None):
+    """All page states of one chat turn (no streaming delay)."""
+    return list(h.chat_turn(assistant, question, chat or [], history or [], documents, k, delay=0))
+
+
+@pytest.fixture(scope="module")
+def shenzhen(assistant):
+    return assistant.ask(SHENZHEN_Q)
+
+
+@pytest.fixture(scope="module")
+def refusal(assistant):
+    return assistant.ask("杭州的集成电路产业到2025年营收目标是多少？")
+
+
+# -- parsing the answer's markers ------------------------------------------------------
+
+
+def test_quoted_segments_follow_markers_and_drop_the_document_label():
+    text = "根据《深圳市行动计划》：到2025年，产业营收突破2500亿元[1]。\n规划建设4个以上产业园[2]；形成格局[1][2]。"
+    assert h.quoted_segments(text) == {
+        1: ["到2025年，产业营收突破2500亿元", "形成格局"],
+        2: ["规划建设4个以上产业园", "形成格局"],
+    }
+    assert h.quoted_segments("文件中未找到“杭州”。") == {}
+
+
+def test_supporting_sentence_is_the_quoted_one_not_the_heading():
+    text = "(一) 产业规模持续增长。到2025年，产业营收突破2500亿元，形成3家以上设计企业。其他内容。"
+    assert h.supporting_sentences(text, ["到2025年，产业营收突破2500亿元，形成3家以上设计企业"]) == {1}
+    # a paraphrasing backend still gets its closest sentence
+    assert h.supporting_sentences(text, ["深圳计划到2025年产业营收突破2500亿元"]) == {1}
+    assert h.supporting_sentences(text, ["完全无关的句子内容"]) == set()
+    assert h.supporting_sentences(text, []) == set()
+
+
+def test_stream_pieces_grow_to_the_full_text():
+    text = "到2025年，产业营收突破2500亿元[1]。" * 5
+    pieces = list(h.stream_pieces(text, steps=10))
+    assert len(pieces) >= 8
+    assert all(text.startswith(p) for p in pieces)
+    assert [len(p) for p in pieces] == sorted(len(p) for p in pieces)
+    assert pieces[-1] == text
+    assert list(h.stream_pieces("")) == [""]
+
+
+# -- answers, citations, refusals ---------------------------------------------------------
+
+
+def test_answer_bubble_has_citation_markers_and_escapes_text(shenzhen):
+    assert not shenzhen.refused
+    bubble = h.format_answer(shenzhen)
+    assert "2500亿元" in bubble
+    assert '<sup class="zc-mark">[1]</sup>' in bubble
+    assert 'class="zc-answer"' in bubble and "zc-refusal" not in bubble
+    assert f"依据 {len(shenzhen.citations)} 条条款" in bubble
+    assert "zc-cursor" not in bubble and "zc-rewrite" not in bubble
+    # streamed states show a cursor and only what has arrived so far
+    partial = h.format_answer(shenzhen, shenzhen.answer[:10])
+    assert "zc-cursor" in partial and "2500亿元" not in partial
+    # plan text is HTML-escaped
+    assert "<script>" not in h._answer_body_html("<script>alert(1)</script>[1]")
+
+
+def test_citation_panel_lists_title_section_clause_and_highlights_the_quote(shenzhen):
+    panel = h.citation_panel_html(shenzhen)
+    first = shenzhen.citations[0].hit.chunk
+    assert first.doc_id == "shenzhen-2022" and first.clause_id == "二.(一)"
+    assert panel.count('class="zc-card"') == len(shenzhen.citations)
+    assert f"《{first.doc_title}》" in panel
+    assert "二、工作目标" in panel and "产业规模持续增长" in panel  # section path
+    assert 'data-clause="二.(一)"' in panel and 'data-doc="shenzhen-2022"' in panel
+    marks = re.findall(r'<mark class="zc-support">(.*?)</mark>', panel)
+    assert any("产业营收突破2500亿元" in m for m in marks)
+    assert not any("产业规模持续增长" in m for m in marks)  # the heading sentence is not what was quoted
+    assert "zc-cites-refused" not in panel
+
+
+def test_refusal_is_visibly_different_and_still_lists_closest_clauses(refusal):
+    assert refusal.refused and refusal.citations
+    bubble = h.format_answer(refusal)
+    assert 'class="zc-refusal"' in bubble and "未找到答案" in bubble and "zc-answer" not in bubble
+    assert "仅供参考" in bubble
+    panel = h.citation_panel_html(refusal)
+    assert "zc-cites-refused" in panel and "最接近的条款" in panel
+    assert panel.count('class="zc-card"') == len(refusal.citations)
+    assert "<mark" not in panel  # nothing was quoted, so nothing is highlighted
+    assert h.citation_quotes(refusal) == {}
+
+
+def test_chat_turn_streams_then_fills_the_panel(assistant):
+    updates = _run(assistant, SHENZHEN_Q)
+    assert updates[0].chat[-1]["content"] == h.pending_html() and updates[0].question == ""
+    assert updates[0].citations is None  # the previous panel stays until the answer is there
+    streamed = [u.chat[-1]["content"] for u in updates if "zc-cursor" in u.chat[-1]["content"]]
+    assert len(streamed) >= 5  # the answer arrives in pieces
+    final = updates[-1]
+    assert final.done and "zc-cursor" not in final.chat[-1]["content"] and "2500亿元" in final.chat[-1]["content"]
+    assert final.chat[-2] == {"role": "user", "content": SHENZHEN_Q}
+    assert 'class="zc-card"' in final.citations and final.quotes["1"]
+    assert final.history == [{"role": "user", "content": SHENZHEN_Q},
+                             {"role": "assistant", "content": final.answer.answer}]
+    assert all(u.status == "" for u in updates)
+
+
+def test_followups_show_the_rewrite_and_keep_their_topic(assistant):
+    first = _run(assistant, SHENZHEN_Q)[-1]
+    second = _run(assistant, "那苏州工业园区呢？", history=first.history, chat=first.chat)[-1]
+    rewritten = second.answer.rewritten_question
+    assert rewritten and "苏州工业园区" in rewritten and "营收" in rewritten
+    bubble = second.chat[-1]["content"]
+    assert "追问改写" in bubble and rewritten in bubble
+    assert len(second.chat) == 4 and second.chat[-2]["content"] == "那苏州工业园区呢？"
+    assert {c.hit.chunk.doc_id for c in second.answer.citations} == {"suzhou-sip-2022"}
+    assert second.history[-2] == {"role": "user", "content": rewritten}  # stored standalone
+    # so a second follow-up still knows the topic (and the place it replaces)
+    third = _run(assistant, "那青浦呢？", history=second.history, chat=second.chat)[-1]
+    assert "青浦" in third.answer.rewritten_question and "营收" in third.answer.rewritten_question
+    assert "苏州" not in third.answer.rewritten_question
+    # a question that stands alone shows no rewrite
+    assert "追问改写" not in first.chat[-1]["content"]
+
+
+def test_document_filter_restricts_the_citations(assistant):
+    final = _run(assistant, "到2025年集成电路产业规模目标是多少？", documents=["qingpu-2023"])[-1]
+    assert final.answer.citations
+    assert {c.hit.chunk.doc_id for c in final.answer.citations} == {"qingpu-2023"}
+
+
+@pytest.mark.parametrize("question, k, documents, message", [
+    ("   ", 5, None, "问题为空"),
+    ("深" * 1001, 5, None, "问题过长"),
+    (SHENZHEN_Q, 0, None, None),  # k=0 means "default", not an error
+    (SHENZHEN_Q, 51, None, "k 必须"),
+    (SHENZHEN_Q, 5, ["no-such-doc"], "未知文档"),
+])
+def test_bad_input_is_a_message_and_keeps_the_question(assistant, question, k, documents, message):
+    before = [{"role": "user", "content": "旧问题"}, {"role": "assistant", "content": "旧回答"}]
+    updates = _run(assistant, question, documents=documents, k=k, chat=before)
+    final = updates[-1]
+    if message is None:
+        assert not final.status and final.answer is not None
+        return
+    assert message in final.status and 'class="zc-error"' in final.status
+    assert "Traceback" not in final.status
+    assert final.chat == before  # the conversation is untouched
+    assert all(u.citations is None and u.quotes is None for u in updates)  # and so is the citation panel
+    assert final.question == question.strip()  # what was typed stays in the box
+
+
+def test_unexpected_failure_is_a_message_not_a_traceback(assistant):
+    class Failing:
+        """The real assistant whose ask breaks, as a crashed index would."""
+
+        def ask(self, *args, **kwargs):
+            raise RuntimeError("index file vanished")
+
+    final = _run(Failing(), SHENZHEN_Q)[-1]
+    assert "内部错误" in final.status and "RuntimeError" in final.status
+    assert "index file vanished" not in final.status and final.question == SHENZHEN_Q and final.chat == []
+
+
+# -- context and documents ------------------------------------------------------------------
+
+
+def _context_ids(view: str) -> list[str]:
+    return re.findall(r'<div class="zc-ctx-clause[^"]*"><div class="zc-clause-id"><code>(.*?)</code>', view)
+
+
+def test_context_shows_the_clause_between_its_neighbours(assistant, shenzhen):
+    clauses = assistant.corpus.parsed["shenzhen-2022"].clauses
+    ids = [c.clause_id for c in clauses]
+    i = ids.index("二.(一)")
+    view = h.context_html(assistant.corpus, "shenzhen-2022", "二.(一)", h.citation_quotes(shenzhen)["1"])
+    shown = _context_ids(view)
+    assert shown == ids[i - 2:i + 3]
+    target = re.search(r'zc-ctx-target">(.*?)</div></div>', view).group(1)
+    assert "二.(一)" in target and '<mark class="zc-support">' in target and "2500亿元" in target
+    assert view.count("zc-ctx-target") == 1
+    assert f"原文第 {i + 1}/{len(ids)} 条" in view
+    # the first clause has no predecessors; chunk ids (#part) resolve to their clause
+    first = h.context_html(assistant.corpus, "shenzhen-2022", ids[0] + "#2")
+    assert _context_ids(first) == ids[:3]
+    assert "zc-error" in h.context_html(assistant.corpus, "shenzhen-2022", "九.(九)")
+    assert "zc-error" in h.context_html(assistant.corpus, "nowhere", "一")
+
+
+def test_documents_tab_lists_every_plan_with_its_outline(assistant):
+    corpus = assistant.corpus
+    page = h.documents_html(corpus)
+    for d in corpus.documents:
+        assert d.title in page and d.issuer in page
+        parsed = corpus.parsed[d.doc_id]
+        assert f'data-doc="{d.doc_id}" data-heading="{parsed.headings[0].id}"' in page
+    qingpu = corpus.parsed["qingpu-2023"]
+    entries = h.outline(qingpu)
+    assert [e.id for e in entries][:2] == ["导语", "一"]  # the unheaded opening text is reachable too
+    assert len(entries) == len(qingpu.headings) + 1
+    box = h.section_html(corpus, "qingpu-2023", "专栏1")
+    assert re.findall(r"<code>(.*?)</code>", box) == ["专栏1.(1)", "专栏1.(2)", "专栏1.(3)"]
+    opening = h.section_clauses(qingpu, "导语")
+    assert opening and all(c.clause_id.startswith("导语") for c in opening)
+    assert "zc-error" in h.section_html(corpus, "qingpu-2023", "九十九")
+    assert h.doc_choices(corpus) == [(d.short_title, d.doc_id) for d in corpus.documents]
+
+
+# -- uploads ----------------------------------------------------------------------------------
+
+
+def test_admin_keys_gate_the_upload(monkeypatch, assistant, tmp_path):
+    monkeypatch.delenv("RAG_ADMIN_KEYS", raising=False)
+    assert h.admin_keys() == [] and not h.check_admin_key("anything")
+    (status, doc), = h.run_upload(assistant, "anything", None)
+    assert "未配置管理员密钥" in status and doc is None
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "alpha, beta")
+    assert h.admin_keys() == ["alpha", "beta"]
+    assert h.check_admin_key("beta") and not h.check_admin_key("gamma") and not h.check_admin_key("")
+    (status, _), = h.run_upload(assistant, "gamma", None)
+    assert "密钥不正确" in status
+    if h.upload_available(assistant):
+        (status, _), = h.run_upload(assistant, "alpha", None)
+        assert "请先选择" in status
+        bad = tmp_path / "plan.xlsx"
+        bad.write_bytes(b"x")
+        (status, _), = h.run_upload(assistant, "alpha", str(bad))
+        assert "不支持的文件类型" in status
+
+
+def test_upload_tab_is_shown_only_with_an_admin_key(monkeypatch, assistant):
+    import gradio as gr
+
+    from ui.app import build_ui
+
+    def upload_tab_visible():
+        demo = build_ui(assistant)
+        tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+        assert [t.label for t in tabs] == ["问答", "文件与目录", "上传规划"]
+        return tabs[2].visible
+
+    monkeypatch.delenv("RAG_ADMIN_KEYS", raising=False)
+    assert upload_tab_visible() is False
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "secret")
+    assert upload_tab_visible() is True
+
+
+PLAN = """无锡市集成电路产业发展三年行动计划（2024-2026年）
+一、发展目标
+到2026年，全市集成电路产业营收突破3000亿元，培育10家以上营收超50亿元的龙头企业。
+二、重点任务
+（一）做强设计业。支持设计企业开展车规级芯片研发，对流片费用给予最高30%的补贴。
+（二）提升制造业。推动12英寸特色工艺产线扩产。
+"""
+
+
+@pytest.mark.slow
+def test_upload_adds_a_plan_with_progress(monkeypatch, tmp_path, embedder, fresh_settings):
+    from rag.service import Assistant
+
+    if not hasattr(Assistant, "add_document"):
+        pytest.skip("Assistant.add_document is not in this build of the core yet")
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "secret")
+    own = Assistant(fresh_settings, embedder=embedder)  # its own index: the session one stays as it was
+    before = {d.doc_id for d in own.corpus.documents}
+    plan = tmp_path / "wuxi.txt"
+    plan.write_text(PLAN, encoding="utf-8")
+    updates = list(h.run_upload(own, "secret", str(plan), title="无锡市集成电路产业发展三年行动计划（2024-2026年）",
+                                issuer="无锡市人民政府", date="2024-03-01", region="江苏省无锡市", poll=0.2))
+    assert "zc-progress" in updates[0][0]  # progress shows while indexing
+    status, doc_id = updates[-1]
+    assert "上传完成" in status and doc_id and doc_id not in before
+    assert doc_id in {d.doc_id for d in own.corpus.documents}
+    answer = own.ask("无锡到2026年集成电路产业营收目标是多少？")
+    assert "3000亿元" in answer.answer
+    assert answer.citations[0].hit.chunk.doc_id == doc_id
+
+    broken = tmp_path / "fake.pdf"
+    broken.write_bytes(b"this is not a pdf")
+    status, doc_id = list(h.run_upload(own, "secret", str(broken), title="假文件"))[-1]
+    assert "上传未被接受" in status and doc_id is None
+    assert {d.doc_id for d in own.corpus.documents} == before | {updates[-1][1]}

@@ -1,0 +1,507 @@
+"""What the chat page shows, as plain functions of the core `Assistant` and its `Answer`s.
+
+Gradio only wires these to components (ui/app.py), so everything a user sees
+-- answer bubbles with citation markers, the citation panel with the quoted
+sentence highlighted, refusals, follow-up rewrites, a clause in its context,
+the document outlines, the upload progress -- is built and unit-tested here
+against the real assistant.  All text from the plans or the user is
+HTML-escaped before it reaches the page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.service import QuestionError, validate_question
+
+log = logging.getLogger(__name__)
+
+UPLOAD_EXTENSIONS = (".txt", ".pdf", ".docx")
+MAX_HISTORY_MESSAGES = 20  # the rewriter only needs recent turns; keeps the state small
+_SENTENCE_END = re.compile(r"(?<=[。；！？!?;])")
+_MARKERS = re.compile(r"((?:\[\d+\])+)")
+_DOC_LABEL = re.compile(r"^\s*(根据|According to)\s*《[^》]*》\s*[：:,，]?\s*")
+_EDGE_PUNCT = " \t\r\n。；！？!?;，,：:、"
+
+esc = html.escape
+
+
+# -- sentences and the quoted ("supporting") sentence ------------------------------
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split after 。；！？!?; -- the unit the extractive answerer quotes."""
+    return [s for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _core(text: str) -> str:
+    return re.sub(r"\s+", "", text).strip(_EDGE_PUNCT)
+
+
+def quoted_segments(answer_text: str) -> dict[int, list[str]]:
+    """Map citation number -> the answer sentences that carry its marker.
+
+    "根据《…》：A[1]。B[1][2]。" gives {1: ["A", "B"], 2: ["B"]}; the document
+    label the answerer puts in front of a document's first sentence is dropped.
+    """
+    quotes: dict[int, list[str]] = {}
+    for line in answer_text.splitlines():
+        start = 0
+        for m in _MARKERS.finditer(line):
+            segment = _DOC_LABEL.sub("", line[start:m.start()].lstrip(_EDGE_PUNCT))
+            start = m.end()
+            pieces = [_core(s) for s in split_sentences(segment)] or [_core(segment)]
+            pieces = [p for p in pieces if p]
+            for n in (int(x) for x in re.findall(r"\d+", m.group(1))):
+                quotes.setdefault(n, []).extend(p for p in pieces if p not in quotes.get(n, []))
+    return quotes
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)} or ({text} if text else set())
+
+
+def _support(sentence: str, quotes: list[str]) -> float:
+    """1.0 when the answer quotes the sentence verbatim, else the share of its bigrams the answer uses."""
+    core = _core(sentence)
+    if not core:
+        return 0.0
+    best = 0.0
+    grams = _bigrams(core)
+    for q in quotes:
+        if q == core or (len(q) >= 6 and q in core) or (len(core) >= 6 and core in q):
+            return 1.0
+        shared = len(grams & _bigrams(q))
+        if shared >= 3:  # a word or two in common is chance, not support
+            best = max(best, shared / len(grams))
+    return best
+
+
+def supporting_sentences(text: str, quotes: list[str]) -> set[int]:
+    """Indexes (into `split_sentences(text)`) of the sentences the answer rests on.
+
+    Verbatim quotes (the extractive answerer) match exactly; a paraphrasing
+    backend still gets its closest sentence highlighted when the overlap is clear.
+    """
+    if not quotes:
+        return set()
+    scores = [_support(s, quotes) for s in split_sentences(text)]
+    strong = {i for i, s in enumerate(scores) if s >= 0.6}
+    if strong or not scores:
+        return strong
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return {best} if scores[best] >= 0.3 else set()
+
+
+def highlight(text: str, quotes: list[str]) -> str:
+    """Clause text as HTML with the supporting sentence(s) in <mark>."""
+    marked = supporting_sentences(text, quotes)
+    out = []
+    for i, sentence in enumerate(split_sentences(text)):
+        out.append(f'<mark class="zc-support">{esc(sentence)}</mark>' if i in marked else esc(sentence))
+    return "".join(out)
+
+
+# -- the answer bubble ---------------------------------------------------------------
+
+
+def _answer_body_html(text: str) -> str:
+    """Escape the answer and set its [n] markers as superscripts; keep its line breaks."""
+    lines = []
+    for line in text.splitlines():
+        parts = _MARKERS.split(line)
+        lines.append("".join(
+            f'<sup class="zc-mark">{esc(p)}</sup>' if i % 2 else esc(p) for i, p in enumerate(parts)))
+    return "<br>".join(lines)
+
+
+def rewrite_note(answer) -> str:
+    """The 'your follow-up was read as …' line, or '' when the question stood alone."""
+    rewritten = getattr(answer, "rewritten_question", None)
+    if not rewritten or rewritten.strip() == answer.question.strip():
+        return ""
+    return f'<div class="zc-rewrite"><span class="zc-chip">追问改写</span>已结合上文理解为：<b>{esc(rewritten)}</b></div>'
+
+
+def format_answer(answer, shown: str | None = None) -> str:
+    """The assistant's chat bubble (HTML).  `shown` is the part streamed so far; None = complete.
+
+    Answers and refusals look different: a refusal carries a warning title,
+    an amber frame and says the panel lists only the closest clauses.
+    """
+    done = shown is None
+    text = answer.answer if done else shown
+    body = _answer_body_html(text) + ("" if done else '<span class="zc-cursor">▍</span>')
+    n = len(answer.citations)
+    if answer.refused:
+        meta = (f"“最接近的条款”中列出 {n} 条，仅供参考，不构成答案依据。" if n else "没有检索到相关条款。")
+        inner = (f'<div class="zc-refusal-title">⚠ 未找到答案</div><div class="zc-body">{body}</div>')
+        if done:
+            inner += f'<div class="zc-meta">{meta}</div>'
+        return f'{rewrite_note(answer)}<div class="zc-refusal">{inner}</div>'
+    inner = f'<div class="zc-body">{body}</div>'
+    if done:
+        total = (answer.timings_ms or {}).get("total")
+        took = f" · 用时 {total / 1000:.2f} 秒" if total else ""
+        inner += f'<div class="zc-meta">依据 {n} 条条款（见“引用条款”，点击条款可看上下文）{took}</div>'
+    return f'{rewrite_note(answer)}<div class="zc-answer">{inner}</div>'
+
+
+def stream_pieces(text: str, steps: int = 30, min_chars: int = 3) -> Iterator[str]:
+    """Growing prefixes of `text`, so the answer arrives progressively; the last one is `text`."""
+    if not text:
+        yield ""
+        return
+    size = max(min_chars, -(-len(text) // steps))
+    for end in range(size, len(text), size):
+        yield text[:end]
+    yield text
+
+
+def pending_html(message: str = "正在检索条款…") -> str:
+    return f'<div class="zc-pending"><span class="zc-spinner"></span>{esc(message)}</div>'
+
+
+def error_html(message: str) -> str:
+    return f'<div class="zc-error" role="alert">⚠ {esc(message)}</div>'
+
+
+# -- citation panel and context ----------------------------------------------------------
+
+EMPTY_CITATIONS = ('<div class="zc-cites zc-empty"><div class="zc-panel-title">引用条款</div>'
+                   '<p>提问后，这里会列出回答所依据的条款：文件标题、章节路径、条款编号和原文，'
+                   '回答摘录的句子以黄色标出。点击条款可查看它在原文中的上下文。</p></div>')
+EMPTY_CONTEXT = ""
+
+
+def citation_panel_html(answer) -> str:
+    """Cards for the cited clauses (or, for a refusal, the closest ones), each clickable for context."""
+    quotes = {} if answer.refused else quoted_segments(answer.answer)
+    if answer.refused:
+        head = (f'<div class="zc-panel-title">最接近的条款 <span class="zc-count">{len(answer.citations)}</span></div>'
+                '<div class="zc-panel-note">文件中没有直接回答该问题的内容，以下条款仅供参考。</div>')
+    else:
+        head = f'<div class="zc-panel-title">引用条款 <span class="zc-count">{len(answer.citations)}</span></div>'
+    if not answer.citations:
+        return (f'<div class="zc-cites{" zc-cites-refused" if answer.refused else ""}">{head}'
+                '<p>没有可列出的条款。</p></div>')
+    cards = []
+    for c in answer.citations:
+        ch = c.hit.chunk
+        part = f"（第 {ch.part}/{ch.parts} 段）" if getattr(ch, "parts", 1) > 1 else ""
+        cards.append(
+            f'<div class="zc-card" role="button" tabindex="0" title="点击查看上下文" data-n="{c.n}" '
+            f'data-doc="{esc(ch.doc_id)}" data-clause="{esc(ch.clause_id)}">'
+            f'<div class="zc-card-top"><span class="zc-badge">[{c.n}]</span>'
+            f'<span class="zc-doc">《{esc(ch.doc_title)}》</span></div>'
+            f'<div class="zc-path">{esc(ch.section_path) or "（无章节标题）"}</div>'
+            f'<div class="zc-clause-id">条款编号 <code>{esc(ch.clause_id)}</code>{part}</div>'
+            f'<div class="zc-text">{highlight(ch.text, quotes.get(c.n, []))}</div>'
+            f'<div class="zc-more">查看上下文 ›</div></div>')
+    cls = "zc-cites zc-cites-refused" if answer.refused else "zc-cites"
+    return f'<div class="{cls}">{head}{"".join(cards)}</div>'
+
+
+def citation_quotes(answer) -> dict[str, list[str]]:
+    """Per citation number (as str: it travels through the page's JSON state), the quoted sentences."""
+    if answer.refused:
+        return {}
+    return {str(n): q for n, q in quoted_segments(answer.answer).items()}
+
+
+def _doc_title(corpus, doc_id: str) -> str:
+    for d in corpus.documents:
+        if d.doc_id == doc_id:
+            return d.title
+    return doc_id
+
+
+def _clause_html(clause, target: bool, quotes: list[str]) -> str:
+    text = highlight(clause.text, quotes) if target else esc(clause.text)
+    note = f'<div class="zc-resp">{esc(clause.responsible)}</div>' if getattr(clause, "responsible", None) else ""
+    cls = "zc-ctx-clause zc-ctx-target" if target else "zc-ctx-clause"
+    return (f'<div class="{cls}"><div class="zc-clause-id"><code>{esc(clause.clause_id)}</code>'
+            f'{"<span class=zc-here>本条</span>" if target else ""}</div>'
+            f'<div class="zc-text">{text}</div>{note}</div>')
+
+
+def context_html(corpus, doc_id: str, clause_id: str, quotes: list[str] | None = None, radius: int = 2) -> str:
+    """The clause between its `radius` neighbours on each side, with section headings where they change."""
+    clause_id = clause_id.split("#", 1)[0]  # a chunk id names a part of its clause
+    parsed = corpus.parsed.get(doc_id)
+    if parsed is None:
+        return error_html(f"未知文档：{doc_id}")
+    ids = [c.clause_id for c in parsed.clauses]
+    if clause_id not in ids:
+        return error_html(f"《{_doc_title(corpus, doc_id)}》中没有条款 {clause_id}")
+    i = ids.index(clause_id)
+    window = parsed.clauses[max(0, i - radius): i + radius + 1]
+    parts = [f'<div class="zc-ctx"><div class="zc-panel-title">条款上下文</div>'
+             f'<div class="zc-ctx-doc">《{esc(_doc_title(corpus, doc_id))}》 · 条款 <code>{esc(clause_id)}</code>'
+             f' · 原文第 {i + 1}/{len(ids)} 条，前后各列 {radius} 条</div>']
+    section = None
+    for c in window:
+        if c.section != section:
+            section = c.section
+            parts.append(f'<div class="zc-ctx-section">{esc(" › ".join(section)) or "（无章节标题）"}</div>')
+        parts.append(_clause_html(c, c.clause_id == clause_id, quotes or []))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# -- documents and outlines ---------------------------------------------------------------
+
+
+@dataclass
+class OutlineEntry:
+    id: str
+    title: str
+    level: float
+    path: list[str] = field(default_factory=list)
+
+
+def outline(parsed) -> list[OutlineEntry]:
+    """The document's headings, plus the unheaded opening text (导语) when it has clauses."""
+    entries = [OutlineEntry(h.id, h.title, h.level, list(h.path)) for h in parsed.headings]
+    tops = {tuple(e.path[:1]) for e in entries}
+    for c in parsed.clauses:
+        if c.section and (c.section[0],) not in tops:
+            tops.add((c.section[0],))
+            position = next((k for k, e in enumerate(entries) if parsed.clauses.index(c) < _first_clause(parsed, e)),
+                            len(entries))
+            entries.insert(position, OutlineEntry(c.clause_id.split(".")[0], c.section[0], 1, [c.section[0]]))
+    return entries
+
+
+def _first_clause(parsed, entry: OutlineEntry) -> int:
+    for k, c in enumerate(parsed.clauses):
+        if c.section[:len(entry.path)] == entry.path:
+            return k
+    return len(parsed.clauses)
+
+
+def section_clauses(parsed, heading_id: str):
+    """The clauses under a heading (its own text, sub-clauses and boxes), in document order."""
+    entry = next((e for e in outline(parsed) if e.id == heading_id), None)
+    if entry is None:
+        return None
+    return [c for c in parsed.clauses if c.section[:len(entry.path)] == entry.path]
+
+
+def doc_choices(corpus) -> list[tuple[str, str]]:
+    """(label, doc_id) pairs for the document filter."""
+    return [(d.short_title or d.title, d.doc_id) for d in corpus.documents]
+
+
+def documents_html(corpus) -> str:
+    """One card per plan: title, issuer, number, date, region, clause count, and a clickable outline."""
+    cards = []
+    for d in corpus.documents:
+        parsed = corpus.parsed.get(d.doc_id)
+        n_clauses = len(parsed.clauses) if parsed else 0
+        meta = [("发文机关", d.issuer), ("文号", d.doc_number), ("日期", d.date), ("地区", d.region),
+                ("条款", f"{n_clauses} 条"), ("编号", d.doc_id)]
+        meta_html = "".join(f'<span><b>{k}</b> {esc(str(v))}</span>' for k, v in meta if v)
+        items = []
+        for e in outline(parsed) if parsed else []:
+            depth = max(0, int(round((e.level - 1) * 2)))  # 专栏 boxes sit half a level deeper
+            items.append(f'<li class="zc-ol-item zc-depth-{min(depth, 6)}" role="button" tabindex="0" '
+                         f'data-doc="{esc(d.doc_id)}" data-heading="{esc(e.id)}">'
+                         f'<code>{esc(e.id)}</code> {esc(e.title)}</li>')
+        note = f'<div class="zc-doc-note">{esc(d.note)}</div>' if d.note else ""
+        cards.append(f'<div class="zc-doc-card"><div class="zc-doc-title">{esc(d.title)}</div>'
+                     f'<div class="zc-doc-meta">{meta_html}</div>{note}'
+                     f'<details><summary>目录（{len(items)} 个标题，点击标题查看原文）</summary>'
+                     f'<ul class="zc-outline">{"".join(items)}</ul></details></div>')
+    return f'<div class="zc-docs">{"".join(cards)}</div>'
+
+
+EMPTY_SECTION = ('<div class="zc-ctx zc-empty"><div class="zc-panel-title">原文</div>'
+                 '<p>展开左侧某个文件的目录，点击标题即可在此阅读该部分的条款原文。</p></div>')
+
+
+def section_html(corpus, doc_id: str, heading_id: str) -> str:
+    parsed = corpus.parsed.get(doc_id)
+    if parsed is None:
+        return error_html(f"未知文档：{doc_id}")
+    clauses = section_clauses(parsed, heading_id)
+    if clauses is None:
+        return error_html(f"《{_doc_title(corpus, doc_id)}》中没有标题 {heading_id}")
+    entry = next(e for e in outline(parsed) if e.id == heading_id)
+    parts = [f'<div class="zc-ctx"><div class="zc-panel-title">{esc(entry.title)}</div>'
+             f'<div class="zc-ctx-doc">《{esc(_doc_title(corpus, doc_id))}》 · {esc(" › ".join(entry.path))}'
+             f' · {len(clauses)} 条</div>']
+    if not clauses:
+        parts.append("<p>该标题下没有正文条款。</p>")
+    section = entry.path
+    for c in clauses:
+        if c.section != section:
+            section = c.section
+            below = c.section[len(entry.path):]  # headings under the chosen one
+            if below:
+                parts.append(f'<div class="zc-ctx-section">{esc(" › ".join(below))}</div>')
+        parts.append(_clause_html(c, False, []))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+# -- a chat turn -------------------------------------------------------------------------
+
+
+@dataclass
+class TurnUpdate:
+    """One state of the page during a question: what each output component shows."""
+
+    chat: list[dict]
+    history: list[dict]
+    citations: str | None  # None: leave the panel as it was (an error must not wipe what is shown)
+    quotes: dict | None
+    status: str
+    question: str  # what stays in the input box (kept on errors, so nothing typed is lost)
+    done: bool = False
+    answer: object = None
+
+
+def chat_turn(assistant, question: str | None, chat: list[dict] | None, history: list[dict] | None,
+              documents: list[str] | None, k: int | float | None, delay: float = 0.02) -> Iterator[TurnUpdate]:
+    """Ask, then stream the answer into the chat and fill the citation panel.
+
+    `chat` is what the Chatbot shows (formatted HTML); `history` is the plain
+    conversation handed to the assistant for follow-ups.  A follow-up is stored
+    under its rewritten, standalone form, so a chain of follow-ups
+    ("那苏州工业园区呢？" then "那青浦呢？") keeps its topic.
+    """
+    chat = list(chat or [])
+    history = list(history or [])
+    question = (question or "").strip()
+    k = int(k) if k else None
+    try:
+        question = validate_question(question, k)
+    except QuestionError as exc:
+        yield TurnUpdate(chat, history, None, None, error_html(str(exc)), question or "", done=True)
+        return
+    asked = chat + [{"role": "user", "content": esc(question)},
+                    {"role": "assistant", "content": pending_html()}]
+    yield TurnUpdate(asked, history, None, None, "", "")  # the panel changes only once there is an answer
+    try:
+        answer = assistant.ask(question, k=k, documents=list(documents) if documents else None,
+                               history=history[-MAX_HISTORY_MESSAGES:])
+    except QuestionError as exc:
+        yield TurnUpdate(chat, history, None, None, error_html(str(exc)), question, done=True)
+        return
+    except Exception as exc:  # never a traceback on the page; the log has it
+        log.exception("ask failed")
+        yield TurnUpdate(chat, history, None, None,
+                         error_html(f"内部错误，问题未能回答（{type(exc).__name__}），请稍后重试。"), question, done=True)
+        return
+    for shown in stream_pieces(answer.answer):
+        # a new list per state: each update is a snapshot, not a view of the next one
+        yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": format_answer(answer, shown)}],
+                         history, pending_html("正在整理引用条款…"), {}, "", "")
+        if delay:
+            time.sleep(delay)
+    asked = asked[:-1] + [{"role": "assistant", "content": format_answer(answer)}]
+    standalone = answer.rewritten_question or question
+    history = (history + [{"role": "user", "content": standalone},
+                          {"role": "assistant", "content": answer.answer}])[-MAX_HISTORY_MESSAGES:]
+    yield TurnUpdate(asked, history, citation_panel_html(answer), citation_quotes(answer), "", "",
+                     done=True, answer=answer)
+
+
+# -- uploads -------------------------------------------------------------------------------
+
+
+def admin_keys() -> list[str]:
+    """Admin keys from RAG_ADMIN_KEYS (comma or whitespace separated); none = uploads disabled."""
+    return [k for k in re.split(r"[,\s]+", os.environ.get("RAG_ADMIN_KEYS", "")) if k]
+
+
+def check_admin_key(key: str | None) -> bool:
+    key = (key or "").strip()
+    return bool(key) and any(hmac.compare_digest(key.encode(), k.encode()) for k in admin_keys())
+
+
+def upload_available(assistant) -> bool:
+    return callable(getattr(assistant, "add_document", None))
+
+
+def _progress_html(stage: str, elapsed: float) -> str:
+    return (f'<div class="zc-progress"><div class="zc-progress-bar"><span></span></div>'
+            f'<div>{esc(stage)} · 已用 {elapsed:.0f} 秒</div></div>')
+
+
+def _added_id(result) -> str | None:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict):
+        return result.get("doc_id")
+    return getattr(result, "doc_id", None)
+
+
+def run_upload(assistant, key: str | None, file_path: str | None, title: str = "", issuer: str = "",
+               date: str = "", region: str = "", poll: float = 0.5) -> Iterator[tuple[str, str | None]]:
+    """Check the key and file, then add the plan while reporting progress.
+
+    Yields (status HTML, doc_id of the added plan or None).  Bad input and a
+    rejected upload (`ValueError` from `add_document`) end in a message; the
+    index is left as it was (the assistant guarantees that).
+    """
+    if not admin_keys():
+        yield error_html("未配置管理员密钥（RAG_ADMIN_KEYS），不能上传。"), None
+        return
+    if not check_admin_key(key):
+        yield error_html("管理员密钥不正确。"), None
+        return
+    if not upload_available(assistant):
+        yield error_html("当前版本的服务不支持上传文件。"), None
+        return
+    if not file_path:
+        yield error_html("请先选择要上传的文件（.txt、.pdf 或 .docx）。"), None
+        return
+    path = Path(file_path)
+    if path.suffix.lower() not in UPLOAD_EXTENSIONS:
+        yield error_html(f"不支持的文件类型“{path.suffix or '无扩展名'}”：只接受 .txt、.pdf、.docx。"), None
+        return
+    content = path.read_bytes()
+    fields = {name: value.strip() for name, value in
+              (("title", title), ("issuer", issuer), ("date", date), ("region", region)) if value and value.strip()}
+    outcome: dict = {}
+
+    def work():
+        try:
+            outcome["result"] = assistant.add_document(path.name, content, **fields)
+        except BaseException as exc:  # handed to the page below
+            outcome["error"] = exc
+
+    started = time.perf_counter()
+    worker = threading.Thread(target=work, name="ui-upload", daemon=True)
+    worker.start()
+    yield _progress_html(f"正在解析并索引《{fields.get('title', path.name)}》（{len(content) / 1024:.0f} KB）",
+                         0.0), None
+    while worker.is_alive():
+        worker.join(poll)
+        if worker.is_alive():
+            yield _progress_html("正在切分条款、计算向量并写入索引", time.perf_counter() - started), None
+    elapsed = time.perf_counter() - started
+    error = outcome.get("error")
+    if isinstance(error, ValueError):
+        yield error_html(f"上传未被接受：{error}"), None
+        return
+    if error is not None:
+        log.error("upload failed", exc_info=error)
+        yield error_html(f"上传失败（{type(error).__name__}），索引保持不变。"), None
+        return
+    doc_id = _added_id(outcome.get("result"))
+    parsed = assistant.corpus.parsed.get(doc_id) if doc_id else None
+    count = f"，共 {len(parsed.clauses)} 条条款" if parsed else ""
+    yield (f'<div class="zc-ok"><b>上传完成</b> · 已加入索引：<b>{esc(fields.get("title", path.name))}</b>'
+           f'（编号 <code>{esc(doc_id or "?")}</code>{count}），用时 {elapsed:.1f} 秒，现在即可提问。</div>'), doc_id
