@@ -66,7 +66,7 @@ please tell me list give compare between about i we you they it its their there
 # the question's keyword weight that the best clause covers).
 MIN_DENSE = 0.80
 MIN_COVERAGE = 0.34
-ENGLISH_DENSE_MARGIN = 0.04  # cross-language similarities run lower
+ENGLISH_DENSE_MARGIN = 0.06  # cross-language similarities run lower
 
 
 @dataclass

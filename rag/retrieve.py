@@ -77,7 +77,9 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
         per_doc = {}
         for d in scope:
             sub_query = strip_other_places(query, d, route)
-            sub = search(index, embedder, sub_query, k=k, documents=[d], mode=mode, reranker=reranker)
+            # Routed to the one document, so its own name is kept out of the keywords too.
+            own = Route(documents=[d], compare=False, aliases={d: route.aliases[d]} if d in route.aliases else {})
+            sub = search(index, embedder, sub_query, k=k, mode=mode, route=own, reranker=reranker)
             per_doc[d] = sub.hits
         merged: list[Hit] = []
         depth = 0
