@@ -650,11 +650,12 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         snap = assistant.snapshot
         return {"documents": [_document_out(d.doc_id, snap) for d in snap.corpus.documents]}
 
-    doc_id_path = Path(description="Document id, e.g. `shenzhen-2022`", examples=["shenzhen-2022"], max_length=200)
+    def doc_id_path():  # a fresh Param per route: FastAPI binds each to its parameter
+        return Path(description="Document id, e.g. `shenzhen-2022`", examples=["shenzhen-2022"], max_length=200)
 
     @v1.get("/documents/{doc_id}", tags=["documents"], response_model=DocumentDetail,
             summary="A document's catalog entry and clause outline", responses=_errors(400, 404))
-    async def get_document(doc_id: str = doc_id_path):
+    async def get_document(doc_id: str = doc_id_path()):
         snap = assistant.snapshot
         out = _document_out(_checked_id(doc_id), snap)
         parsed = snap.corpus.parsed[doc_id]
@@ -671,7 +672,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @v1.get("/documents/{doc_id}/clauses/{clause_id}", tags=["documents"], response_model=ClauseContext,
             summary="A clause with its neighbours (for 'show in context')", responses=_errors(400, 404))
-    async def get_clause(doc_id: str = doc_id_path,
+    async def get_clause(doc_id: str = doc_id_path(),
                          clause_id: str = Path(description="Clause id (or chunk id `id#n`), e.g. `二.(一)`",
                                                examples=["二.(一)"], max_length=200),
                          context: int = Query(2, ge=0, le=20, description="Neighbours on each side")):
@@ -740,7 +741,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     @v1.delete("/documents/{doc_id}", tags=["documents"], response_model=DeleteResponse,
                summary="Remove an uploaded document; admin key", dependencies=[Depends(require_admin)],
                responses=_errors(400, 403, 404))
-    async def delete_document(doc_id: str = doc_id_path):
+    async def delete_document(doc_id: str = doc_id_path()):
         """Removes the document from both indexes, atomically. Seed documents cannot be deleted (403)."""
         _checked_id(doc_id)
         started = time.perf_counter()
