@@ -372,6 +372,13 @@ def text_pieces(text: str, max_chars: int = 24) -> list[str]:
     return pieces
 
 
+def sse_event_schema(data_description: str) -> dict:
+    """OpenAPI 3.1 schema of one Server-Sent Event (the `schema` of a text/event-stream entry)."""
+    return {"type": "object", "required": ["data"], "properties": {
+        "data": {"type": "string", "description": data_description},
+        "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer", "minimum": 0}}}
+
+
 def _sse(data: Any) -> str:
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     return f"data: {payload}\n\n"
@@ -578,7 +585,10 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
              summary="Answer a question with cited clauses",
              responses={**_errors(400, 413), 200: {"description": "The answer; with `stream: true`, Server-Sent Events",
                                                    "content": {"text/event-stream": {
-                                                       "schema": {"type": "string"},
+                                                       "schema": sse_event_schema(
+                                                           'JSON `{"type": "delta", "text"}`, then one '
+                                                           '`{"type": "citations", "citations", "refused", ...}`, '
+                                                           'then the literal `[DONE]`'),
                                                        "example": 'data: {"type": "delta", "text": "到2025年，"}\n\n'
                                                                   'data: {"type": "citations", "citations": []}\n\n'
                                                                   "data: [DONE]\n\n"}}}})
@@ -764,7 +774,9 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
              summary="OpenAI-compatible chat completions (non-streaming and streaming)",
              responses={**_errors(400, 413), 200: {
                  "description": "A chat.completion, or with `stream: true` chat.completion.chunk events",
-                 "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                 "content": {"text/event-stream": {"schema": sse_event_schema(
+                     "JSON `chat.completion.chunk` objects (the last one with `citations`), then the literal "
+                     "`[DONE]`")}}}})
     async def chat_completions(req: ChatRequest):
         """The last user message is the question, earlier messages the history.
 
