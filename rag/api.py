@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -28,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .config import MAX_QUESTION_CHARS, Settings
 from .ingest import DocumentError, check_doc_id, max_upload_bytes
 from .metrics import Metrics, MetricsMiddleware
+from .query_batch import BatchingQueryEmbedder
 from .retrieve import MODES
 from .security import ADMIN, KeyConfig
 from .service import MAX_K, QuestionError
@@ -487,18 +489,23 @@ class _BodyLimit:
 
 
 def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig | None = None,
-               with_ui: bool = True, metrics: Metrics | None = None) -> FastAPI:
+               with_ui: bool = True, metrics: Metrics | None = None, batch_queries: bool = True) -> FastAPI:
     """The HTTP app over `assistant` (built from `settings` when not given).
 
     `keys` defaults to RAG_API_KEYS / RAG_ADMIN_KEYS; `with_ui` mounts the chat
-    page at `/` when `ui.app` is importable.
+    page at `/` when `ui.app` is importable; `batch_queries` wraps the
+    assistant's embedder so concurrent requests share model calls (rag/query_batch.py).
     """
     if assistant is None:
         from .service import Assistant
 
         assistant = Assistant(settings or Settings())
+    if batch_queries and hasattr(assistant, "embedder") and not isinstance(assistant.embedder, BatchingQueryEmbedder):
+        assistant.embedder = BatchingQueryEmbedder(assistant.embedder)
     keys = keys if keys is not None else KeyConfig.from_env()
     metrics = metrics or Metrics()
+    if isinstance(getattr(assistant, "embedder", None), BatchingQueryEmbedder):
+        metrics.track_embedder(assistant.embedder)
 
     app = FastAPI(
         title="政策问答 API",
@@ -579,6 +586,9 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return role
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422))
+    # Queries are CPU-bound Python: a few at a time finish sooner than many fighting over the GIL,
+    # and the event loop stays responsive.  Waiting ones queue here (RAG_API_CONCURRENCY, default 8).
+    work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "8") or 8)))
 
     # -- questions --
     @v1.post("/ask", tags=["questions"], response_model=AskResponse, response_model_exclude_none=True,
@@ -614,8 +624,9 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
     async def _ask(question, k, documents, history, mode) -> dict:
-        result = await run_in_threadpool(assistant.ask, question, k=k, documents=documents, history=history,
-                                         mode=mode)
+        async with work_slots:
+            result = await run_in_threadpool(assistant.ask, question, k=k, documents=documents, history=history,
+                                             mode=mode)
         answer = result.to_dict()
         metrics.observe_answer(answer)
         return answer
@@ -624,8 +635,9 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
              responses=_errors(400, 413))
     async def search_clauses(req: SearchRequest):
         started = time.perf_counter()
-        result = await run_in_threadpool(assistant.search, req.query, k=req.k, documents=req.documents,
-                                         mode=req.mode)
+        async with work_slots:
+            result = await run_in_threadpool(assistant.search, req.query, k=req.k, documents=req.documents,
+                                             mode=req.mode)
         ms = (time.perf_counter() - started) * 1000
         metrics.stage.labels("search").observe(ms / 1000)
         return {"query": req.query,

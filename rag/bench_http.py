@@ -4,7 +4,8 @@ N clients (default 20) each send one request at a time, back to back (a closed
 loop, no think time), for a fixed duration after an unmeasured warm-up; the
 questions cycle through a fixed mixed set (five plans, comparisons, English,
 questions the plans do not answer).  Without `--url` it starts its own
-`rag serve` on a free loopback port and stops it afterwards.  Reports
+`rag serve` on a free loopback port and stops it afterwards; `--no-cache`
+starts it with the query-vector cache off, so every request runs the model.  Reports
 throughput, latency percentiles, the server's own processing time, and every
 error (non-200 status, timeout, connection error, malformed body).
 """
@@ -188,9 +189,16 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
                 server_ms.append(float(body.get("timings_ms", {}).get("total", 0.0)))
                 refused += bool(body.get("refused"))
 
+    counters: dict[str, dict] = {}
+
+    async def snapshot(http: httpx.AsyncClient) -> None:
+        await asyncio.sleep(max(0.0, measure_from - loop.time()))
+        counters["start"] = await _embedding_counters(http)
+
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
                                  timeout=httpx.Timeout(timeout)) as http:
-        await asyncio.gather(*(client(i, http) for i in range(clients)))
+        await asyncio.gather(snapshot(http), *(client(i, http) for i in range(clients)))
+        counters["end"] = await _embedding_counters(http)
     n_ok, n_err = len(latencies), sum(errors.values())
     report = {
         "url": url, "endpoint": endpoint, "clients": clients, "duration_s": duration, "warmup_s": warmup,
@@ -202,11 +210,35 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
                        (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("max", 100))},
     }
     report["latency_ms"]["mean"] = round(sum(latencies) / n_ok, 1) if n_ok else float("nan")
+    start, end = counters.get("start") or {}, counters.get("end") or {}
+    if start and end:
+        d = {k: end[k] - start[k] for k in end}
+        asked = d["model"] + d["cache_hits"]
+        report["query_embedding"] = {
+            "model_calls": int(d["batches"]), "embedded_by_model": int(d["model"]),
+            "cache_hits": int(d["cache_hits"]), "cache_hit_share": round(d["cache_hits"] / asked, 3) if asked else 0.0,
+            "mean_batch": round(d["model"] / d["batches"], 1) if d["batches"] else 0.0}
     if server_ms:
         report["server_processing_ms"] = {"p50": round(percentile(server_ms, 50), 1),
                                           "p95": round(percentile(server_ms, 95), 1)}
         report["refused_share"] = round(refused / len(server_ms), 3)
     return report
+
+
+async def _embedding_counters(http: httpx.AsyncClient) -> dict | None:
+    """The server's query-embedding counters from /metrics (None if it does not export them)."""
+    try:
+        text = (await http.get("/metrics")).text
+    except httpx.HTTPError:
+        return None
+    names = {"rag_query_embedding_batches_total": "batches", "rag_query_embeddings_total": "model",
+             "rag_query_embedding_cache_hits_total": "cache_hits"}
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[names[name]] = float(value)
+    return out if len(out) == 3 else None
 
 
 def format_report(r: dict) -> str:
@@ -225,6 +257,11 @@ def format_report(r: dict) -> str:
         s = r["server_processing_ms"]
         lines.append(f"  server processing (timings_ms.total) p50 {s['p50']} ms  p95 {s['p95']} ms; "
                      f"refused {r['refused_share']:.0%}")
+    if "query_embedding" in r:
+        q = r["query_embedding"]
+        lines.append(f"  query embeddings: {q['embedded_by_model']} by the model in {q['model_calls']} calls "
+                     f"(mean batch {q['mean_batch']}), {q['cache_hits']} from the cache "
+                     f"({q['cache_hit_share']:.0%} of queries)")
     for kind, example in r.get("error_examples", {}).items():
         lines.append(f"  e.g. {kind}: {example}")
     return "\n".join(lines)
@@ -241,7 +278,7 @@ def run_http_bench(args) -> int:
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
             print(f"starting `rag serve` on {url} ...", file=sys.stderr, flush=True)
-            proc = start_server(port)
+            proc = start_server(port, {"RAG_QUERY_CACHE": "0"} if args.no_cache else None)
         health = wait_healthy(url, proc)
         print(f"server healthy: {health.get('chunks')} chunks, model {health.get('model')}", file=sys.stderr,
               flush=True)

@@ -162,6 +162,11 @@ def cmd_serve(args) -> int:
     from .api import create_app
     from .security import KeyConfig, bind_host
 
+    # One intra-op thread per model call: requests run concurrently (and queries are micro-batched),
+    # so a second OpenMP thread only contends with them for the same two cores.
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("RAG_TORCH_THREADS", "1") or 1)))
     keys = KeyConfig.from_env()
     host, message = bind_host(args.host, keys)
     print(f"rag serve: {message}", file=sys.stderr, flush=True)
@@ -225,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--endpoint", default="/v1/ask", choices=["/v1/ask", "/v1/search", "/v1/chat/completions"])
     http.add_argument("--api-key", default=os.environ.get("RAG_BENCH_API_KEY"), help="bearer key, if required")
     http.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
+    http.add_argument("--no-cache", action="store_true",
+                      help="start the server with the query-vector cache off (every request embeds its query)")
     sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("serve", help="run the HTTP API and chat page (uvicorn)")

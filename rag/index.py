@@ -140,6 +140,8 @@ class KnowledgeIndex:
         if len(self.vectors):
             self.faiss.add(self.vectors)
         self.bm25 = BM25Okapi(bm25_tokens) if bm25_tokens else None
+        # Computed once: idf() is called for every keyword of every candidate sentence.
+        self._max_idf = max(self.bm25.idf.values(), default=1.0) if self.bm25 is not None else 0.0
         self.doc_rows: dict[str, np.ndarray] = {}
         for i, ch in enumerate(chunks):
             self.doc_rows.setdefault(ch.doc_id, [])
@@ -175,7 +177,7 @@ class KnowledgeIndex:
     def idf(self, token: str) -> float:
         if self.bm25 is None:
             return 0.0
-        return float(self.bm25.idf.get(token, max(self.bm25.idf.values(), default=1.0)))
+        return float(self.bm25.idf.get(token, self._max_idf))
 
     # -- incremental changes (uploads) ---------------------------------------
 

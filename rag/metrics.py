@@ -12,6 +12,7 @@ import time
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, GCCollector, Histogram,
                                PlatformCollector, ProcessCollector, generate_latest)
+from prometheus_client.core import CounterMetricFamily
 
 # Buckets fit an API whose queries take milliseconds and uploads take seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -42,6 +43,10 @@ class Metrics:
         self.index_documents = Gauge("rag_index_documents", "Documents in the published index",
                                      registry=self.registry)
 
+    def track_embedder(self, embedder) -> None:
+        """Export the query batcher's counters (model calls, queries embedded, cache hits) at scrape time."""
+        self.registry.register(_EmbedderCollector(embedder))
+
     def observe_answer(self, answer: dict) -> None:
         for stage, ms in (answer.get("timings_ms") or {}).items():
             self.stage.labels(stage).observe(ms / 1000.0)
@@ -53,6 +58,19 @@ class Metrics:
             self.index_chunks.set(len(index))
             self.index_documents.set(len(index.doc_ids))
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _EmbedderCollector:
+    def __init__(self, embedder):
+        self.embedder = embedder
+
+    def collect(self):
+        e = self.embedder
+        for name, doc, value in (
+                ("rag_query_embedding_batches", "Model calls made for query embeddings", e.batches),
+                ("rag_query_embeddings", "Queries embedded by the model (cache misses)", e.queries),
+                ("rag_query_embedding_cache_hits", "Queries answered from the query-vector cache", e.cache_hits)):
+            yield CounterMetricFamily(name, doc, value=value)
 
 
 class MetricsMiddleware:
