@@ -662,6 +662,9 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 "upload": _upload_details(index, doc_id)}
 
     def _checked_id(doc_id: str) -> str:
+        """Known ids pass as they are; an unknown one must at least look like an id (400 if path-like)."""
+        if any(d.doc_id == doc_id for d in assistant.corpus.documents):
+            return doc_id
         try:
             return check_doc_id(doc_id)
         except DocumentError as exc:

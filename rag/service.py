@@ -139,14 +139,26 @@ class Assistant:
 
             self.reranker = CrossEncoderReranker(self.settings.reranker)
         self._lock = threading.RLock()  # serializes writers (uploads, deletes); readers never take it
+        self.answerer = None  # last chain step; None = extractive (see set_answerer)
         self._snapshot: _Snapshot = self._make_snapshot(index, corpus)
 
     # -- the published snapshot ---------------------------------------------------
 
     def _make_snapshot(self, index: KnowledgeIndex, corpus: Corpus) -> _Snapshot:
         snap = _Snapshot(self, index, corpus)
-        snap.chain = build_chain(snap)
+        snap.chain = build_chain(snap, self.answerer)
         return snap
+
+    def set_answerer(self, answerer) -> None:
+        """Replace the chain's answer step (e.g. a generative backend) for this and every later snapshot.
+
+        `answerer` is what `build_chain` takes; it may be a factory's result bound
+        to this Assistant — the chain it ends is rebuilt over each new snapshot.
+        """
+        with self._lock:
+            self.answerer = answerer
+            snap = self._snapshot
+            self._snapshot = self._make_snapshot(snap.index, snap.corpus)
 
     @property
     def snapshot(self) -> _Snapshot:
@@ -249,13 +261,13 @@ class Assistant:
 
         Seed documents (seeds/catalog.json) cannot be removed: edit the seeds instead.
         """
-        check_doc_id(doc_id)
         with self._lock:
             snap = self._snapshot
             if not snap.corpus.is_upload(doc_id):
                 if any(d.doc_id == doc_id for d in snap.corpus.documents):
                     raise DocumentError(f"种子文档不能删除 (seed document {doc_id!r} cannot be deleted)",
                                         403, "seed_document")
+                check_doc_id(doc_id)  # a path-like id is a 400, any other unknown id a 404
                 raise DocumentError(f"未知文档 (unknown doc_id {doc_id!r})", 404, "unknown_document")
             index = snap.index.without_document(doc_id)
             new_snap = self._make_snapshot(index, snap.corpus.without_upload(doc_id))
