@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast index bench eval clean browser
+.PHONY: setup run test test-fast index bench bench-http eval clean browser
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/rag bench
+
+bench-http: setup
+	$(BIN)/rag index build --if-needed
+	$(BIN)/rag bench --http
 
 eval: setup
 	$(BIN)/rag eval

@@ -146,6 +146,10 @@ def cmd_chat(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.http:
+        from .bench_http import run_http_bench
+
+        return run_http_bench(args)
     from .bench import run_bench
 
     return run_bench(args)
@@ -161,6 +165,29 @@ def cmd_eval(args) -> int:
     except (GoldError, ConfigError) as exc:
         print(f"错误：{exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """HTTP API (+ chat page at / when the UI is installed) with uvicorn; see rag/api.py."""
+    import uvicorn
+
+    from .api import create_app
+    from .security import KeyConfig, bind_host
+
+    # One intra-op thread per model call: requests run concurrently (and queries are micro-batched),
+    # so a second OpenMP thread only contends with them for the same two cores.
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("RAG_TORCH_THREADS", "1") or 1)))
+    keys = KeyConfig.from_env()
+    host, message = bind_host(args.host, keys)
+    print(f"rag serve: {message}", file=sys.stderr, flush=True)
+    app = create_app(_assistant(args), keys=keys, with_ui=not args.no_ui)
+    print(f"rag serve: http://{host}:{args.port}  (API docs: /docs, health: /healthz, metrics: /metrics)",
+          file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+                timeout_graceful_shutdown=5)
     return 0
 
 
@@ -207,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--questions", help="file with one question per line (default: evals questions)")
     sp.add_argument("-n", type=int, default=60, help="number of queries to time")
     sp.add_argument("--json", action="store_true")
+    http = sp.add_argument_group("HTTP load test (--http; see rag/bench_http.py)")
+    http.add_argument("--http", action="store_true", help="load-test the HTTP API instead of the library")
+    http.add_argument("--url", help="server to test (default: start `rag serve` on a free loopback port)")
+    http.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    http.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    http.add_argument("--warmup", type=float, default=5.0, help="seconds of unmeasured warm-up (default 5)")
+    http.add_argument("--endpoint", default="/v1/ask", choices=["/v1/ask", "/v1/search", "/v1/chat/completions"])
+    http.add_argument("--api-key", default=os.environ.get("RAG_BENCH_API_KEY"), help="bearer key, if required")
+    http.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
+    http.add_argument("--no-cache", action="store_true",
+                      help="start the server with the query-vector cache off (every request embeds its query)")
     sp.set_defaults(func=cmd_bench)
 
     from .evaluate import CONFIG_NAMES
@@ -220,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_eval)
+
+    sp = sub.add_parser("serve", help="run the HTTP API and chat page (uvicorn)")
+    sp.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; without API keys always loopback)")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
+    sp.add_argument("--no-ui", action="store_true", help="API only, no chat page at /")
+    sp.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    sp.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
+                    help="log every request (default off)")
+    sp.set_defaults(func=cmd_serve)
     return p
 
 

@@ -6,6 +6,13 @@ and `bm25.json`.  A build writes a new folder completely, then swaps `CURRENT`
 with an atomic rename, so readers and interrupted builds never see a
 half-written index.  Every file's sha256 is in the manifest: a truncated or
 corrupted file is detected at load and reported as `IndexCorrupt`.
+
+Uploaded documents live inside the version folder too (`uploads/catalog.json`
+and `uploads/<doc_id>.txt`, checksummed like the rest), so one `CURRENT` swap
+publishes an upload's text, vectors and BM25 tokens together, and a failed
+upload leaves the previous version exactly as it was.  `with_document` /
+`without_document` return new in-memory indexes; the old one stays valid for
+readers still using it.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
@@ -31,6 +39,9 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
 FILES = ("chunks.jsonl", "dense.faiss", "bm25.json")
+UPLOADS_DIR = "uploads"
+UPLOADS_CATALOG = "uploads/catalog.json"
+_UPLOAD_FILE = re.compile(r"^uploads/[a-z0-9][a-z0-9_-]{0,63}\.txt$")
 
 
 class IndexError_(RuntimeError):
@@ -76,6 +87,25 @@ class IndexedChunk:
                    line_start=chunk.line_start, line_end=chunk.line_end)
 
 
+@dataclass
+class Uploads:
+    """Documents added at run time: catalog entries (upload order) and their extracted texts."""
+
+    entries: list[dict] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def doc_ids(self) -> list[str]:
+        return [e["doc_id"] for e in self.entries]
+
+    def added(self, entry: dict, text: str) -> "Uploads":
+        return Uploads(self.entries + [entry], {**self.texts, entry["doc_id"]: text})
+
+    def removed(self, doc_id: str) -> "Uploads":
+        return Uploads([e for e in self.entries if e["doc_id"] != doc_id],
+                       {d: t for d, t in self.texts.items() if d != doc_id})
+
+
 def passage_text(chunk: IndexedChunk) -> str:
     """What gets embedded: document and heading context, then the clause text."""
     return f"{chunk.doc_title}｜{chunk.section_path}｜{chunk.text}"
@@ -98,17 +128,20 @@ class KnowledgeIndex:
     """In-memory index: dense (FAISS inner product on normalized vectors) and BM25."""
 
     def __init__(self, chunks: list[IndexedChunk], vectors: np.ndarray, bm25_tokens: list[list[str]],
-                 manifest: dict):
+                 manifest: dict, uploads: Uploads | None = None):
         if len(chunks) != len(vectors) or len(chunks) != len(bm25_tokens):
             raise IndexCorrupt("chunks, vectors and BM25 tokens disagree in count")
         self.chunks = chunks
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.bm25_tokens = bm25_tokens
         self.manifest = manifest
+        self.uploads = uploads or Uploads()
         self.faiss = faiss.IndexFlatIP(self.vectors.shape[1])
         if len(self.vectors):
             self.faiss.add(self.vectors)
         self.bm25 = BM25Okapi(bm25_tokens) if bm25_tokens else None
+        # Computed once: idf() is called for every keyword of every candidate sentence.
+        self._max_idf = max(self.bm25.idf.values(), default=1.0) if self.bm25 is not None else 0.0
         self.doc_rows: dict[str, np.ndarray] = {}
         for i, ch in enumerate(chunks):
             self.doc_rows.setdefault(ch.doc_id, [])
@@ -144,7 +177,47 @@ class KnowledgeIndex:
     def idf(self, token: str) -> float:
         if self.bm25 is None:
             return 0.0
-        return float(self.bm25.idf.get(token, max(self.bm25.idf.values(), default=1.0)))
+        return float(self.bm25.idf.get(token, self._max_idf))
+
+    # -- incremental changes (uploads) ---------------------------------------
+
+    def with_document(self, entry: dict, text: str, chunks: list[IndexedChunk], vectors: np.ndarray,
+                      bm25_tokens: list[list[str]], clause_count: int) -> "KnowledgeIndex":
+        """A new index with one uploaded document appended; `self` is left untouched."""
+        doc_id = entry["doc_id"]
+        if doc_id in self.doc_rows:
+            raise ValueError(f"document {doc_id!r} is already in the index")
+        if any(c.doc_id != doc_id for c in chunks):
+            raise ValueError("every chunk of an upload must carry its doc_id")
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1)
+        if len(chunks) and vectors.shape[1] != self.vectors.shape[1]:
+            raise ValueError(f"vector dimension {vectors.shape[1]} != index dimension {self.vectors.shape[1]}")
+        manifest = self._changed_manifest(len(self.chunks) + len(chunks),
+                                          self.manifest.get("clause_count", 0) + clause_count,
+                                          self.doc_ids + [doc_id])
+        manifest.setdefault("upload_clause_counts", {})[doc_id] = clause_count
+        return KnowledgeIndex(self.chunks + list(chunks), np.vstack([self.vectors, vectors]),
+                              self.bm25_tokens + list(bm25_tokens), manifest, self.uploads.added(entry, text))
+
+    def without_document(self, doc_id: str) -> "KnowledgeIndex":
+        """A new index without the uploaded document `doc_id`; `self` is left untouched."""
+        if doc_id not in self.uploads.doc_ids:
+            raise KeyError(doc_id)
+        keep = [i for i, c in enumerate(self.chunks) if c.doc_id != doc_id]
+        counts = dict(self.manifest.get("upload_clause_counts", {}))
+        removed_clauses = counts.pop(doc_id, 0)
+        manifest = self._changed_manifest(len(keep), self.manifest.get("clause_count", 0) - removed_clauses,
+                                          [d for d in self.doc_ids if d != doc_id])
+        manifest["upload_clause_counts"] = counts
+        return KnowledgeIndex([self.chunks[i] for i in keep], self.vectors[keep] if keep else self.vectors[:0],
+                              [self.bm25_tokens[i] for i in keep], manifest, self.uploads.removed(doc_id))
+
+    def _changed_manifest(self, chunk_count: int, clause_count: int, documents: list[str]) -> dict:
+        manifest = {k: v for k, v in self.manifest.items() if k != "files"}
+        manifest.update(chunk_count=chunk_count, clause_count=clause_count, documents=documents,
+                        changed_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        manifest["upload_clause_counts"] = dict(self.manifest.get("upload_clause_counts", {}))
+        return manifest
 
     # -- persistence -------------------------------------------------------
 
@@ -161,10 +234,23 @@ class KnowledgeIndex:
                     f.write(json.dumps(asdict(ch), ensure_ascii=False) + "\n")
             faiss.write_index(self.faiss, str(tmp / "dense.faiss"))
             (tmp / "bm25.json").write_text(json.dumps(self.bm25_tokens, ensure_ascii=False), encoding="utf-8")
+            files = list(FILES)
+            if self.uploads.entries:
+                (tmp / UPLOADS_DIR).mkdir()
+                for entry in self.uploads.entries:
+                    fn = f"{UPLOADS_DIR}/{entry['doc_id']}.txt"
+                    if not _UPLOAD_FILE.fullmatch(fn):
+                        raise ValueError(f"refusing to write upload file {fn!r}")
+                    (tmp / fn).write_text(self.uploads.texts[entry["doc_id"]], encoding="utf-8")
+                    files.append(fn)
+                (tmp / UPLOADS_CATALOG).write_text(
+                    json.dumps({"documents": self.uploads.entries}, ensure_ascii=False, indent=2), encoding="utf-8")
+                files.append(UPLOADS_CATALOG)
             manifest = dict(self.manifest)
-            manifest["files"] = {fn: _sha256(tmp / fn) for fn in FILES}
+            manifest["uploads"] = self.uploads.doc_ids
+            manifest["files"] = {fn: _sha256(tmp / fn) for fn in files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-            for fn in (*FILES, "manifest.json"):
+            for fn in (*files, "manifest.json"):
                 with open(tmp / fn, "rb") as f:
                     os.fsync(f.fileno())
             os.replace(tmp, index_dir / name)
@@ -194,14 +280,8 @@ class KnowledgeIndex:
             raise IndexCorrupt(f"{folder}/manifest.json is unreadable: {exc}") from exc
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexStale(f"index format {manifest.get('format_version')} != {FORMAT_VERSION}")
-        for fn in FILES:
-            expected = manifest.get("files", {}).get(fn)
-            try:
-                actual = _sha256(folder / fn)
-            except OSError as exc:
-                raise IndexCorrupt(f"{folder / fn} is missing: {exc}") from exc
-            if actual != expected:
-                raise IndexCorrupt(f"{folder / fn} is corrupted (checksum mismatch)")
+        _verify_files(folder, manifest, FILES)
+        uploads = _read_uploads(folder, manifest)
         try:
             chunks = [IndexedChunk(**json.loads(line))
                       for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
@@ -210,7 +290,64 @@ class KnowledgeIndex:
             bm25_tokens = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
         except Exception as exc:  # any parse failure of a checksummed file is corruption
             raise IndexCorrupt(f"{folder} cannot be read: {exc}") from exc
-        return cls(chunks, vectors, bm25_tokens, manifest)
+        return cls(chunks, vectors, bm25_tokens, manifest, uploads)
+
+
+def _verify_files(folder: Path, manifest: dict, names) -> None:
+    for fn in names:
+        expected = manifest.get("files", {}).get(fn)
+        try:
+            actual = _sha256(folder / fn)
+        except OSError as exc:
+            raise IndexCorrupt(f"{folder / fn} is missing: {exc}") from exc
+        if actual != expected:
+            raise IndexCorrupt(f"{folder / fn} is corrupted (checksum mismatch)")
+
+
+def _read_uploads(folder: Path, manifest: dict) -> Uploads:
+    """The uploaded documents of a version folder, every file checked against the manifest."""
+    files = manifest.get("files", {})
+    if UPLOADS_CATALOG not in files:
+        return Uploads()
+    names = [fn for fn in files if fn.startswith(f"{UPLOADS_DIR}/")]
+    bad = [fn for fn in names if fn != UPLOADS_CATALOG and not _UPLOAD_FILE.fullmatch(fn)]
+    if bad:
+        raise IndexCorrupt(f"{folder}/manifest.json lists unexpected upload files {bad}")
+    _verify_files(folder, manifest, names)
+    try:
+        entries = json.loads((folder / UPLOADS_CATALOG).read_text(encoding="utf-8"))["documents"]
+        texts = {}
+        for entry in entries:
+            fn = f"{UPLOADS_DIR}/{entry['doc_id']}.txt"
+            if fn not in files:
+                raise IndexCorrupt(f"upload {entry['doc_id']!r} has no checksummed text file")
+            texts[entry["doc_id"]] = (folder / fn).read_text(encoding="utf-8")
+    except IndexCorrupt:
+        raise
+    except Exception as exc:
+        raise IndexCorrupt(f"{folder}/{UPLOADS_CATALOG} cannot be read: {exc}") from exc
+    return Uploads(entries, texts)
+
+
+def salvage_uploads(index_dir: Path) -> Uploads:
+    """Uploaded documents of the current version, even when the rest is stale or corrupted.
+
+    Used when the index is rebuilt (seeds or model changed): uploads must survive.
+    Only upload files whose checksums still match are kept.
+    """
+    index_dir = Path(index_dir)
+    try:
+        name = (index_dir / CURRENT).read_text().strip()
+        folder = index_dir / name
+        if not name or "/" in name or not folder.is_dir():
+            return Uploads()
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        return _read_uploads(folder, manifest)
+    except IndexCorrupt as exc:
+        log.error("uploaded documents in %s cannot be recovered: %s", index_dir, exc)
+        return Uploads()
+    except (OSError, ValueError):
+        return Uploads()
 
 
 def _remove_old_versions(index_dir: Path, keep: str) -> None:

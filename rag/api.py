@@ -1,0 +1,899 @@
+"""HTTP API (FastAPI) over the one `Assistant`: ask, search, documents, OpenAI-compatible chat.
+
+`create_app()` builds the app; `rag serve` runs it with uvicorn.  Every route
+under `/v1` answers JSON (or Server-Sent Events when streaming); every bad
+input gets a 4xx `{"error": {"code", "message", ...}}` naming the problem.
+The chat page (`ui.app.build_ui`, when present) is mounted at `/`, after the
+API routes, so `/v1`, `/healthz`, `/metrics` and `/docs` keep precedence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .config import MAX_QUESTION_CHARS, Settings
+from .ingest import DocumentError, check_doc_id, max_upload_bytes
+from .metrics import Metrics, MetricsMiddleware
+from .query_batch import BatchingQueryEmbedder
+from .retrieve import MODES
+from .security import ADMIN, KeyConfig
+from .service import MAX_K, QuestionError
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "zhengce-rag"
+MAX_HISTORY = 50
+MAX_MESSAGE_CHARS = 20000
+MAX_DOC_FILTER = 20
+JSON_BODY_LIMIT = 4 * 1024 * 1024
+EXAMPLE_QUESTION = "深圳到2025年集成电路产业营收目标是多少？"
+EXAMPLE_CITATION = {
+    "n": 1, "doc_id": "shenzhen-2022", "doc_title": "深圳市培育发展半导体与集成电路产业集群行动计划（2022-2025年）",
+    "clause_id": "二.(一)", "chunk_id": "二.(一)", "section": "二、工作目标 > (一)产业规模持续增长",
+    "text": "(一) 产业规模持续增长。到2025年，产业营收突破2500亿元，……", "score": 0.032787,
+}
+
+
+# -- errors ----------------------------------------------------------------------------
+
+class ApiError(Exception):
+    """A 4xx (or 5xx) answer with our JSON error body."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, param: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers, self.param = status, code, message, headers, param
+
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
+                413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error"}
+
+
+def error_body(status: int, code: str, message: str, param: str | None = None, details: list | None = None) -> dict:
+    """Our error shape; also valid for OpenAI SDK clients (`error.message`, `error.type`, `error.code`)."""
+    err: dict[str, Any] = {"code": code, "message": message, "type": _ERROR_TYPES.get(status, "server_error")}
+    if param:
+        err["param"] = param
+    if details:
+        err["details"] = details
+    return {"error": err}
+
+
+def _json_error(status: int, code: str, message: str, headers: dict | None = None, **kw) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message, **kw), status_code=status, headers=headers)
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_question"])
+    message: str = Field(examples=["问题为空 (empty question)"])
+    type: str = Field(examples=["invalid_request_error"])
+    param: str | None = None
+    details: list[dict] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+def _errors(*codes: int) -> dict:
+    return {c: {"model": ErrorResponse, "description": _STATUS_TEXT.get(c, "Error")} for c in codes}
+
+
+_STATUS_TEXT = {400: "Bad input", 401: "Missing or invalid API key", 403: "Not allowed",
+                404: "Unknown document or clause", 409: "Duplicate document", 413: "File or body too large",
+                415: "Unsupported media type", 422: "Invalid request"}
+
+
+# -- request / response models -----------------------------------------------------------
+
+class HistoryMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=MAX_MESSAGE_CHARS)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": EXAMPLE_QUESTION},
+        {"question": "那苏州工业园区呢？", "history": [{"role": "user", "content": EXAMPLE_QUESTION},
+                                                 {"role": "assistant", "content": "到2025年，产业营收突破2500亿元[1]。"}]},
+        {"question": "有哪些人才政策？", "documents": ["suzhou-sip-2022"], "k": 5, "stream": True},
+    ]})
+    question: str = Field(description=f"The question, 1-{MAX_QUESTION_CHARS} characters (Chinese or English)",
+                          max_length=MAX_QUESTION_CHARS * 4, examples=[EXAMPLE_QUESTION])
+    k: int | None = Field(None, ge=1, le=MAX_K, description="How many clauses to retrieve (default: server setting)")
+    documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER,
+                                        description="Restrict to these doc_ids (see GET /v1/documents)")
+    history: list[HistoryMessage] | None = Field(None, max_length=MAX_HISTORY,
+                                                 description="Earlier turns, oldest first: follow-ups are rewritten")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode")
+    stream: bool = Field(False, description="Answer as Server-Sent Events: text deltas, citations, [DONE]")
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [EXAMPLE_CITATION]})
+    n: int
+    doc_id: str
+    doc_title: str
+    clause_id: str
+    chunk_id: str
+    section: str
+    text: str
+    score: float
+
+
+class AskResponse(BaseModel):
+    """Same object as `rag ask --json`."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "question": EXAMPLE_QUESTION, "answer": "根据《深圳市培育发展半导体与集成电路产业集群行动计划（2022-2025年）》："
+        "到2025年，产业营收突破2500亿元，……[1]。", "refused": False, "citations": [EXAMPLE_CITATION],
+        "timings_ms": {"rewrite": 0.01, "retrieve": 9.8, "answer": 3.1, "total": 12.9}, "backend": "extractive"}]})
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation]
+    timings_ms: dict[str, float]
+    backend: str
+    reason: str | None = Field(None, description="Why the question was refused (refusals only)")
+    rewritten_question: str | None = Field(None, description="Standalone form of a follow-up question")
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"query": "第三代半导体", "k": 5}, {"query": "人才", "documents": ["qingpu-2023"], "mode": "bm25"}]})
+    query: str = Field(description=f"Search text, 1-{MAX_QUESTION_CHARS} characters", max_length=MAX_QUESTION_CHARS * 4)
+    k: int = Field(10, ge=1, le=MAX_K)
+    documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+
+
+class SearchHit(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    rank: int
+    doc_id: str
+    doc_title: str
+    clause_id: str
+    chunk_id: str
+    section: str
+    text: str
+    score: float
+
+
+class SearchResponse(BaseModel):
+    query: str
+    results: list[SearchHit]
+    searched_documents: list[str] | None = Field(description="Documents searched (null = all)")
+    routed_documents: list[str] = Field(description="Documents the query names (used unless `documents` is given)")
+    timings_ms: dict[str, float]
+
+
+class UploadInfo(BaseModel):
+    filename: str
+    kind: str
+    media_type: str
+    bytes: int
+    sha256: str
+    text_sha256: str
+    uploaded_at: str
+
+
+class DocumentOut(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "doc_id": "shenzhen-2022", "title": "深圳市培育发展半导体与集成电路产业集群行动计划（2022-2025年）",
+        "short_title": "深圳半导体与集成电路行动计划", "issuer": "深圳市", "doc_number": None, "date": "2022",
+        "region": "广东省深圳市", "aliases": ["深圳", "Shenzhen"], "weak_aliases": [], "note": None,
+        "file": "001_b119eaaaf552dd72.txt", "source": "seed", "clause_count": 61, "chunk_count": 64, "upload": None}]})
+    doc_id: str
+    title: str
+    short_title: str
+    issuer: str
+    doc_number: str | None
+    date: str
+    region: str
+    aliases: list[str]
+    weak_aliases: list[str]
+    note: str | None
+    file: str
+    source: Literal["seed", "upload"] = Field(description="Seed documents ship with the project and cannot be deleted")
+    clause_count: int
+    chunk_count: int
+    upload: UploadInfo | None = Field(None, description="Where an uploaded document came from")
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class OutlineHeading(BaseModel):
+    id: str = Field(examples=["二.(一)"])
+    marker: str
+    title: str
+    level: float
+    path: list[str]
+    clause_ids: list[str] = Field(description="Clauses directly under this heading")
+
+
+class ClauseSummary(BaseModel):
+    clause_id: str
+    section: str
+    preview: str
+    chars: int
+    line_start: int
+    line_end: int
+
+
+class DocumentDetail(DocumentOut):
+    outline: list[OutlineHeading]
+    clauses: list[ClauseSummary]
+
+
+class ClauseOut(BaseModel):
+    clause_id: str
+    section: str
+    section_path: list[str]
+    text: str
+    line_start: int
+    line_end: int
+    responsible: str | None = None
+    chunk_ids: list[str]
+
+
+class ClauseContext(BaseModel):
+    doc_id: str
+    doc_title: str
+    clause: ClauseOut
+    before: list[ClauseOut] = Field(description="Up to `context` preceding clauses, in document order")
+    after: list[ClauseOut] = Field(description="Up to `context` following clauses, in document order")
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+    documents: int = Field(description="Documents left in the index")
+
+
+class HealthResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    status: Literal["ok"]
+    index_loaded: bool
+    index_status: str
+    model: str
+    documents: int
+    uploads: int
+    clauses: int
+    chunks: int
+    built_at: str | None = None
+    auth: Literal["api_keys", "open_loopback_only"]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class ChatRequest(BaseModel):
+    """OpenAI chat-completions request; sampling parameters are accepted and ignored (answers are extractive)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"model": MODEL_ID, "messages": [{"role": "user", "content": EXAMPLE_QUESTION}]},
+        {"model": MODEL_ID, "stream": True, "messages": [
+            {"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": "……"},
+            {"role": "user", "content": "那苏州工业园区呢？"}]}]})
+    model: str = Field(MODEL_ID, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_HISTORY * 2 + 10)
+    stream: bool = False
+    k: int | None = Field(None, ge=1, le=MAX_K, description="Extension: clauses to retrieve")
+    documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER, description="Extension: doc_id filter")
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatChoiceMessage
+    finish_reason: str
+
+
+class ChatResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    citations: list[Citation] = Field(description="Extension: the cited clauses, structured")
+    refused: bool = Field(description="Extension: true when the plans do not answer the question")
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+# -- formatting -------------------------------------------------------------------------
+
+_ASCII = re.compile(r"^[\x00-\x7f\s]*$")
+
+
+def references_block(answer: dict) -> str:
+    """The cited clauses as text, appended to chat answers so they survive any client."""
+    cites = answer.get("citations") or []
+    if not cites:
+        return ""
+    english = bool(_ASCII.match(answer.get("question", "")))
+    if answer.get("refused"):
+        header = "Closest clauses:" if english else "最接近的条款："
+    else:
+        header = "References:" if english else "参考条款："
+    lines = [header]
+    for c in cites:
+        lines.append(f"[{c['n']}] 《{c['doc_title']}》 {c['chunk_id']}（{c['section']}）：{c['text']}")
+    return "\n".join(lines)
+
+
+_PIECE = re.compile(r".+?(?:\[\d+\][。；！？.;]?|[，。；！？：、,.;!?:\n]|$)", re.S)
+
+
+def text_pieces(text: str, max_chars: int = 24) -> list[str]:
+    """Split an answer into small deltas at punctuation and citation marks (the stream's pieces)."""
+    pieces = []
+    for m in _PIECE.finditer(text):
+        piece = m.group(0)
+        while len(piece) > max_chars:
+            pieces.append(piece[:max_chars])
+            piece = piece[max_chars:]
+        if piece:
+            pieces.append(piece)
+    assert "".join(pieces) == text
+    return pieces
+
+
+def sse_event_schema(data_description: str) -> dict:
+    """OpenAPI 3.1 schema of one Server-Sent Event (the `schema` of a text/event-stream entry)."""
+    return {"type": "object", "required": ["data"], "properties": {
+        "data": {"type": "string", "description": data_description},
+        "event": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer", "minimum": 0}}}
+
+
+def _sse(data: Any) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {payload}\n\n"
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _message_text(msg: ChatMessage) -> str:
+    if msg.content is None:
+        return ""
+    if isinstance(msg.content, str):
+        return msg.content
+    parts = []
+    for part in msg.content:
+        if part.get("type") in ("text", "input_text") and isinstance(part.get("text"), str):
+            parts.append(part["text"])
+        else:
+            raise ApiError(422, "unsupported_content", f"only text content is supported, got a {part.get('type')!r} part",
+                           param="messages")
+    return "".join(parts)
+
+
+_REFERENCE_HEADERS = ("\n\n参考条款：", "\n\n最接近的条款：", "\n\nReferences:", "\n\nClosest clauses:")
+
+
+def chat_to_question(req: ChatRequest) -> tuple[str, list[dict]]:
+    """Last user message = the question; earlier user/assistant turns = history (our references stripped)."""
+    turns = [(m.role, _message_text(m)) for m in req.messages if m.role in ("user", "assistant")]
+    if not turns or req.messages[-1].role != "user":
+        raise ApiError(422, "invalid_messages", "the last message must be a user message holding the question",
+                       param="messages")
+    history = []
+    for role, text in turns[:-1]:
+        for marker in _REFERENCE_HEADERS:
+            text = text.split(marker, 1)[0]
+        if len(text) > MAX_MESSAGE_CHARS:
+            text = text[:MAX_MESSAGE_CHARS]
+        history.append({"role": role, "content": text})
+    return turns[-1][1], history[-MAX_HISTORY:]
+
+
+# -- the app ----------------------------------------------------------------------------------
+
+class BodyTooLarge(StarletteHTTPException):
+    """A body (without Content-Length) grew past the limit while it was read."""
+
+    def __init__(self, message: str):
+        super().__init__(status_code=413, detail=message)
+
+
+class _BodyLimit:
+    """Rejects over-large bodies before they are parsed (413), and non-multipart uploads (415)."""
+
+    def __init__(self, app, upload_limit):
+        self.app = app
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        is_upload = path.rstrip("/") == "/v1/documents"
+        limit = self.upload_limit() + 1024 * 1024 if is_upload else JSON_BODY_LIMIT
+        what = "file" if is_upload else "request body"
+        if is_upload and not headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            await _json_error(415, "unsupported_media_type",
+                              "upload a file as multipart/form-data (field `file`)")(scope, receive, send)
+            return
+        try:
+            declared = int(headers.get("content-length", "0") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            await _json_error(413, "file_too_large" if is_upload else "body_too_large",
+                              f"{what} too large: {declared / 1048576:.1f} MB, limit {limit / 1048576:g} MB"
+                              )(scope, receive, send)
+            return
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(f"{what} larger than {limit / 1048576:g} MB")
+            return message
+
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracking_send)
+        except BodyTooLarge:  # raised outside FastAPI's handlers; inside, they answer 413 themselves
+            if not started:
+                await _json_error(413, "body_too_large", f"{what} larger than {limit / 1048576:g} MB"
+                                  )(scope, receive, send)
+
+
+def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig | None = None,
+               with_ui: bool = True, metrics: Metrics | None = None, batch_queries: bool = True) -> FastAPI:
+    """The HTTP app over `assistant` (built from `settings` when not given).
+
+    `keys` defaults to RAG_API_KEYS / RAG_ADMIN_KEYS; `with_ui` mounts the chat
+    page at `/` when `ui.app` is importable; `batch_queries` wraps the
+    assistant's embedder so concurrent requests share model calls (rag/query_batch.py).
+    """
+    if assistant is None:
+        from .service import Assistant
+
+        assistant = Assistant(settings or Settings())
+    if batch_queries and hasattr(assistant, "embedder") and not isinstance(assistant.embedder, BatchingQueryEmbedder):
+        assistant.embedder = BatchingQueryEmbedder(assistant.embedder)
+    keys = keys if keys is not None else KeyConfig.from_env()
+    metrics = metrics or Metrics()
+    if isinstance(getattr(assistant, "embedder", None), BatchingQueryEmbedder):
+        metrics.track_embedder(assistant.embedder)
+
+    app = FastAPI(
+        title="政策问答 API",
+        version="1.0",
+        description=(
+            "Cited answers from Chinese integrated-circuit industry plans.\n\n"
+            "Every answer cites the clauses it rests on (document, clause id, section path, text). "
+            "With API keys configured (RAG_API_KEYS, RAG_ADMIN_KEYS), `/v1` calls need "
+            "`Authorization: Bearer <key>`; uploads and deletes need an admin key. "
+            "Errors are `{\"error\": {\"code\", \"message\", \"type\"}}` with a 4xx status."),
+        openapi_tags=[
+            {"name": "questions", "description": "Ask and search"},
+            {"name": "documents", "description": "The plans: list, outline, clause in context, upload, delete"},
+            {"name": "openai", "description": "OpenAI-compatible chat completions"},
+            {"name": "ops", "description": "Health and metrics"},
+        ],
+    )
+    app.state.assistant = assistant
+    app.state.metrics = metrics
+    app.state.keys = keys
+
+    # -- error handlers: every failure becomes our JSON error body --
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError):
+        return _json_error(exc.status, exc.code, exc.message, headers=exc.headers, param=exc.param)
+
+    @app.exception_handler(QuestionError)
+    async def _question_error(request: Request, exc: QuestionError):
+        return _json_error(422, "invalid_question", str(exc))
+
+    @app.exception_handler(DocumentError)
+    async def _document_error(request: Request, exc: DocumentError):
+        return _json_error(exc.status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        details = []
+        for e in exc.errors():
+            loc = [str(x) for x in e.get("loc", ()) if x not in ("body",)]
+            details.append({"loc": ".".join(loc), "message": e.get("msg", ""), "type": e.get("type", "")})
+        summary = "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details[:5]) or "invalid request"
+        return _json_error(422, "invalid_request", summary, details=details,
+                           param=details[0]["loc"] if details else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+                413: "body_too_large"}.get(exc.status_code, "http_error")
+        return _json_error(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _json_error(500, "internal_error", "internal error; the server log has the details")
+
+    # -- auth --
+    bearer = HTTPBearer(auto_error=False, description="API key (RAG_API_KEYS or RAG_ADMIN_KEYS)")
+
+    def _role(credentials: HTTPAuthorizationCredentials | None) -> str:
+        if not keys.enabled:
+            return ADMIN  # open server, bound to loopback only (see rag.security)
+        if credentials is None:
+            raise ApiError(401, "missing_api_key", "missing API key: send `Authorization: Bearer <key>`",
+                           headers={"WWW-Authenticate": "Bearer"})
+        role = keys.role(credentials.credentials)
+        if role is None:
+            raise ApiError(401, "invalid_api_key", "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        return role
+
+    def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        return _role(credentials)
+
+    def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        role = _role(credentials)
+        if role != ADMIN:
+            raise ApiError(403, "admin_key_required", "uploading and deleting documents needs an admin key"
+                           + ("" if keys.admin_keys else " (none is configured: set RAG_ADMIN_KEYS)"))
+        return role
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422))
+    # Queries are CPU-bound Python: a few at a time finish sooner than many fighting over the GIL,
+    # and the event loop stays responsive.  Waiting ones queue here (RAG_API_CONCURRENCY, default 8).
+    work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "8") or 8)))
+
+    # -- questions --
+    @v1.post("/ask", tags=["questions"], response_model=AskResponse, response_model_exclude_none=True,
+             summary="Answer a question with cited clauses",
+             responses={**_errors(400, 413), 200: {"description": "The answer; with `stream: true`, Server-Sent Events",
+                                                   "content": {"text/event-stream": {
+                                                       "schema": sse_event_schema(
+                                                           'JSON `{"type": "delta", "text"}`, then one '
+                                                           '`{"type": "citations", "citations", "refused", ...}`, '
+                                                           'then the literal `[DONE]`'),
+                                                       "example": 'data: {"type": "delta", "text": "到2025年，"}\n\n'
+                                                                  'data: {"type": "citations", "citations": []}\n\n'
+                                                                  "data: [DONE]\n\n"}}}})
+    async def ask(req: AskRequest):
+        """Same object as `rag ask --json`.
+
+        With `stream: true` the answer arrives as Server-Sent Events: `{"type": "delta", "text"}`
+        pieces of the answer, then one `{"type": "citations", "citations", "refused", ...}` event,
+        then `data: [DONE]`.
+        """
+        answer = await _ask(req.question, req.k, req.documents, [h.model_dump() for h in req.history or []],
+                            req.mode)
+        if not req.stream:
+            return answer
+
+        async def events():
+            for piece in text_pieces(answer["answer"]):
+                yield _sse({"type": "delta", "text": piece})
+            rest = {k: v for k, v in answer.items() if k != "answer"}
+            yield _sse({"type": "citations", **rest})
+            yield _sse("[DONE]")
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    async def _ask(question, k, documents, history, mode) -> dict:
+        async with work_slots:
+            result = await run_in_threadpool(assistant.ask, question, k=k, documents=documents, history=history,
+                                             mode=mode)
+        answer = result.to_dict()
+        metrics.observe_answer(answer)
+        return answer
+
+    @v1.post("/search", tags=["questions"], response_model=SearchResponse, summary="Rank clauses for a query",
+             responses=_errors(400, 413))
+    async def search_clauses(req: SearchRequest):
+        started = time.perf_counter()
+        async with work_slots:
+            result = await run_in_threadpool(assistant.search, req.query, k=req.k, documents=req.documents,
+                                             mode=req.mode)
+        ms = (time.perf_counter() - started) * 1000
+        metrics.stage.labels("search").observe(ms / 1000)
+        return {"query": req.query,
+                "results": [{"rank": i, **h.to_dict()} for i, h in enumerate(result.hits, 1)],
+                "searched_documents": result.searched_documents,
+                "routed_documents": list(result.route.documents),
+                "timings_ms": {"total": round(ms, 2)}}
+
+    # -- documents --
+    def _document_out(doc_id: str, snap=None) -> dict:
+        snap = snap or assistant.snapshot
+        snap_corpus, index = snap.corpus, snap.index
+        try:
+            info = snap_corpus.document(doc_id)
+        except KeyError:
+            raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id") from None
+        rows = index.doc_rows.get(doc_id)
+        parsed = snap_corpus.parsed.get(doc_id)
+        return {**info.to_dict(), "source": "upload" if snap_corpus.is_upload(doc_id) else "seed",
+                "clause_count": len(parsed.clauses) if parsed else 0,
+                "chunk_count": 0 if rows is None else len(rows),
+                "upload": _upload_details(index, doc_id)}
+
+    def _checked_id(doc_id: str) -> str:
+        """Known ids pass as they are; an unknown one must at least look like an id (400 if path-like)."""
+        if any(d.doc_id == doc_id for d in assistant.corpus.documents):
+            return doc_id
+        try:
+            return check_doc_id(doc_id)
+        except DocumentError as exc:
+            raise ApiError(400, exc.code, str(exc), param="doc_id") from None
+
+    @v1.get("/documents", tags=["documents"], response_model=DocumentList, summary="List the documents")
+    async def list_documents():
+        snap = assistant.snapshot
+        return {"documents": [_document_out(d.doc_id, snap) for d in snap.corpus.documents]}
+
+    def doc_id_path():  # a fresh Param per route: FastAPI binds each to its parameter
+        return Path(description="Document id, e.g. `shenzhen-2022`", examples=["shenzhen-2022"], max_length=200)
+
+    @v1.get("/documents/{doc_id}", tags=["documents"], response_model=DocumentDetail,
+            summary="A document's catalog entry and clause outline", responses=_errors(400, 404))
+    async def get_document(doc_id: str = doc_id_path()):
+        snap = assistant.snapshot
+        out = _document_out(_checked_id(doc_id), snap)
+        parsed = snap.corpus.parsed[doc_id]
+        outline = []
+        for h in parsed.headings:
+            ids = [c.clause_id for c in parsed.clauses
+                   if c.clause_id == h.id or re.fullmatch(re.escape(h.id) + r"\.p\d+", c.clause_id)]
+            outline.append({"id": h.id, "marker": h.marker, "title": h.title, "level": h.level,
+                            "path": list(h.path), "clause_ids": ids})
+        clauses = [{"clause_id": c.clause_id, "section": c.section_path, "preview": c.text[:80],
+                    "chars": len(c.text), "line_start": c.line_start, "line_end": c.line_end}
+                   for c in parsed.clauses]
+        return {**out, "outline": outline, "clauses": clauses}
+
+    @v1.get("/documents/{doc_id}/clauses/{clause_id}", tags=["documents"], response_model=ClauseContext,
+            summary="A clause with its neighbours (for 'show in context')", responses=_errors(400, 404))
+    async def get_clause(doc_id: str = doc_id_path(),
+                         clause_id: str = Path(description="Clause id (or chunk id `id#n`), e.g. `二.(一)`",
+                                               examples=["二.(一)"], max_length=200),
+                         context: int = Query(2, ge=0, le=20, description="Neighbours on each side")):
+        _checked_id(doc_id)
+        snap = assistant.snapshot
+        corpus, index = snap.corpus, snap.index
+        try:
+            info = corpus.document(doc_id)
+        except KeyError:
+            raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id") from None
+        clauses = corpus.parsed[doc_id].clauses
+        wanted = clause_id.split("#", 1)[0]
+        pos = next((i for i, c in enumerate(clauses) if c.clause_id == wanted), None)
+        if pos is None:
+            raise ApiError(404, "unknown_clause", f"document {doc_id!r} has no clause {clause_id!r}",
+                           param="clause_id")
+        chunk_ids: dict[str, list[str]] = {}
+        for row in index.doc_rows.get(doc_id, []):
+            ch = index.chunks[int(row)]
+            chunk_ids.setdefault(ch.clause_id, []).append(ch.chunk_id)
+
+        def out(c):
+            return {"clause_id": c.clause_id, "section": c.section_path, "section_path": list(c.section),
+                    "text": c.text, "line_start": c.line_start, "line_end": c.line_end,
+                    "responsible": c.responsible, "chunk_ids": chunk_ids.get(c.clause_id, [])}
+
+        return {"doc_id": doc_id, "doc_title": info.title, "clause": out(clauses[pos]),
+                "before": [out(c) for c in clauses[max(0, pos - context):pos]],
+                "after": [out(c) for c in clauses[pos + 1:pos + 1 + context]]}
+
+    @v1.post("/documents", tags=["documents"], status_code=201, response_model=DocumentOut,
+             summary="Upload a plan (.txt, .pdf or .docx); admin key", dependencies=[Depends(require_admin)],
+             responses=_errors(400, 403, 409, 413, 415))
+    async def upload_document(
+        file: UploadFile = File(description="The plan: .txt (UTF-8 or GB18030), .pdf with a text layer, or .docx"),
+        title: str | None = Form(None, description="Document title (default: the file name)", max_length=400),
+        issuer: str = Form("", description="Issuing body, e.g. 广州市人民政府", max_length=400),
+        date: str = Form("", description="YYYY, YYYY-MM or YYYY-MM-DD", max_length=40),
+        region: str = Form("", description="Region, e.g. 广东省广州市", max_length=400),
+        doc_id: str | None = Form(None, description="Id to use (default: from the file name)", max_length=200),
+        aliases: str = Form("", description="Comma-separated names that route questions here, e.g. 广州,Guangzhou",
+                            max_length=2000),
+    ):
+        """Parsed into clauses, embedded and added to both indexes; persisted atomically, searchable at once.
+
+        Errors: 400 bad field, 409 duplicate (same id, title or text), 413 too large
+        (RAG_MAX_UPLOAD_MB, default 20), 415 wrong type or content not matching the extension,
+        422 unreadable file or a PDF with no text layer.  A failed upload changes nothing.
+        """
+        limit = max_upload_bytes()
+        content = await file.read(limit + 1)
+        filename = file.filename or ""
+        started = time.perf_counter()
+        try:
+            info = await run_in_threadpool(
+                assistant.add_document, filename, content,
+                title if title not in (None, "") else _default_title(filename),
+                issuer=issuer, date=date, region=region, doc_id=doc_id or None, aliases=aliases)
+        except DocumentError as exc:
+            metrics.documents.labels("upload", exc.code).inc()
+            raise
+        metrics.documents.labels("upload", "ok").inc()
+        metrics.stage.labels("upload").observe(time.perf_counter() - started)
+        return _document_out(info.doc_id)
+
+    @v1.delete("/documents/{doc_id}", tags=["documents"], response_model=DeleteResponse,
+               summary="Remove an uploaded document; admin key", dependencies=[Depends(require_admin)],
+               responses=_errors(400, 403, 404))
+    async def delete_document(doc_id: str = doc_id_path()):
+        """Removes the document from both indexes, atomically. Seed documents cannot be deleted (403)."""
+        _checked_id(doc_id)
+        started = time.perf_counter()
+        try:
+            await run_in_threadpool(assistant.remove_document, doc_id)
+        except DocumentError as exc:
+            metrics.documents.labels("delete", exc.code).inc()
+            raise
+        metrics.documents.labels("delete", "ok").inc()
+        metrics.stage.labels("delete").observe(time.perf_counter() - started)
+        return {"deleted": doc_id, "documents": len(assistant.corpus.documents)}
+
+    # -- OpenAI-compatible --
+    @v1.get("/models", tags=["openai"], response_model=ModelList, summary="OpenAI-compatible model list")
+    async def list_models():
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": int(app.state.started),
+                                            "owned_by": "zhengce-rag"}]}
+
+    @v1.post("/chat/completions", tags=["openai"], response_model=ChatResponse,
+             summary="OpenAI-compatible chat completions (non-streaming and streaming)",
+             responses={**_errors(400, 413), 200: {
+                 "description": "A chat.completion, or with `stream: true` chat.completion.chunk events",
+                 "content": {"text/event-stream": {"schema": sse_event_schema(
+                     "JSON `chat.completion.chunk` objects (the last one with `citations`), then the literal "
+                     "`[DONE]`")}}}})
+    async def chat_completions(req: ChatRequest):
+        """The last user message is the question, earlier messages the history.
+
+        The message content holds the answer and a references block; the extra
+        top-level `citations` field has the cited clauses as structured data
+        (also on the last streamed chunk).
+        """
+        question, history = chat_to_question(req)
+        answer = await _ask(question, req.k, req.documents, history, "hybrid")
+        refs = references_block(answer)
+        content = answer["answer"] + ("\n\n" + refs if refs else "")
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        extras = {"citations": answer["citations"], "refused": answer["refused"]}
+        if not req.stream:
+            return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                 "finish_reason": "stop"}], **extras}
+
+        def chunk(delta: dict, finish: str | None = None, **more) -> str:
+            return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **more})
+
+        async def events():
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in text_pieces(answer["answer"]):
+                yield chunk({"content": piece})
+            if refs:
+                yield chunk({"content": "\n\n" + refs})
+            yield chunk({}, "stop", **extras)
+            yield _sse("[DONE]")
+
+        return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    @v1.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    async def unknown_v1(request: Request, rest: str):
+        # Without this, unknown /v1 paths would fall through to the chat page mounted at "/".
+        scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "__none__"}
+        for route in v1.routes:
+            if getattr(route, "path", None) != "/v1/{rest:path}" and hasattr(route, "methods"):
+                match, _ = route.matches(scope)
+                if match.name == "PARTIAL":
+                    allowed = sorted(m for r in v1.routes if getattr(r, "path", None) == route.path
+                                     for m in (r.methods or ()))
+                    raise ApiError(405, "method_not_allowed",
+                                   f"{request.method} is not allowed on {request.url.path} (allowed: {', '.join(allowed)})",
+                                   headers={"Allow": ", ".join(allowed)})
+        raise ApiError(404, "not_found", f"no endpoint {request.url.path}")
+
+    app.include_router(v1)
+
+    # -- ops --
+    @app.get("/healthz", tags=["ops"], response_model=HealthResponse, summary="Liveness and index state")
+    async def healthz():
+        index = assistant.index
+        m = index.manifest
+        return {"status": "ok", "index_loaded": len(index) > 0, "index_status": assistant.index_status,
+                "model": assistant.settings.embed_model, "documents": len(index.doc_ids),
+                "uploads": len(index.uploads.entries), "clauses": int(m.get("clause_count", 0)),
+                "chunks": len(index), "built_at": m.get("built_at"),
+                "auth": "api_keys" if keys.enabled else "open_loopback_only"}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def prometheus_metrics():
+        body, content_type = metrics.render(assistant)
+        return Response(body, media_type=content_type)
+
+    app.state.started = time.time()
+    app.add_middleware(_BodyLimit, upload_limit=max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if with_ui:
+        _mount_ui(app, assistant, keys)
+    return app
+
+
+def _upload_details(index, doc_id: str) -> dict | None:
+    for entry in index.uploads.entries:
+        if entry["doc_id"] == doc_id:
+            return dict(entry.get("upload") or {})
+    return None
+
+
+def _default_title(filename: str) -> str:
+    return os.path.splitext(os.path.basename(filename or ""))[0].strip() or "未命名文档"
+
+
+def _mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:
+    """Mount the chat page at '/' when the UI package is there; the API works without it."""
+    try:
+        from ui.app import build_ui
+    except ImportError as exc:
+        log.info("chat page not mounted (ui.app not importable: %s)", exc)
+        return False
+    import gradio as gr
+
+    blocks = build_ui(assistant)
+    auth = None
+    if keys.enabled:
+        # With keys configured the page is not open either: log in with any name and an API key as password.
+        auth = lambda _user, password: keys.role(password) is not None  # noqa: E731
+    gr.mount_gradio_app(app, blocks, path="/", auth=auth,
+                        auth_message="输入任意用户名，密码填 API key (any user name; an API key as password)"
+                        if auth else None)
+    app.state.ui_mounted = True
+    return True
