@@ -271,6 +271,10 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
             picks.append(_Pick(rank, i, sent.strip(), _sentence_score(sent, context, qa, index) + prior))
     if not picks:
         return []
+    if qa.asks_number:
+        # A "how much" question is answered only by a phrase giving a figure for what was asked.
+        supported = [p for p in picks if _number_support(p.sentence, qa, index)]
+        picks = supported or picks
     picks.sort(key=lambda p: -p.score)
     best = picks[0].score
     chosen = [picks[0]]
