@@ -48,6 +48,7 @@ _HOW = re.compile(r"如何|怎么|怎样|做了什么|做了哪些|采取|安排
 _NOTE_SENTENCE = re.compile(r"^[（(].*(负责|责任单位|责任部门)")
 _HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．])")
 _PHRASE = re.compile(r"[，,：:（）()]")
+_UNIT_WORD = re.compile(r"[亿万千百]?[元个家名人项条次位]?|%|亿元|万元|万人|个人")
 # Proper-noun parts of speech whose absence from the clauses means "the plans don't say".
 _NAMED_POS = {"ns", "nt", "nr", "nrt", "nz"}
 # Named words that are generic in this corpus and must not trigger a refusal.
@@ -297,7 +298,8 @@ def _number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) 
     """
     if any(not _contains(normalize_for_matching(sentence), name) for name in qa.named):
         return False  # a figure about someone else ("长电科技" asked, "海思半导体" answered)
-    asked = [k for k in qa.keywords if not _YEAR.fullmatch(k)]
+    # Units are what every figure carries ("亿元"): they say nothing about *which* figure.
+    asked = [k for k in qa.keywords if not _YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     wants_year = bool(re.search(r"哪一年|哪年|何时|which year|when", qa.text, re.I))
     for phrase in _PHRASE.split(sentence):

@@ -36,6 +36,14 @@ ORGANIZATIONS = [
 for org in ORGANIZATIONS:
     jieba.add_word(org, freq=200000, tag="nt")
 
+# Cities jieba sometimes tags as common nouns: a question about one the plans never
+# mention must be recognised as naming a place.
+CITIES = ("北京 天津 重庆 广州 杭州 南京 武汉 成都 西安 合肥 无锡 长沙 郑州 济南 青岛 大连 宁波 福州 沈阳 长春 "
+          "哈尔滨 石家庄 太原 南昌 昆明 贵阳 南宁 海口 兰州 西宁 银川 乌鲁木齐 呼和浩特 拉萨 珠海 东莞 佛山 绍兴 "
+          "常州 南通 嘉兴 泉州 烟台 徐州 温州 台州 绵阳 芜湖 滁州 淮安 盐城 扬州 镇江").split()
+for city in CITIES:
+    jieba.add_word(city, freq=200000, tag="ns")
+
 # Words that carry no content in a question or a clause.
 STOPWORDS = set("""
 的 了 和 与 及 或 是 在 到 对 为 以 等 有 中 上 下 把 被 将 从 由 其 该 这 那 之 于 并 而 也 都 就 又 及其
