@@ -454,6 +454,10 @@ def _section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, qa: Q
 
 
 _NOUN_POS = {"n", "nz", "nt", "ns", "nr", "vn", "eng"}
+# Words that ask *how much* of something rather than naming it: plans state the figure
+# ("给予50%补助") without the word ("比例"), so their absence proves nothing.
+_MEASURE_WORDS = {"比例", "比重", "占比", "数量", "规模", "金额", "标准", "目标", "水平", "情况", "要求", "幅度",
+                  "额度", "上限", "期限", "时间", "程度", "速度", "增速", "总量", "人数", "个数", "家数"}
 
 
 def _absent_terms(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
@@ -470,7 +474,7 @@ def _absent_terms(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] 
     nouns = {normalize(w.word) for w in pseg.cut(qa.text) if w.flag in _NOUN_POS}
     out = []
     for k in qa.keywords:
-        if k not in nouns or _YEAR.fullmatch(k) or k in _SECTION_WORDS or len(k) < 2:
+        if k not in nouns or _YEAR.fullmatch(k) or k in _SECTION_WORDS or k in _MEASURE_WORDS or len(k) < 2:
             continue
         if any(v in inside for v in variants(k)):
             continue

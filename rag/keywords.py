@@ -77,6 +77,8 @@ def key_terms(text: str) -> list[str]:
     out = []
     for tok in _cut_precise(normalize(text)):
         tok = tok.strip()
+        if len(tok) >= 3 and tok[0] == "年":
+            tok = tok[1:]  # "2023年产值" cuts as 2023 / 年产值: the plans say 产值
         if len(tok) < 2 or tok in STOPWORDS or _PUNCT.match(tok):
             continue
         if tok not in out:

@@ -25,11 +25,12 @@ from collections import OrderedDict
 from concurrent.futures import Future
 
 import numpy as np
+from langchain_core.embeddings import Embeddings
 
 log = logging.getLogger(__name__)
 
 
-class BatchingQueryEmbedder:
+class BatchingQueryEmbedder(Embeddings):
     """Same interface as the wrapped embedder; concurrent query embeddings share model calls."""
 
     def __init__(self, embedder, max_batch: int = 32, cache_size: int | None = None):
@@ -71,6 +72,9 @@ class BatchingQueryEmbedder:
                 self._worker.start()
             self._cv.notify()
         return future.result()
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_query_vector(text).tolist()
