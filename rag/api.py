@@ -575,10 +575,11 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
             raise ApiError(401, "invalid_api_key", "invalid API key", headers={"WWW-Authenticate": "Bearer"})
         return role
 
-    def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    # async: FastAPI would run plain `def` dependencies in the thread pool, a thread hop per request.
+    async def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         return _role(credentials)
 
-    def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    async def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         role = _role(credentials)
         if role != ADMIN:
             raise ApiError(403, "admin_key_required", "uploading and deleting documents needs an admin key"
@@ -587,8 +588,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422))
     # Queries are CPU-bound Python: a few at a time finish sooner than many fighting over the GIL,
-    # and the event loop stays responsive.  Waiting ones queue here (RAG_API_CONCURRENCY, default 8).
-    work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "8") or 8)))
+    # and the event loop stays responsive.  Waiting ones queue here (RAG_API_CONCURRENCY, default 16).
+    work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "16") or 16)))
 
     # -- questions --
     @v1.post("/ask", tags=["questions"], response_model=AskResponse, response_model_exclude_none=True,
@@ -887,7 +888,11 @@ def _mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:
         return False
     import gradio as gr
 
-    blocks = build_ui(assistant)
+    try:
+        blocks = build_ui(assistant)
+    except Exception:  # a broken chat page must not take the API down with it
+        log.exception("chat page not mounted: ui.app.build_ui failed; the API runs without it")
+        return False
     auth = None
     if keys.enabled:
         # With keys configured the page is not open either: log in with any name and an API key as password.
