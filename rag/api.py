@@ -587,8 +587,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return role
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422))
-    # Queries are CPU-bound Python: a few at a time finish sooner than many fighting over the GIL,
-    # and the event loop stays responsive.  Waiting ones queue here (RAG_API_CONCURRENCY, default 16).
+    # At most RAG_API_CONCURRENCY (default 16) queries run at once, the rest queue here: enough to fill
+    # the query-embedding batches, few enough that worker threads do not starve the event loop.
     work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "16") or 16)))
 
     # -- questions --
