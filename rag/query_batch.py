@@ -39,6 +39,7 @@ class BatchingQueryEmbedder:
             cache_size = int(os.environ.get("RAG_QUERY_CACHE", "2048") or 0)
         self.cache_size = max(0, cache_size)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._prefetched: OrderedDict[str, np.ndarray] = OrderedDict()  # one-shot, when the cache is off
         self._cv = threading.Condition()
         self._queue: list[tuple[str, Future]] = []
         self._worker: threading.Thread | None = None
@@ -65,12 +66,34 @@ class BatchingQueryEmbedder:
                     self._cache.move_to_end(text)
                     self.cache_hits += 1
                     return hit.copy()
+            hit = self._prefetched.pop(text, None)
+            if hit is not None:
+                return hit
             self._queue.append((text, future))
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._run, name="query-embedding-batcher", daemon=True)
                 self._worker.start()
             self._cv.notify()
         return future.result()
+
+    def has_vector(self, text: str) -> bool:
+        """True when `embed_query_vector(text)` would return without the model (cheap, never blocks long)."""
+        with self._cv:
+            return text in self._prefetched or (bool(self.cache_size) and text in self._cache)
+
+    def prefetch(self, text: str) -> None:
+        """Embed `text` now so the next `embed_query_vector(text)` returns at once.
+
+        The API calls this before a query takes one of its few CPU slots, so
+        queries wait for the model together (and share batches) without
+        holding a slot.  With the cache off, the vector is kept for one use only.
+        """
+        vector = self.embed_query_vector(text)
+        if not self.cache_size:
+            with self._cv:
+                self._prefetched[text] = vector
+                while len(self._prefetched) > 256:  # never consumed (the query failed later): drop the oldest
+                    self._prefetched.popitem(last=False)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_query_vector(text).tolist()
