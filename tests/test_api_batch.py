@@ -72,3 +72,16 @@ def test_a_failing_model_call_reaches_every_caller_and_the_batcher_survives():
     for _ in range(2):
         with pytest.raises(RuntimeError, match="model exploded"):
             batcher.embed_query_vector("问题")
+
+
+def test_prefetch_makes_the_next_call_free_even_with_the_cache_off(embedder):
+    batcher = BatchingQueryEmbedder(embedder, cache_size=0)
+    q = QUESTIONS[5]
+    assert not batcher.has_vector(q)
+    batcher.prefetch(q)
+    assert batcher.has_vector(q) and batcher.queries == 1
+    np.testing.assert_array_equal(batcher.embed_query_vector(q), embedder.embed_query_vector(q))
+    assert batcher.queries == 1  # served from the one-shot prefetch
+    assert not batcher.has_vector(q)  # ... which is used up
+    batcher.embed_query_vector(q)
+    assert batcher.queries == 2
