@@ -39,7 +39,8 @@ class BatchingQueryEmbedder:
             cache_size = int(os.environ.get("RAG_QUERY_CACHE", "2048") or 0)
         self.cache_size = max(0, cache_size)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._prefetched: OrderedDict[str, np.ndarray] = OrderedDict()  # one-shot, when the cache is off
+        # When the cache is off: prefetched vectors with the number of uses left.
+        self._prefetched: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._cv = threading.Condition()
         self._queue: list[tuple[str, Future]] = []
         self._worker: threading.Thread | None = None
@@ -58,17 +59,25 @@ class BatchingQueryEmbedder:
         return np.vstack([inner.embed_query_vector(t) for t in texts])  # any other embedder: no batching
 
     def embed_query_vector(self, text: str) -> np.ndarray:
+        return self._embed(text, use_stored=True)
+
+    def _embed(self, text: str, use_stored: bool) -> np.ndarray:
         future: Future = Future()
         with self._cv:
-            if self.cache_size:
+            if use_stored and self.cache_size:
                 hit = self._cache.get(text)
                 if hit is not None:
                     self._cache.move_to_end(text)
                     self.cache_hits += 1
                     return hit.copy()
-            hit = self._prefetched.pop(text, None)
-            if hit is not None:
-                return hit
+            held = self._prefetched.get(text) if use_stored else None
+            if held is not None:
+                vector, uses = held
+                if uses <= 1:
+                    del self._prefetched[text]
+                else:
+                    self._prefetched[text] = (vector, uses - 1)
+                return vector.copy()
             self._queue.append((text, future))
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._run, name="query-embedding-batcher", daemon=True)
@@ -88,12 +97,16 @@ class BatchingQueryEmbedder:
         queries wait for the model together (and share batches) without
         holding a slot.  With the cache off, the vector is kept for one use only.
         """
-        vector = self.embed_query_vector(text)
-        if not self.cache_size:
-            with self._cv:
-                self._prefetched[text] = vector
-                while len(self._prefetched) > 256:  # never consumed (the query failed later): drop the oldest
-                    self._prefetched.popitem(last=False)
+        if self.cache_size:
+            self.embed_query_vector(text)  # lands in the cache
+            return
+        vector = self._embed(text, use_stored=False)
+        with self._cv:
+            # One use per prefetch: concurrent requests with the same text each get theirs.
+            _, uses = self._prefetched.get(text, (None, 0))
+            self._prefetched[text] = (vector, uses + 1)
+            while len(self._prefetched) > 256:  # never consumed (the query failed later): drop the oldest
+                self._prefetched.popitem(last=False)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_query_vector(text).tolist()

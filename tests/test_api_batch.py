@@ -85,3 +85,14 @@ def test_prefetch_makes_the_next_call_free_even_with_the_cache_off(embedder):
     assert not batcher.has_vector(q)  # ... which is used up
     batcher.embed_query_vector(q)
     assert batcher.queries == 2
+
+
+def test_each_prefetch_serves_one_call_when_the_same_text_is_prefetched_twice(embedder):
+    batcher = BatchingQueryEmbedder(embedder, cache_size=0)
+    q = QUESTIONS[6]
+    batcher.prefetch(q)
+    batcher.prefetch(q)
+    before = batcher.queries
+    batcher.embed_query_vector(q)
+    batcher.embed_query_vector(q)
+    assert batcher.queries == before and not batcher.has_vector(q)
