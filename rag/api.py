@@ -634,7 +634,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         if mode == "bm25" or history or not isinstance(emb, BatchingQueryEmbedder) or not isinstance(text, str):
             return
         text = text.strip()
-        if text and len(text) <= MAX_QUESTION_CHARS and not emb.has_vector(text):
+        if text and len(text) <= MAX_QUESTION_CHARS and not emb.is_cached(text):
             await run_in_threadpool(emb.prefetch, text)
 
     async def _ask(question, k, documents, history, mode) -> dict:

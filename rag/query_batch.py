@@ -85,10 +85,13 @@ class BatchingQueryEmbedder:
             self._cv.notify()
         return future.result()
 
-    def has_vector(self, text: str) -> bool:
-        """True when `embed_query_vector(text)` would return without the model (cheap, never blocks long)."""
+    def is_cached(self, text: str) -> bool:
+        """True when the LRU cache holds `text` (then prefetching it is pointless).
+
+        One-shot prefetched vectors do not count: each belongs to the request that fetched it.
+        """
         with self._cv:
-            return text in self._prefetched or (bool(self.cache_size) and text in self._cache)
+            return bool(self.cache_size) and text in self._cache
 
     def prefetch(self, text: str) -> None:
         """Embed `text` now so the next `embed_query_vector(text)` returns at once.
