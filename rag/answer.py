@@ -389,6 +389,8 @@ def _matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
     Only when the question adds no topic of its own beyond the heading's words
     ("保障措施中关于环保…" asks about one item, not the list).
     """
+    if not getattr(index, "chunks", None):
+        return None
     q = normalize_for_matching(question)
     place_words = {t for a in route_aliases for t in key_terms(a)}
     best = None
@@ -467,7 +469,7 @@ def _absent_terms(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] 
     mentions 强度: it does not answer.  A word no plan uses at all proves nothing (users
     paraphrase), so only a contrast with the rest of the corpus counts.
     """
-    if qa.english or not scope:
+    if qa.english or not scope or not getattr(index, "chunks", None):
         return []
     inside = normalize(" ".join(ch.section_path + ch.text for ch in index.chunks if ch.doc_id in scope))
     outside = normalize(" ".join(ch.section_path + ch.text for ch in index.chunks if ch.doc_id not in scope))
@@ -494,7 +496,8 @@ _DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
 def _metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list[DocumentInfo],
                      scope: list[str] | None) -> tuple[str, list[Citation]] | None:
     """Answer "哪个文号" / "哪天印发" from the document's own header or signature clauses."""
-    if not scope or len(scope) != 1 or not (_DOC_NUMBER_Q.search(qa.text) or _DATE_Q.search(qa.text)):
+    if (not scope or len(scope) != 1 or not getattr(index, "chunks", None)
+            or not (_DOC_NUMBER_Q.search(qa.text) or _DATE_Q.search(qa.text))):
         return None
     info = next((d for d in documents if d.doc_id == scope[0]), None)
     rows = [i for i, ch in enumerate(index.chunks) if ch.doc_id == scope[0]]

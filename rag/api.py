@@ -575,10 +575,11 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
             raise ApiError(401, "invalid_api_key", "invalid API key", headers={"WWW-Authenticate": "Bearer"})
         return role
 
-    def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    # async: FastAPI would run plain `def` dependencies in the thread pool, a thread hop per request.
+    async def require_key(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         return _role(credentials)
 
-    def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+    async def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         role = _role(credentials)
         if role != ADMIN:
             raise ApiError(403, "admin_key_required", "uploading and deleting documents needs an admin key"
@@ -586,9 +587,12 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return role
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422))
-    # Queries are CPU-bound Python: a few at a time finish sooner than many fighting over the GIL,
-    # and the event loop stays responsive.  Waiting ones queue here (RAG_API_CONCURRENCY, default 8).
-    work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "8") or 8)))
+    # The CPU-bound Python part of a query (retrieval, answer) runs in at most RAG_API_CONCURRENCY
+    # (default: the core count, at most 4) threads at once; the rest queue here in order.  More threads
+    # only fight over the GIL and the event loop, which stretches the latency tail.  Query embeddings
+    # are fetched before a slot is taken, so any number of queries still share the model's batches.
+    default_slots = min(4, os.cpu_count() or 2)
+    work_slots = anyio.Semaphore(max(1, int(os.environ.get("RAG_API_CONCURRENCY", "") or default_slots)))
 
     # -- questions --
     @v1.post("/ask", tags=["questions"], response_model=AskResponse, response_model_exclude_none=True,
@@ -623,7 +627,18 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
+    async def prefetch_query_vector(text, mode: str, history=None) -> None:
+        """Embed the query before taking a CPU slot (see rag/query_batch.py); a follow-up is rewritten
+        by the chain first, so its standalone text is not known here and it is embedded in the slot."""
+        emb = getattr(assistant, "embedder", None)
+        if mode == "bm25" or history or not isinstance(emb, BatchingQueryEmbedder) or not isinstance(text, str):
+            return
+        text = text.strip()
+        if text and len(text) <= MAX_QUESTION_CHARS and not emb.is_cached(text):
+            await run_in_threadpool(emb.prefetch, text)
+
     async def _ask(question, k, documents, history, mode) -> dict:
+        await prefetch_query_vector(question, mode, history)
         async with work_slots:
             result = await run_in_threadpool(assistant.ask, question, k=k, documents=documents, history=history,
                                              mode=mode)
@@ -635,6 +650,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
              responses=_errors(400, 413))
     async def search_clauses(req: SearchRequest):
         started = time.perf_counter()
+        await prefetch_query_vector(req.query, req.mode)
         async with work_slots:
             result = await run_in_threadpool(assistant.search, req.query, k=req.k, documents=req.documents,
                                              mode=req.mode)
@@ -887,7 +903,11 @@ def _mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:
         return False
     import gradio as gr
 
-    blocks = build_ui(assistant)
+    try:
+        blocks = build_ui(assistant)
+    except Exception:  # a broken chat page must not take the API down with it
+        log.exception("chat page not mounted: ui.app.build_ui failed; the API runs without it")
+        return False
     auth = None
     if keys.enabled:
         # With keys configured the page is not open either: log in with any name and an API key as password.

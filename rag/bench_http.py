@@ -195,10 +195,12 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
         await asyncio.sleep(max(0.0, measure_from - loop.time()))
         counters["start"] = await _embedding_counters(http)
 
+    # Counters are read on a connection of their own, not queued behind the clients' requests.
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
-                                 timeout=httpx.Timeout(timeout)) as http:
-        await asyncio.gather(snapshot(http), *(client(i, http) for i in range(clients)))
-        counters["end"] = await _embedding_counters(http)
+                                 timeout=httpx.Timeout(timeout)) as http, \
+            httpx.AsyncClient(base_url=url, headers=headers, timeout=httpx.Timeout(timeout)) as side:
+        await asyncio.gather(snapshot(side), *(client(i, http) for i in range(clients)))
+        counters["end"] = await _embedding_counters(side)
     n_ok, n_err = len(latencies), sum(errors.values())
     report = {
         "url": url, "endpoint": endpoint, "clients": clients, "duration_s": duration, "warmup_s": warmup,

@@ -40,6 +40,8 @@ class BatchingQueryEmbedder(Embeddings):
             cache_size = int(os.environ.get("RAG_QUERY_CACHE", "2048") or 0)
         self.cache_size = max(0, cache_size)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # When the cache is off: prefetched vectors with the number of uses left.
+        self._prefetched: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._cv = threading.Condition()
         self._queue: list[tuple[str, Future]] = []
         self._worker: threading.Thread | None = None
@@ -58,20 +60,57 @@ class BatchingQueryEmbedder(Embeddings):
         return np.vstack([inner.embed_query_vector(t) for t in texts])  # any other embedder: no batching
 
     def embed_query_vector(self, text: str) -> np.ndarray:
+        return self._embed(text, use_stored=True)
+
+    def _embed(self, text: str, use_stored: bool) -> np.ndarray:
         future: Future = Future()
         with self._cv:
-            if self.cache_size:
+            if use_stored and self.cache_size:
                 hit = self._cache.get(text)
                 if hit is not None:
                     self._cache.move_to_end(text)
                     self.cache_hits += 1
                     return hit.copy()
+            held = self._prefetched.get(text) if use_stored else None
+            if held is not None:
+                vector, uses = held
+                if uses <= 1:
+                    del self._prefetched[text]
+                else:
+                    self._prefetched[text] = (vector, uses - 1)
+                return vector.copy()
             self._queue.append((text, future))
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._run, name="query-embedding-batcher", daemon=True)
                 self._worker.start()
             self._cv.notify()
         return future.result()
+
+    def is_cached(self, text: str) -> bool:
+        """True when the LRU cache holds `text` (then prefetching it is pointless).
+
+        One-shot prefetched vectors do not count: each belongs to the request that fetched it.
+        """
+        with self._cv:
+            return bool(self.cache_size) and text in self._cache
+
+    def prefetch(self, text: str) -> None:
+        """Embed `text` now so the next `embed_query_vector(text)` returns at once.
+
+        The API calls this before a query takes one of its few CPU slots, so
+        queries wait for the model together (and share batches) without
+        holding a slot.  With the cache off, the vector is kept for one use only.
+        """
+        if self.cache_size:
+            self.embed_query_vector(text)  # lands in the cache
+            return
+        vector = self._embed(text, use_stored=False)
+        with self._cv:
+            # One use per prefetch: concurrent requests with the same text each get theirs.
+            _, uses = self._prefetched.get(text, (None, 0))
+            self._prefetched[text] = (vector, uses + 1)
+            while len(self._prefetched) > 256:  # never consumed (the query failed later): drop the oldest
+                self._prefetched.popitem(last=False)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.inner.embed_documents(texts)

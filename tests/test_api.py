@@ -467,3 +467,38 @@ def test_api_docs_and_health_still_work_with_a_ui_mounted_at_root(assistant, mon
         r = c.get("/v1/no-such-endpoint")
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
         assert 'rag_http_requests_total{endpoint="/healthz"' in c.get("/metrics").text
+
+
+def test_with_keys_the_chat_page_asks_for_a_key_as_password(assistant, monkeypatch):
+    import gradio as gr
+
+    def build_ui(a):
+        with gr.Blocks() as demo:
+            gr.Markdown("政策问答测试页")
+        return demo
+
+    ui_pkg, ui_app = types.ModuleType("ui"), types.ModuleType("ui.app")
+    ui_app.build_ui = build_ui
+    ui_pkg.app = ui_app
+    monkeypatch.setitem(sys.modules, "ui", ui_pkg)
+    monkeypatch.setitem(sys.modules, "ui.app", ui_app)
+    keys = KeyConfig(api_keys=frozenset({"user-key"}))
+    with TestClient(create_app(assistant, keys=keys, with_ui=True)) as c:
+        assert c.get("/config").status_code == 401
+        assert c.post("/login", data={"username": "anyone", "password": "wrong"}).status_code == 400
+        assert c.post("/login", data={"username": "anyone", "password": "user-key"}).status_code == 200
+        assert c.get("/config").status_code == 200
+        assert c.get("/v1/documents").status_code == 401  # the page login is not an API key
+
+
+def test_a_failing_chat_page_leaves_the_api_running(assistant, monkeypatch):
+    def build_ui(a):
+        raise RuntimeError("broken page")
+
+    ui_pkg, ui_app = types.ModuleType("ui"), types.ModuleType("ui.app")
+    ui_app.build_ui = build_ui
+    monkeypatch.setitem(sys.modules, "ui", ui_pkg)
+    monkeypatch.setitem(sys.modules, "ui.app", ui_app)
+    with TestClient(create_app(assistant, keys=KeyConfig(), with_ui=True)) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.post("/v1/search", json={"query": "人才"}).status_code == 200

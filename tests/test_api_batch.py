@@ -72,3 +72,31 @@ def test_a_failing_model_call_reaches_every_caller_and_the_batcher_survives():
     for _ in range(2):
         with pytest.raises(RuntimeError, match="model exploded"):
             batcher.embed_query_vector("问题")
+
+
+def test_prefetch_makes_the_next_call_free_even_with_the_cache_off(embedder):
+    batcher = BatchingQueryEmbedder(embedder, cache_size=0)
+    q = QUESTIONS[5]
+    batcher.prefetch(q)
+    assert batcher.queries == 1 and not batcher.is_cached(q)
+    np.testing.assert_array_equal(batcher.embed_query_vector(q), embedder.embed_query_vector(q))
+    assert batcher.queries == 1  # served from the one-shot prefetch ...
+    batcher.embed_query_vector(q)
+    assert batcher.queries == 2  # ... which is used up
+    cached = BatchingQueryEmbedder(embedder, cache_size=8)
+    assert not cached.is_cached(q)
+    cached.prefetch(q)
+    assert cached.is_cached(q)
+
+
+def test_each_prefetch_serves_one_call_when_the_same_text_is_prefetched_twice(embedder):
+    batcher = BatchingQueryEmbedder(embedder, cache_size=0)
+    q = QUESTIONS[6]
+    batcher.prefetch(q)
+    batcher.prefetch(q)
+    before = batcher.queries
+    batcher.embed_query_vector(q)
+    batcher.embed_query_vector(q)
+    assert batcher.queries == before
+    batcher.embed_query_vector(q)
+    assert batcher.queries == before + 1

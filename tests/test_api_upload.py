@@ -274,3 +274,39 @@ def test_uploads_survive_a_rebuild_when_the_seeds_change(own, tmp_path, embedder
     assert rebuilt.index.manifest["clause_count"] == len(rebuilt.corpus.clauses)
     rebuilt.remove_document(doc_id)
     assert rebuilt.index.manifest["clause_count"] == len(rebuilt.corpus.clauses)
+
+
+@pytest.mark.slow
+def test_a_process_killed_in_the_middle_of_saving_an_upload_leaves_the_index_as_it_was(own):
+    """The server dies (os._exit) while writing the new version: the next start sees the old index intact."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from rag.config import PROJECT_ROOT
+
+    mine, client, index_dir = own
+    before = _state(index_dir)
+    script = textwrap.dedent(f"""
+        import os, faiss
+        from rag.config import Settings
+        from rag.service import Assistant
+        a = Assistant(Settings(index_dir={str(index_dir)!r}))
+        real = faiss.write_index
+        def die(*args, **kwargs):
+            real(*args, **kwargs)   # half of the version is on disk ...
+            os._exit(9)             # ... when the process dies
+        faiss.write_index = die
+        a.add_document("chengdu.txt", {PLAN_TXT!r}, "成都计划")
+        """)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, capture_output=True, timeout=600)
+    assert proc.returncode == 9, proc.stderr.decode()[-2000:]
+    leftovers = [p.name for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers  # the half-written version is there, but nothing points at it
+    name, files, _ = _state(index_dir)
+    assert (name, files) == before[:2]
+    reopened = Assistant(Settings(index_dir=index_dir), embedder=mine.embedder)
+    assert reopened.index_status == "loaded" and not reopened.index.uploads.entries
+    assert [d.doc_id for d in reopened.corpus.documents] == [d.doc_id for d in mine.corpus.documents]
