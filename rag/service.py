@@ -97,6 +97,7 @@ class Assistant:
             self.reranker = CrossEncoderReranker(self.settings.reranker)
         self._lock = threading.RLock()
         self.chain = build_chain(self)
+        self._chains: dict[str, object] = {"extractive": self.chain}
 
     # -- queries ----------------------------------------------------------------
 
@@ -119,13 +120,60 @@ class Assistant:
                       route=route(query, self.corpus.documents), use_routing=use_routing,
                       reranker=self.reranker)
 
-    def ask(self, question: str, k: int | None = None, documents: list[str] | None = None,
-            history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True) -> Answer:
+    def _backend(self, backend: str | None) -> str:
+        from .generate import GenerationConfig, check_backend
+
+        try:
+            return check_backend(backend or GenerationConfig.from_env().backend)
+        except ValueError as exc:
+            raise QuestionError(str(exc)) from None
+
+    def _chain_for(self, backend: str):
+        if backend not in self._chains:
+            from .generate import generative_answerer
+
+            self._chains[backend] = build_chain(self, generative_answerer(self, backend))
+        return self._chains[backend]
+
+    def _state(self, question, k, documents, history, mode, use_routing) -> dict:
         question = validate_question(question, k)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {MODES}")
-        state = self.chain.invoke({
-            "question": question, "k": k or self.settings.top_k, "documents": self._check_documents(documents),
-            "history": history or [], "mode": mode, "use_routing": use_routing,
-        })
-        return finish(state)
+        return {"question": question, "k": k or self.settings.top_k, "documents": self._check_documents(documents),
+                "history": history or [], "mode": mode, "use_routing": use_routing}
+
+    def ask(self, question: str, k: int | None = None, documents: list[str] | None = None,
+            history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
+            backend: str | None = None) -> Answer:
+        """`backend`: extractive | openai | llamacpp (default: env RAG_BACKEND, else extractive)."""
+        state = self._state(question, k, documents, history, mode, use_routing)
+        return finish(self._chain_for(self._backend(backend)).invoke(state))
+
+    def ask_stream(self, question: str, k: int | None = None, documents: list[str] | None = None,
+                   history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
+                   backend: str | None = None):
+        """Like `ask`, but a generator: text deltas (str) of the verified answer, then the final Answer.
+
+        Validation errors raise before the first item.  The final Answer is authoritative:
+        on a fallback its text (the extractive answer) replaces whatever was streamed.
+        """
+        import time as _time
+
+        from .generate import stream_answer
+
+        state = self._state(question, k, documents, history, mode, use_routing)
+        chosen = self._backend(backend)
+        if "_retrieval" not in self._chains:
+            self._chains["_retrieval"] = build_chain(self, lambda s: s)
+        state = self._chains["_retrieval"].invoke(state)
+
+        def gen():
+            started = _time.perf_counter()
+            for item in stream_answer(self, state, chosen):
+                if isinstance(item, Answer):
+                    state["answer"] = item
+                    state["timings_ms"]["answer"] = (_time.perf_counter() - started) * 1000
+                    yield finish(state)
+                else:
+                    yield item
+        return gen()
