@@ -30,16 +30,15 @@ LLAMA_CPP_VERSION := 0.3.36
 WHEEL_CACHE       := $(HOME)/.cache/zhengce-rag/wheels
 LLM_STAMP         := $(VENV)/.llm-installed
 RAG_TEST_LLM      ?= 1.5b
-PYTAG              = $(shell $(BIN)/python -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
 
 llm-setup: $(LLM_STAMP)
 
 $(LLM_STAMP): $(STAMP) requirements-llm.lock
 	command -v c++ >/dev/null || (apt-get update && apt-get install -y --no-install-recommends build-essential)
 	mkdir -p $(WHEEL_CACHE)
-	ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-$(PYTAG)-*.whl >/dev/null 2>&1 || \
+	ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel -q --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEEL_CACHE)
-	$(BIN)/pip install -q --no-deps $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-$(PYTAG)-*.whl
+	$(BIN)/pip install -q --no-deps $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
 	$(BIN)/pip install -q -r requirements-llm.lock
 	$(BIN)/rag models fetch llm --size $(RAG_TEST_LLM)
 	touch $(LLM_STAMP)

@@ -47,22 +47,35 @@ REFUSAL_ZH = "文件中未找到答案。"
 REFUSAL_EN = "The documents do not answer this question."
 REFUSALS = (REFUSAL_ZH, REFUSAL_EN)
 
+# The rules and one worked example form a fixed prefix: llama.cpp keeps its KV cache
+# between questions, so only the clauses and the question are read each time.
 SYSTEM_ZH = (
     "你是政策文件问答助手，只能依据用户给出的编号条款回答，不得使用条款以外的知识。\n"
     "要求：\n"
     "1. 用中文简洁作答，最多3句话。\n"
-    "2. 每句话末尾用方括号标注依据的条款编号，如[1]或[1][2]，只能使用给出的编号。\n"
+    "2. 每句话在句号前用方括号标注它依据的条款编号，例如：……[1]。只能使用给出的编号，不要标注无关条款。\n"
     "3. 数字、百分比、年份必须照抄条款原文，不得计算或改写。\n"
-    f"4. 如果这些条款不能回答问题，只输出：{REFUSAL_ZH}"
+    f"4. 如果这些条款不能回答问题，只输出：{REFUSAL_ZH}\n"
+    "示例：\n"
+    "条款：\n[1]《某市行动计划》到2025年，产业规模达到500亿元，培育10家上市企业。\n"
+    "[2]《某市行动计划》建设3个公共服务平台。\n"
+    "问题：某市到2025年产业规模目标是多少？\n"
+    "回答：到2025年，某市产业规模目标是达到500亿元[1]。"
 )
 SYSTEM_EN = (
     "You answer questions about Chinese policy documents using ONLY the numbered clauses the user gives.\n"
     "Rules:\n"
     "1. Answer in English, concisely, in at most 3 sentences.\n"
-    "2. End every sentence with the number of the clause it relies on in square brackets, e.g. [1] or [1][2]; "
-    "use only the given numbers.\n"
-    "3. Copy numbers, percentages and years exactly as written in the clauses (digits, not words).\n"
-    f"4. If the clauses do not answer the question, output only: {REFUSAL_EN}"
+    "2. End every sentence with the number of the clause it relies on in square brackets, e.g. \"... [1].\"; "
+    "use only the given numbers and cite only the clauses you used.\n"
+    "3. Keep every figure exactly as the clause writes it, with its Chinese unit (e.g. 500亿元); "
+    "do not convert or compute.\n"
+    f"4. If the clauses do not answer the question, output only: {REFUSAL_EN}\n"
+    "Example:\n"
+    "Clauses:\n[1]《某市行动计划》到2025年，产业规模达到500亿元，培育10家上市企业。\n"
+    "[2]《某市行动计划》建设3个公共服务平台。\n"
+    "Question: What industry scale does the city aim for by 2025?\n"
+    "Answer: By 2025, the city aims for an industry scale of 500亿元 [1]."
 )
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -131,6 +144,9 @@ def _load_llama(path: str, n_ctx: int, threads: int):
     key = (path, n_ctx, threads)
     with _LLAMAS_LOCK:
         if key not in _LLAMAS:
+            # llama.cpp's OpenMP threads spin while idle by default; next to the embedding
+            # model and the web server on 2 cores, sleeping threads are much faster.
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             try:
                 from llama_cpp import Llama
             except ImportError as exc:
@@ -158,6 +174,7 @@ class LlamaCppChatModel(BaseChatModel):
     threads: int = 0
     max_tokens: int = 200
     temperature: float = 0.0
+    repeat_penalty: float = 1.1  # as llama_cpp.server's default: curbs "[4] [5] [6] …" loops
 
     @property
     def _llm_type(self) -> str:
@@ -171,7 +188,7 @@ class LlamaCppChatModel(BaseChatModel):
         llama, lock = _load_llama(self.model_path, self.n_ctx, self.threads)
         dicts = [{"role": _role(m), "content": m.content} for m in messages]
         return llama, lock, dict(messages=dicts, max_tokens=self.max_tokens, temperature=self.temperature,
-                                 stop=stop or [], stream=stream)
+                                 repeat_penalty=self.repeat_penalty, stop=stop or [], stream=stream)
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
@@ -293,6 +310,17 @@ def select_clauses(question: str, hits: list[Hit], max_clauses: int = 3, clause_
     return out
 
 
+def _section_label(section_path: str, text: str) -> str:
+    """The heading path, without its last heading when the clause text starts with it anyway
+    (saves prompt tokens), and at most 40 characters."""
+    parts = [p.strip() for p in section_path.split(">") if p.strip()]
+    squash = lambda t: re.sub(r"[\s。]", "", t)  # noqa: E731
+    if parts and squash(text).startswith(squash(parts[-1])):
+        parts = parts[:-1]
+    label = " > ".join(parts)
+    return label if len(label) <= 40 else "…" + label[-39:]
+
+
 def build_messages(question: str, clauses: list[PromptClause],
                    short_titles: dict[str, str] | None = None) -> list[BaseMessage]:
     """System rules (a fixed prefix, so llama.cpp reuses its KV cache) + numbered clauses + question."""
@@ -302,7 +330,7 @@ def build_messages(question: str, clauses: list[PromptClause],
     for c in clauses:
         ch = c.hit.chunk
         title = short_titles.get(ch.doc_id) or ch.doc_title
-        section = ch.section_path if len(ch.section_path) <= 40 else "…" + ch.section_path[-39:]
+        section = _section_label(ch.section_path, c.text)
         blocks.append(f"[{c.n}]《{title}》{section}\n{c.text}")
     if english:
         user = "Clauses:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer (in English, cite [n]):"
@@ -367,6 +395,13 @@ class _SentenceStreamer:
         return delta
 
 
+def _runaway(raw: str, n_clauses: int) -> bool:
+    """The model numbers past the clauses it was given ("[4] [5] [6] …"): it is looping, and every
+    further sentence would be dropped anyway — stop paying for tokens."""
+    numbers = [int(n) for n in re.findall(r"\[(\d+)\]", raw)]
+    return any(n > n_clauses + 1 for n in numbers)
+
+
 def stream_answer(assistant, state: dict, backend: str | None = None, chat_model: BaseChatModel | None = None,
                   config: GenerationConfig | None = None) -> Iterator[str | Answer]:
     """Yield text deltas of the verified answer, then the final `Answer` (always last).
@@ -411,6 +446,9 @@ def stream_answer(assistant, state: dict, backend: str | None = None, chat_model
             delta = streamer.feed(raw)
             if delta:
                 yield delta
+            if _runaway(raw, len(texts)):
+                log.info("stopped a runaway generation: %r", raw[-80:])
+                break  # closing the stream stops the model; what came before is still verified
     except Exception as exc:
         log.warning("%s backend failed: %s", backend, exc)
         answer = _fallback(extractive, backend, f"model_error: {type(exc).__name__}: {str(exc)[:200]}")

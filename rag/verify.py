@@ -31,7 +31,7 @@ _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?=\s)|(?<=\n)")
 _LEADING_MARKERS = re.compile(r"^(\s*\[\d+\])+")
 _MARKER = re.compile(r"\[(\d+)\]")
 
-_UNITS = ("个百分点|百分点|亿美元|万美元|亿元|万元|千元|元|美元|万平方米|平方米|平方公里|万亩|亩|万片|片|纳米|nm|英寸|"
+_UNITS = ("hundred million|trillion|billion|million|thousand|percent|个百分点|百分点|亿美元|万美元|亿元|万元|千元|元|美元|万平方米|平方米|平方公里|万亩|亩|万片|片|纳米|nm|英寸|"
           "亿颗|颗|万人|人次|人|名|家|个|项|条|座|所|台|套|倍|款|件|位|批|栋|GW|MW|亿|万|千|百|年|月|日|天|%|‰")
 # A figure: a number (digits, optional decimals / thousands separators) with an optional unit.
 _FIGURE = re.compile(rf"(?<![\d.])(\d+(?:,\d{{3}})*(?:\.\d+)?)\s*({_UNITS})?", re.I)
@@ -40,6 +40,11 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 # Equivalent spellings of a unit when looking for a figure in a clause.
 _UNIT_ALTERNATIVES = {"亿元": ("亿元", "亿"), "亿": ("亿", "亿元"), "万元": ("万元", "万"), "万": ("万", "万元"),
                       "%": ("%", "％"), "百分点": ("百分点", "个百分点")}
+# English magnitudes are checked by value against the clause's Chinese ones: a model that
+# turns "1000亿" (100 billion) into "1000 billion" has invented a figure.
+_EN_MAGNITUDE = {"hundredmillion": 1e8, "trillion": 1e12, "billion": 1e9, "million": 1e6, "thousand": 1e3}
+_ZH_MAGNITUDE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(万亿|千亿|百亿|亿|千万|百万|万|千)")
+_ZH_VALUE = {"万亿": 1e12, "千亿": 1e11, "百亿": 1e10, "亿": 1e8, "千万": 1e7, "百万": 1e6, "万": 1e4, "千": 1e3}
 MIN_OVERLAP = 0.34
 MIN_WORDS_FOR_OVERLAP = 3
 
@@ -99,6 +104,14 @@ def split_claims(text: str) -> list[Claim]:
             sentences.append(p)
         elif p and sentences:
             sentences[-1] += p
+    if sentences:  # "[1]到2025年……。" — markers before the first sentence belong to it
+        lead = _LEADING_MARKERS.match(sentences[0])
+        if lead:
+            body = sentences[0][lead.end():]
+            stripped = body.rstrip()
+            end = len(stripped) - len(stripped.rstrip("。！？!?；;."))
+            cut = len(stripped) - end
+            sentences[0] = stripped[:cut] + lead.group(0).strip() + stripped[cut:] + body[len(stripped):]
     return [Claim(s, [int(n) for n in _MARKER.findall(s)]) for s in sentences]
 
 
@@ -110,7 +123,8 @@ def figures(sentence: str) -> list[str]:
     body = _ENUMERATION.sub("", strip_citations(_nfkc(sentence)))
     out = []
     for m in _FIGURE.finditer(body):
-        number, unit = m.group(1).replace(",", ""), m.group(2) or ""
+        number, unit = m.group(1).replace(",", ""), re.sub(r"\s+", "", (m.group(2) or "").lower())
+        unit = "%" if unit == "percent" else unit
         if not unit and len(number.replace(".", "")) < 2:
             continue
         out.append(number + unit)
@@ -126,6 +140,9 @@ def figure_in(figure: str, clause_text: str) -> bool:
     m = re.match(r"(\d+(?:\.\d+)?)(.*)", figure)
     number, unit = m.group(1), m.group(2)
     hay = _matching_text(clause_text)
+    if unit in _EN_MAGNITUDE:
+        value = float(number) * _EN_MAGNITUDE[unit]
+        return any(abs(float(n) * _ZH_VALUE[u] - value) < 1e-6 * value for n, u in _ZH_MAGNITUDE.findall(hay))
     for u in _UNIT_ALTERNATIVES.get(unit, (unit,)):
         if u == "年" and re.search(rf"(?<![\d.]){re.escape(number)}(?![\d.])", hay):
             return True  # "2025年" in the answer, "2025" (e.g. "2022-2025") in the clause

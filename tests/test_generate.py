@@ -42,6 +42,13 @@ def test_figures_are_numbers_with_units_percentages_years():
     assert figures("2、建设产业园[3]，第1步") == []
 
 
+def test_english_magnitudes_are_compared_by_value():
+    text = "到2025年，集成电路产业规模突破1000亿，营收超过2500亿元"
+    assert figures("a scale of 1,000 billion yuan, about 30 percent [1]") == ["1000billion", "30%"]
+    assert figure_in("100billion", text) and figure_in("250billion", text)
+    assert not figure_in("1000billion", text) and not figure_in("25billion", text)
+
+
 def test_figure_matching_respects_number_boundaries():
     text = CLAUSES[0]
     assert figure_in("2500亿元", text)
@@ -185,14 +192,15 @@ def test_retrieval_gate_refuses_without_asking_the_model(assistant):
 
 
 def test_english_question_gets_an_english_verified_answer(assistant):
+    q = "What is Shenzhen's integrated circuit revenue target for 2025?"
     model = FakeListChatModel(responses=["By 2025, Shenzhen aims for IC industry revenue above 2500亿元 "
                                          "(250 billion yuan) [1]."])
-    ans = _ask(assistant, "What is Shenzhen's integrated circuit revenue target for 2025?", model)
-    # "250 billion" is not written in the clause: the sentence cannot be verified
-    assert ans.verified is False and ans.fallback_reason == "unsupported_figure:250"
-    model = FakeListChatModel(responses=["By 2025, Shenzhen targets IC industry revenue above 2500亿元 [1]."])
-    ans = _ask(assistant, "What is Shenzhen's integrated circuit revenue target for 2025?", model)
+    ans = _ask(assistant, q, model)
     assert ans.verified is True and ans.citations[0].hit.chunk.doc_id == "shenzhen-2022"
+    # an English magnitude is checked by value: 2500亿 is 250 billion, not 2500 billion
+    model = FakeListChatModel(responses=["By 2025, Shenzhen targets IC industry revenue above 2500 billion yuan [1]."])
+    ans = _ask(assistant, q, model)
+    assert ans.verified is False and ans.fallback_reason == "unsupported_figure:2500billion"
 
 
 # -- streaming ---------------------------------------------------------------------------------------
@@ -255,3 +263,11 @@ def test_unreachable_openai_endpoint_is_an_honest_fallback(assistant, monkeypatc
     ans = assistant.ask(SHENZHEN_Q, backend="openai")
     assert ans.verified is False and ans.fallback_reason.startswith("model_error: ")
     assert "2500亿元" in ans.answer and not ans.generation
+
+
+def test_runaway_numbering_stops_the_generation(assistant):
+    looping = "形成3家以上营收超过100亿元的设计企业[1]。" + "".join(f"建设产业园区[{n}]" for n in range(2, 40))
+    ans = _ask(assistant, SHENZHEN_Q, FakeListChatModel(responses=[looping]))
+    # the stream was closed at "[5]" (past the 3 given clauses + 1), not read to the end
+    assert ans.generation.endswith("[5]") and len(ans.generation) < len(looping)
+    assert ans.verified is True and ans.answer == "形成3家以上营收超过100亿元的设计企业[1]。"
