@@ -229,11 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_bench)
 
-    from .evaluate import CONFIG_NAMES
+    from .evaluate import CONFIG_NAMES, CONFIGS
 
     sp = sub.add_parser("eval", help="evaluate on the gold set, configurations side by side")
     sp.add_argument("--config", action="append", metavar="NAME",
-                    help=f"configuration to run (repeatable; default all): {', '.join(CONFIG_NAMES)}")
+                    help=f"configuration to run (repeatable; default all): {', '.join(CONFIG_NAMES)}; "
+                         f"optional: {', '.join(n for n in CONFIGS if n not in CONFIG_NAMES)}")
     sp.add_argument("--gold", help="gold questions file (default evals/gold.jsonl)")
     sp.add_argument("--out", help="reports folder (default evals/reports); the run goes in <out>/<timestamp>/")
     sp.add_argument("--limit", type=int, help="evaluate only N questions, spread over the gold set")

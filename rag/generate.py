@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import threading
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -47,36 +48,34 @@ REFUSAL_ZH = "文件中未找到答案。"
 REFUSAL_EN = "The documents do not answer this question."
 REFUSALS = (REFUSAL_ZH, REFUSAL_EN)
 
-# The rules and one worked example form a fixed prefix: llama.cpp keeps its KV cache
-# between questions, so only the clauses and the question are read each time.
+# The rules and one worked example (as a real chat turn: small models imitate a
+# demonstrated answer far better than a described one) form a fixed prefix, so
+# llama.cpp keeps its KV cache between questions and reads only the new clauses.
 SYSTEM_ZH = (
     "你是政策文件问答助手，只能依据用户给出的编号条款回答，不得使用条款以外的知识。\n"
     "要求：\n"
-    "1. 用中文简洁作答，最多3句话。\n"
+    "1. 用中文简洁作答，最多3句话，直接写出答案内容。\n"
     "2. 每句话在句号前用方括号标注它依据的条款编号，例如：……[1]。只能使用给出的编号，不要标注无关条款。\n"
     "3. 数字、百分比、年份必须照抄条款原文，不得计算或改写。\n"
-    f"4. 如果这些条款不能回答问题，只输出：{REFUSAL_ZH}\n"
-    "示例：\n"
-    "条款：\n[1]《某市行动计划》到2025年，产业规模达到500亿元，培育10家上市企业。\n"
-    "[2]《某市行动计划》建设3个公共服务平台。\n"
-    "问题：某市到2025年产业规模目标是多少？\n"
-    "回答：到2025年，某市产业规模目标是达到500亿元[1]。"
+    f"4. 如果这些条款不能回答问题，只输出：{REFUSAL_ZH}"
 )
 SYSTEM_EN = (
     "You answer questions about Chinese policy documents using ONLY the numbered clauses the user gives.\n"
     "Rules:\n"
-    "1. Answer in English, concisely, in at most 3 sentences.\n"
+    "1. Answer in English, concisely, in at most 3 sentences that state the answer itself.\n"
     "2. End every sentence with the number of the clause it relies on in square brackets, e.g. \"... [1].\"; "
     "use only the given numbers and cite only the clauses you used.\n"
     "3. Keep every figure exactly as the clause writes it, with its Chinese unit (e.g. 500亿元); "
     "do not convert or compute.\n"
-    f"4. If the clauses do not answer the question, output only: {REFUSAL_EN}\n"
-    "Example:\n"
-    "Clauses:\n[1]《某市行动计划》到2025年，产业规模达到500亿元，培育10家上市企业。\n"
-    "[2]《某市行动计划》建设3个公共服务平台。\n"
-    "Question: What industry scale does the city aim for by 2025?\n"
-    "Answer: By 2025, the city aims for an industry scale of 500亿元 [1]."
+    f"4. If the clauses do not answer the question, output only: {REFUSAL_EN}"
 )
+_EXAMPLE_CLAUSES = [("某市行动计划", "二、发展目标", "到2025年，产业规模达到500亿元，培育10家上市企业。"),
+                    ("某市行动计划", "三、重点任务", "建设3个公共服务平台，完善人才政策。")]
+_EXAMPLE = {
+    "zh": ("某市到2025年的产业规模目标是多少？", "到2025年，某市产业规模目标是达到500亿元[1]。"),
+    "en": ("What industry scale does the city aim for by 2025?",
+           "By 2025, the city aims for an industry scale of 500亿元 [1]."),
+}
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -236,9 +235,13 @@ def get_chat_model(backend: str, config: GenerationConfig | None = None) -> Base
         if key not in _MODELS:
             from langchain_openai import ChatOpenAI
 
+            # ChatOpenAI sends the limit as `max_completion_tokens`, which OpenAI-compatible
+            # servers (llama_cpp.server, older vLLM) ignore: send `max_tokens` to them as well.
+            extra = {"extra_body": {"max_tokens": config.max_tokens}} if config.openai_base_url else {}
             _MODELS[key] = ChatOpenAI(model=config.openai_model, base_url=config.openai_base_url,
                                       api_key=config.openai_api_key or "no-key", temperature=0,
-                                      max_tokens=config.max_tokens, timeout=config.timeout_s, max_retries=1)
+                                      max_tokens=config.max_tokens, timeout=config.timeout_s, max_retries=1,
+                                      **extra)
         return _MODELS[key]
     from .llm_models import ModelFetchError, resolve_model
 
@@ -259,7 +262,17 @@ def get_chat_model(backend: str, config: GenerationConfig | None = None) -> Base
 class PromptClause:
     n: int
     hit: Hit
-    text: str  # the trimmed clause text the model sees (figures are verified against it)
+    text: str        # the trimmed clause text the model sees
+    label: str = ""  # 《short title》 section path, shown above the text
+
+    @property
+    def block(self) -> str:
+        """Everything the model is shown for this clause — what its answer is verified against."""
+        return f"[{self.n}]{self.label}\n{self.text}"
+
+    @property
+    def evidence(self) -> str:
+        return f"{self.label}\n{self.text}"
 
 
 def is_english(question: str) -> bool:
@@ -302,11 +315,16 @@ def trim_clause(text: str, question: str, limit: int, idf: Callable[[str], float
 
 
 def select_clauses(question: str, hits: list[Hit], max_clauses: int = 3, clause_chars: int = 220,
-                   idf: Callable[[str], float] | None = None) -> list[PromptClause]:
-    """The top retrieved clauses, numbered from 1, each trimmed to `clause_chars`."""
+                   idf: Callable[[str], float] | None = None,
+                   short_titles: dict[str, str] | None = None) -> list[PromptClause]:
+    """The top retrieved clauses, numbered from 1, each trimmed to `clause_chars` and labelled
+    with its document's short title and section."""
     out: list[PromptClause] = []
     for hit in hits[:max_clauses]:
-        out.append(PromptClause(len(out) + 1, hit, trim_clause(hit.chunk.text, question, clause_chars, idf)))
+        ch = hit.chunk
+        text = trim_clause(ch.text, question, clause_chars, idf)
+        title = (short_titles or {}).get(ch.doc_id) or ch.doc_title
+        out.append(PromptClause(len(out) + 1, hit, text, f"《{title}》{_section_label(ch.section_path, text)}"))
     return out
 
 
@@ -321,22 +339,21 @@ def _section_label(section_path: str, text: str) -> str:
     return label if len(label) <= 40 else "…" + label[-39:]
 
 
-def build_messages(question: str, clauses: list[PromptClause],
-                   short_titles: dict[str, str] | None = None) -> list[BaseMessage]:
-    """System rules (a fixed prefix, so llama.cpp reuses its KV cache) + numbered clauses + question."""
-    english = is_english(question)
-    short_titles = short_titles or {}
-    blocks = []
-    for c in clauses:
-        ch = c.hit.chunk
-        title = short_titles.get(ch.doc_id) or ch.doc_title
-        section = _section_label(ch.section_path, c.text)
-        blocks.append(f"[{c.n}]《{title}》{section}\n{c.text}")
+def _user_message(blocks: list[str], question: str, english: bool) -> str:
     if english:
-        user = "Clauses:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}\nAnswer (in English, cite [n]):"
-        return [SystemMessage(SYSTEM_EN), HumanMessage(user)]
-    user = "条款：\n" + "\n\n".join(blocks) + f"\n\n问题：{question}\n回答（中文，每句标注[编号]）："
-    return [SystemMessage(SYSTEM_ZH), HumanMessage(user)]
+        return "Clauses:\n" + "\n\n".join(blocks) + f"\n\nQuestion: {question}"
+    return "条款：\n" + "\n\n".join(blocks) + f"\n\n问题：{question}"
+
+
+def build_messages(question: str, clauses: list[PromptClause]) -> list[BaseMessage]:
+    """System rules + one worked example turn (a fixed prefix) + numbered clauses and the question."""
+    english = is_english(question)
+    blocks = [c.block for c in clauses]
+    example_q, example_a = _EXAMPLE["en" if english else "zh"]
+    example = [f"[{i}]《{t}》{s}\n{x}" for i, (t, s, x) in enumerate(_EXAMPLE_CLAUSES, 1)]
+    return [SystemMessage(SYSTEM_EN if english else SYSTEM_ZH),
+            HumanMessage(_user_message(example, example_q, english)), AIMessage(example_a),
+            HumanMessage(_user_message(blocks, question, english))]
 
 
 # -- answering -----------------------------------------------------------------------
@@ -371,6 +388,7 @@ class _SentenceStreamer:
     once it is complete, its trailing [n] have arrived, and it passed verification."""
 
     clauses: list[str]
+    question: str = ""
     emitted: str = ""
     _settled: int = -1
     broken: bool = False
@@ -385,7 +403,7 @@ class _SentenceStreamer:
         if len(settled) == self._settled and not final:
             return ""
         self._settled = len(settled)
-        v = verify_answer("".join(c.text for c in settled), self.clauses, REFUSALS)
+        v = verify_answer("".join(c.text for c in settled), self.clauses, REFUSALS, question=self.question)
         # Sentences without their own [n] wait for the sentence that lends them one.
         text = v.text if final else "".join(v.sentences[: v.last_cited + 1]).strip()
         if not text.startswith(self.emitted):
@@ -427,10 +445,10 @@ def stream_answer(assistant, state: dict, backend: str | None = None, chat_model
         return
 
     idf = getattr(assistant.index, "idf", None)
-    clauses = select_clauses(question, retrieval.hits, config.max_clauses, config.clause_chars, idf)
     short_titles = {d.doc_id: d.short_title for d in assistant.corpus.documents}
-    messages = build_messages(question, clauses, short_titles)
-    texts = [c.text for c in clauses]
+    clauses = select_clauses(question, retrieval.hits, config.max_clauses, config.clause_chars, idf, short_titles)
+    messages = build_messages(question, clauses)
+    texts = [c.evidence for c in clauses]  # verified against all the model saw of each clause
     try:
         model = chat_model or get_chat_model(backend, config)
     except Exception as exc:  # misconfigured or missing model: say so, answer extractively
@@ -438,17 +456,20 @@ def stream_answer(assistant, state: dict, backend: str | None = None, chat_model
         yield _fallback(extractive, backend, f"model_unavailable: {exc}")
         return
 
-    streamer = _SentenceStreamer(texts)
+    streamer = _SentenceStreamer(texts, question)
     raw = ""
     try:
-        for chunk in model.stream(messages):
-            raw += _chunk_text(chunk)
-            delta = streamer.feed(raw)
-            if delta:
-                yield delta
-            if _runaway(raw, len(texts)):
-                log.info("stopped a runaway generation: %r", raw[-80:])
-                break  # closing the stream stops the model; what came before is still verified
+        # closing() stops the model when we stop reading (runaway output, or the client
+        # of a streamed answer went away) instead of letting it generate to max_tokens.
+        with closing(model.stream(messages)) as stream:
+            for chunk in stream:
+                raw += _chunk_text(chunk)
+                delta = streamer.feed(raw)
+                if delta:
+                    yield delta
+                if _runaway(raw, len(texts)):
+                    log.info("stopped a runaway generation: %r", raw[-80:])
+                    break  # what came before is still verified
     except Exception as exc:
         log.warning("%s backend failed: %s", backend, exc)
         answer = _fallback(extractive, backend, f"model_error: {type(exc).__name__}: {str(exc)[:200]}")
@@ -456,7 +477,7 @@ def stream_answer(assistant, state: dict, backend: str | None = None, chat_model
         yield answer
         return
 
-    v = verify_answer(raw, texts, REFUSALS)
+    v = verify_answer(raw, texts, REFUSALS, question=question)
     if v.refused:
         answer = _fallback(extractive, backend, "model_refused")
     elif not v.ok:

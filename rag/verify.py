@@ -8,7 +8,7 @@ is cut into sentences, and a sentence survives only when
 - it is cited (its own [n], or the [n] of the next cited sentence — so an
   introductory "主要措施包括：" followed by cited items is kept);
 - every figure in it (a number with a unit, a percentage, a year, any number of
-  two or more digits) occurs in one of the clauses it cites;
+  two or more digits) occurs in one of the clauses it cites (or in the question);
 - for a Chinese sentence with its own [n], at least a third of its content words
   occur in the clauses it cites (a sentence invented around a valid [n] shares
   almost no words with it; a paraphrase keeps most of the terms).
@@ -27,7 +27,8 @@ from .keywords import tokens
 
 # [1] ［1］ 【1】 [1,2] [1、2] [1-2] are all read as citations.
 _CITATION = re.compile(r"[\[［【]\s*(\d{1,3}(?:\s*[,，、\-–~]\s*\d{1,3})*)\s*[\]］】]")
-_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?=\s)|(?<=\n)")
+# Sentence ends; an English full stop only before whitespace, and not after a digit ("1. " numbers a list).
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)(?<!\d\.)(?=\s)|(?<=\n)")
 _LEADING_MARKERS = re.compile(r"^(\s*\[\d+\])+")
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -90,28 +91,42 @@ class Claim:
     markers: list[int]
 
 
+def _before_end(sentence: str, markers: str) -> str:
+    """Insert markers before the sentence's closing punctuation: "坚持应用牵引。" -> "坚持应用牵引[1]。"."""
+    stripped = sentence.rstrip()
+    body = stripped.rstrip("。！？!?；;.")
+    return body + markers + stripped[len(body):] + sentence[len(stripped):]
+
+
 def split_claims(text: str) -> list[Claim]:
-    """Sentences with their markers; a marker written after the full stop ("…。[1]") stays with its sentence."""
+    """Sentences with their markers.
+
+    A marker written after the full stop on the same line ("…亿元。[1]") belongs to that
+    sentence; markers that open a line or the answer ("[2]坚持创新驱动。…") cover the
+    sentences of that line that carry none of their own.
+    """
     text = normalize_citations(text)
     pieces = [p for p in _SENTENCE_END.split(text) if p]
     sentences: list[str] = []
+    line_markers = ""
     for p in pieces:
+        at_line_start = not sentences or sentences[-1].endswith("\n")
+        if at_line_start:
+            line_markers = ""
         lead = _LEADING_MARKERS.match(p)
-        if lead and sentences:
-            sentences[-1] = sentences[-1].rstrip("\n") + lead.group(0).strip() + ("\n" if sentences[-1].endswith("\n") else "")
-            p = p[lead.end():]
+        if lead:
+            markers, rest = re.sub(r"\s+", "", lead.group(0)), p[lead.end():]
+            if not at_line_start:
+                sentences[-1] += markers
+                p = rest
+            elif rest.strip():
+                line_markers, p = markers, rest
         if p.strip():
+            if line_markers and not _MARKER.search(p):
+                p = _before_end(p, line_markers)
             sentences.append(p)
         elif p and sentences:
             sentences[-1] += p
-    if sentences:  # "[1]到2025年……。" — markers before the first sentence belong to it
-        lead = _LEADING_MARKERS.match(sentences[0])
-        if lead:
-            body = sentences[0][lead.end():]
-            stripped = body.rstrip()
-            end = len(stripped) - len(stripped.rstrip("。！？!?；;."))
-            cut = len(stripped) - end
-            sentences[0] = stripped[:cut] + lead.group(0).strip() + stripped[cut:] + body[len(stripped):]
     return [Claim(s, [int(n) for n in _MARKER.findall(s)]) for s in sentences]
 
 
@@ -197,8 +212,10 @@ def is_refusal(text: str, refusal_sentences: tuple[str, ...]) -> bool:
 
 
 def _check(claim: Claim, sentence: str, markers: list[int], clauses: list[str],
-           refusal_sentences: tuple[str, ...], min_overlap: float) -> str | None:
+           refusal_sentences: tuple[str, ...], min_overlap: float, question: str = "") -> str | None:
     """Why this sentence must be dropped, or None."""
+    if len(re.sub(r"[\W_]+", "", strip_citations(sentence))) < 2:
+        return "no_content"  # a bare "[1] [2]" or a stray "和[2]" says nothing
     if is_refusal(sentence, refusal_sentences):
         return "refusal_mixed_with_answer"
     bad = [n for n in claim.markers if not 1 <= n <= len(clauses)]
@@ -207,7 +224,8 @@ def _check(claim: Claim, sentence: str, markers: list[int], clauses: list[str],
     cited_texts = [clauses[n - 1] for n in markers if 1 <= n <= len(clauses)]
     if not cited_texts:
         return "uncited"
-    missing = [f for f in figures(sentence) if not any(figure_in(f, t) for t in cited_texts)]
+    missing = [f for f in figures(sentence) if not any(figure_in(f, t) for t in cited_texts)
+               and not (question and figure_in(f, question))]
     if missing:
         return f"unsupported_figure:{missing[0]}"
     if claim.markers and _mostly_chinese(sentence) and overlap(sentence, cited_texts) < min_overlap:
@@ -216,8 +234,12 @@ def _check(claim: Claim, sentence: str, markers: list[int], clauses: list[str],
 
 
 def verify_answer(answer: str, clauses: list[str], refusal_sentences: tuple[str, ...] = (),
-                  min_overlap: float = MIN_OVERLAP) -> Verification:
-    """Check a generated answer against the prompt's clauses (clauses[i] is [i+1])."""
+                  min_overlap: float = MIN_OVERLAP, question: str = "") -> Verification:
+    """Check a generated answer against the prompt's clauses (clauses[i] is [i+1]).
+
+    A figure the question itself states ("到2015年…") may be echoed: the retrieval gate
+    has already checked that the question's years and figures occur in the clauses.
+    """
     if is_refusal(answer, refusal_sentences):
         return Verification(text=answer.strip(), cited=[], refused=True)
     claims = split_claims(answer)
@@ -232,7 +254,7 @@ def verify_answer(answer: str, clauses: list[str], refusal_sentences: tuple[str,
         claim = claims[i]
         sentence = claim.text.strip()
         markers = claim.markers or (claims[lender].markers if lender is not None else [])
-        reason = _check(claim, sentence, markers, clauses, refusal_sentences, min_overlap)
+        reason = _check(claim, sentence, markers, clauses, refusal_sentences, min_overlap, question)
         if reason is None and not claim.markers and not lender_kept:
             reason = "uncited"
         if claim.markers:

@@ -126,17 +126,33 @@ def test_trim_keeps_the_sentences_that_answer_within_the_budget():
 
 def test_prompt_numbers_trimmed_clauses_and_asks_for_citations(assistant):
     result = assistant.search(SHENZHEN_Q, k=5)
-    clauses = select_clauses(SHENZHEN_Q, result.hits, max_clauses=3, clause_chars=120, idf=assistant.index.idf)
+    titles = {d.doc_id: d.short_title for d in assistant.corpus.documents}
+    clauses = select_clauses(SHENZHEN_Q, result.hits, max_clauses=3, clause_chars=120, idf=assistant.index.idf,
+                             short_titles=titles)
     assert [c.n for c in clauses] == [1, 2, 3]
     assert all(len(c.text) <= 123 for c in clauses)
     assert "2500亿元" in clauses[0].text
-    titles = {d.doc_id: d.short_title for d in assistant.corpus.documents}
-    system, user = build_messages(SHENZHEN_Q, clauses, titles)
+    # the heading the clause text starts with anyway is not repeated in the label
+    assert clauses[0].label == "《深圳半导体与集成电路行动计划》二、工作目标"
+    system, example_q, example_a, user = build_messages(SHENZHEN_Q, clauses)
     assert system.content == SYSTEM_ZH and REFUSAL_ZH in system.content and "[1]" in system.content
-    assert user.content.startswith("条款：\n[1]《深圳半导体与集成电路行动计划》")
-    assert "\n\n[3]《" in user.content and f"问题：{SHENZHEN_Q}" in user.content
-    english = build_messages("What is Shenzhen's 2025 revenue target?", clauses, titles)
+    # a worked example turn, in the same format as the real one
+    assert example_q.type == "human" and example_q.content.startswith("条款：\n[1]《某市行动计划》")
+    assert example_a.type == "ai" and example_a.content.endswith("[1]。")
+    assert user.content.startswith("条款：\n[1]《深圳半导体与集成电路行动计划》二、工作目标\n(一) 产业规模持续增长。")
+    assert "\n\n[3]《" in user.content and user.content.endswith(f"问题：{SHENZHEN_Q}")
+    english = build_messages("What is Shenzhen's 2025 revenue target?", clauses)
     assert english[0].content == SYSTEM_EN and "Answer in English" in english[0].content
+    assert english[-1].content.startswith("Clauses:\n[1]《")
+
+
+def test_section_headings_shown_to_the_model_count_as_evidence():
+    """A list answer may quote the clause's heading path, which the model was shown."""
+    from rag.generate import PromptClause
+
+    c = PromptClause(1, None, "(一) 落实《若干政策》，简化办事流程。", "《苏州工业园区集成电路行动计划》五、保障措施 > (二)加强政策保障")
+    assert verify_answer("保障措施包括加强政策保障[1]。", [c.evidence], REFUSALS).ok
+    assert not verify_answer("保障措施包括加强政策保障[1]。", [c.text], REFUSALS).ok
 
 
 # -- the answer step with fake chat models -----------------------------------------------------
@@ -271,3 +287,80 @@ def test_runaway_numbering_stops_the_generation(assistant):
     # the stream was closed at "[5]" (past the 3 given clauses + 1), not read to the end
     assert ans.generation.endswith("[5]") and len(ans.generation) < len(looping)
     assert ans.verified is True and ans.answer == "形成3家以上营收超过100亿元的设计企业[1]。"
+
+
+@pytest.fixture
+def stub_openai_server():
+    """A loopback HTTP server speaking the OpenAI chat-completions wire format (SSE when asked
+    to stream), answering with a canned text and recording every request body."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    requests: list[dict] = []
+    reply = {"text": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+            base = {"id": "c1", "created": 0, "model": body["model"]}
+            if body.get("stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for piece in [reply["text"][i:i + 4] for i in range(0, len(reply["text"]), 4)]:
+                    chunk = {**base, "object": "chat.completion.chunk",
+                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                done = {**base, "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+            else:
+                out = json.dumps({**base, "object": "chat.completion", "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": reply["text"]},
+                     "finish_reason": "stop"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests, reply
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_backend_wire_format(assistant, stub_openai_server, monkeypatch):
+    base, requests, reply = stub_openai_server
+    reply["text"] = "到2025年，深圳集成电路产业营收目标是突破2500亿元[1]。"
+    monkeypatch.setenv("RAG_OPENAI_BASE_URL", base)
+    monkeypatch.setenv("RAG_OPENAI_MODEL", "qwen-test")
+    monkeypatch.setenv("RAG_OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("RAG_LLM_MAX_TOKENS", "123")
+    ans = assistant.ask(SHENZHEN_Q, backend="openai")
+    assert ans.verified is True and ans.backend == "openai" and ans.answer == reply["text"]
+    (req,) = requests
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-test"
+    assert req["model"] == "qwen-test" and req["stream"] is True and req["temperature"] == 0
+    # servers that only know `max_tokens` (llama_cpp.server) get it too
+    assert req["max_tokens"] == 123 and req["max_completion_tokens"] == 123
+    assert [m["role"] for m in req["messages"]] == ["system", "user", "assistant", "user"]
+    assert req["messages"][0]["content"] == SYSTEM_ZH and req["messages"][-1]["content"].endswith(SHENZHEN_Q)
+
+
+def test_a_figure_the_question_states_may_be_echoed():
+    clause = ["“十二五”末，集成电路产业规模再翻一番以上，销售收入达3300亿元。"]
+    q = "到2015年全行业销售收入要做到多少？"
+    assert verify_answer("到2015年，销售收入达3300亿元[1]。", clause, REFUSALS, question=q).ok
+    v = verify_answer("到2015年，销售收入达3300亿元[1]。", clause, REFUSALS)
+    assert v.failure == "unsupported_figure:2015年"
+    # but not a figure that is in neither
+    v = verify_answer("到2016年，销售收入达3300亿元[1]。", clause, REFUSALS, question=q)
+    assert v.failure == "unsupported_figure:2016年"
