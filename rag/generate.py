@@ -48,9 +48,10 @@ REFUSAL_ZH = "文件中未找到答案。"
 REFUSAL_EN = "The documents do not answer this question."
 REFUSALS = (REFUSAL_ZH, REFUSAL_EN)
 
-# The rules and one worked example (as a real chat turn: small models imitate a
-# demonstrated answer far better than a described one) form a fixed prefix, so
-# llama.cpp keeps its KV cache between questions and reads only the new clauses.
+# The rules and two worked examples (as real chat turns: small models imitate a
+# demonstrated answer far better than a described one; the second cites [2] so [1] is
+# not a habit) form a fixed prefix, so llama.cpp keeps its KV cache between
+# questions and reads only the new clauses.
 SYSTEM_ZH = (
     "你是政策文件问答助手，只能依据用户给出的编号条款回答，不得使用条款以外的知识。\n"
     "要求：\n"
@@ -72,9 +73,12 @@ SYSTEM_EN = (
 _EXAMPLE_CLAUSES = [("某市行动计划", "二、发展目标", "到2025年，产业规模达到500亿元，培育10家上市企业。"),
                     ("某市行动计划", "三、重点任务", "建设3个公共服务平台，完善人才政策。")]
 _EXAMPLE = {
-    "zh": ("某市到2025年的产业规模目标是多少？", "到2025年，某市产业规模目标是达到500亿元[1]。"),
-    "en": ("What industry scale does the city aim for by 2025?",
-           "By 2025, the city aims for an industry scale of 500亿元 [1]."),
+    "zh": [("某市到2025年的产业规模目标是多少？", "到2025年，某市产业规模目标是达到500亿元[1]。"),
+           ("某市要建设几个公共服务平台？", "某市要建设3个公共服务平台[2]。")],
+    "en": [("What industry scale does the city aim for by 2025?",
+            "By 2025, the city aims for an industry scale of 500亿元 [1]."),
+           ("How many public service platforms will the city build?",
+            "The city will build 3个 public service platforms [2].")],
 }
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -346,14 +350,14 @@ def _user_message(blocks: list[str], question: str, english: bool) -> str:
 
 
 def build_messages(question: str, clauses: list[PromptClause]) -> list[BaseMessage]:
-    """System rules + one worked example turn (a fixed prefix) + numbered clauses and the question."""
+    """System rules + two worked example turns (a fixed prefix) + numbered clauses and the question."""
     english = is_english(question)
     blocks = [c.block for c in clauses]
-    example_q, example_a = _EXAMPLE["en" if english else "zh"]
     example = [f"[{i}]《{t}》{s}\n{x}" for i, (t, s, x) in enumerate(_EXAMPLE_CLAUSES, 1)]
-    return [SystemMessage(SYSTEM_EN if english else SYSTEM_ZH),
-            HumanMessage(_user_message(example, example_q, english)), AIMessage(example_a),
-            HumanMessage(_user_message(blocks, question, english))]
+    turns: list[BaseMessage] = [SystemMessage(SYSTEM_EN if english else SYSTEM_ZH)]
+    for example_q, example_a in _EXAMPLE["en" if english else "zh"]:
+        turns += [HumanMessage(_user_message(example, example_q, english)), AIMessage(example_a)]
+    return turns + [HumanMessage(_user_message(blocks, question, english))]
 
 
 # -- answering -----------------------------------------------------------------------

@@ -134,11 +134,12 @@ def test_prompt_numbers_trimmed_clauses_and_asks_for_citations(assistant):
     assert "2500亿元" in clauses[0].text
     # the heading the clause text starts with anyway is not repeated in the label
     assert clauses[0].label == "《深圳半导体与集成电路行动计划》二、工作目标"
-    system, example_q, example_a, user = build_messages(SHENZHEN_Q, clauses)
+    system, example_q, example_a, example_q2, example_a2, user = build_messages(SHENZHEN_Q, clauses)
     assert system.content == SYSTEM_ZH and REFUSAL_ZH in system.content and "[1]" in system.content
-    # a worked example turn, in the same format as the real one
+    # worked example turns in the same format as the real one, citing different clauses
     assert example_q.type == "human" and example_q.content.startswith("条款：\n[1]《某市行动计划》")
     assert example_a.type == "ai" and example_a.content.endswith("[1]。")
+    assert example_q2.content.startswith("条款：\n[1]《某市行动计划》") and example_a2.content.endswith("[2]。")
     assert user.content.startswith("条款：\n[1]《深圳半导体与集成电路行动计划》二、工作目标\n(一) 产业规模持续增长。")
     assert "\n\n[3]《" in user.content and user.content.endswith(f"问题：{SHENZHEN_Q}")
     english = build_messages("What is Shenzhen's 2025 revenue target?", clauses)
@@ -351,7 +352,7 @@ def test_openai_backend_wire_format(assistant, stub_openai_server, monkeypatch):
     assert req["model"] == "qwen-test" and req["stream"] is True and req["temperature"] == 0
     # servers that only know `max_tokens` (llama_cpp.server) get it too
     assert req["max_tokens"] == 123 and req["max_completion_tokens"] == 123
-    assert [m["role"] for m in req["messages"]] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in req["messages"]] == ["system"] + ["user", "assistant"] * 2 + ["user"]
     assert req["messages"][0]["content"] == SYSTEM_ZH and req["messages"][-1]["content"].endswith(SHENZHEN_Q)
 
 
