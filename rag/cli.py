@@ -37,6 +37,8 @@ def _print_answer(answer, as_json: bool) -> None:
     if answer.rewritten_question and answer.rewritten_question != answer.question:
         print(f"（理解为：{answer.rewritten_question}）")
     print(answer.answer)
+    if answer.verified is False:
+        print(f"（{answer.backend} 生成的答案未通过校验，已改用摘录答案：{answer.fallback_reason}）")
     print()
     print("未找到答案，最接近的条款：" if answer.refused else "引用条款：")
     for c in answer.citations:
@@ -53,7 +55,7 @@ def cmd_ask(args) -> int:
     failed = 0
     for q in batch if batch is not None else [args.question]:
         try:
-            answer = assistant.ask(q, k=args.k, documents=args.doc or None, mode=args.mode)
+            answer = assistant.ask(q, k=args.k, documents=args.doc or None, mode=args.mode, backend=args.backend)
         except QuestionError as exc:
             failed += 1
             if batch is not None and args.json:
@@ -114,6 +116,20 @@ def cmd_models(args) -> int:
     from .config import Settings
     from .embedded_model import prepare_e5_folder
 
+    if args.action == "fetch":
+        from .llm_models import ModelFetchError, fetch_llm
+
+        if args.what != "llm":
+            print("usage: rag models fetch llm [--size 1.5b|0.5b]", file=sys.stderr)
+            return 2
+        started = time.perf_counter()
+        try:
+            path = fetch_llm(args.size, force=args.force)
+        except ModelFetchError as exc:
+            print(f"错误：{exc}", file=sys.stderr)
+            return 1
+        print(f"local language model ready at {path} ({time.perf_counter() - started:.1f}s)")
+        return 0
     settings = Settings()
     started = time.perf_counter()
     folder = prepare_e5_folder(settings.models_dir / "multilingual-e5-small", force=args.force)
@@ -206,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("ask", help="answer a question with cited clauses ('-' = one per line on stdin)")
     sp.add_argument("question")
     common(sp, 5)
+    sp.add_argument("--backend", choices=["extractive", "openai", "llamacpp"],
+                    help="answer writer (default: env RAG_BACKEND, else extractive)")
     sp.set_defaults(func=cmd_ask)
 
     sp = sub.add_parser("search", help="rank clauses for a query ('-' = one per line on stdin)")
@@ -221,8 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
     sp.set_defaults(func=cmd_index)
 
-    sp = sub.add_parser("models", help="prepare the embedded models")
-    sp.add_argument("action", choices=["prepare"])
+    sp = sub.add_parser("models", help="prepare the embedded models; `fetch llm` assembles the optional GGUF")
+    sp.add_argument("action", choices=["prepare", "fetch"])
+    sp.add_argument("what", nargs="?", choices=["llm"], help="with fetch: the local language model")
+    sp.add_argument("--size", default="1.5b", choices=["1.5b", "0.5b"], help="which embedded GGUF to fetch")
     sp.add_argument("--force", action="store_true")
     sp.set_defaults(func=cmd_models)
 
@@ -247,11 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start the server with the query-vector cache off (every request embeds its query)")
     sp.set_defaults(func=cmd_bench)
 
-    from .evaluate import CONFIG_NAMES
+    from .evaluate import CONFIG_NAMES, CONFIGS
 
     sp = sub.add_parser("eval", help="evaluate on the gold set, configurations side by side")
     sp.add_argument("--config", action="append", metavar="NAME",
-                    help=f"configuration to run (repeatable; default all): {', '.join(CONFIG_NAMES)}")
+                    help=f"configuration to run (repeatable; default all): {', '.join(CONFIG_NAMES)}; "
+                         f"optional: {', '.join(n for n in CONFIGS if n not in CONFIG_NAMES)}")
     sp.add_argument("--gold", help="gold questions file (default evals/gold.jsonl)")
     sp.add_argument("--out", help="reports folder (default evals/reports); the run goes in <out>/<timestamp>/")
     sp.add_argument("--limit", type=int, help="evaluate only N questions, spread over the gold set")

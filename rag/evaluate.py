@@ -173,6 +173,8 @@ class Config:
     mode: str = "hybrid"
     use_routing: bool = True
     baseline: bool = False
+    backend: str = "extractive"  # answer writer (rag.generate)
+    optional: bool = False       # not in the default run: needs a language model, and is slow
 
 
 CONFIGS: dict[str, Config] = {c.name: c for c in (
@@ -183,8 +185,12 @@ CONFIGS: dict[str, Config] = {c.name: c for c in (
            use_routing=True),
     Config("baseline-langchain", "common LangChain recipe: 500/50 character chunks, FAISS top-4, "
            "no clause structure (rag/baseline.py)", baseline=True),
+    Config("llamacpp", "hybrid-routed; answers written by the local GGUF (RAG_LLAMACPP_MODEL) and verified "
+           "(rag/verify.py), extractive fallback", backend="llamacpp", optional=True),
+    Config("openai", "hybrid-routed; answers written by an OpenAI-compatible endpoint (RAG_OPENAI_*) and "
+           "verified, extractive fallback", backend="openai", optional=True),
 )}
-CONFIG_NAMES = tuple(CONFIGS)
+CONFIG_NAMES = tuple(n for n, c in CONFIGS.items() if not c.optional)  # the default run
 DEFAULT_CONFIG = "hybrid-routed"
 
 
@@ -205,7 +211,7 @@ class AssistantSystem:
 
     def ask(self, item: GoldItem):
         return self.assistant.ask(item.question, history=item.history or None, mode=self.config.mode,
-                                  use_routing=self.config.use_routing)
+                                  use_routing=self.config.use_routing, backend=self.config.backend)
 
     def search(self, query: str, k: int) -> list[tuple[str, str, str]]:
         res = self.assistant.search(query, k=k, mode=self.config.mode, use_routing=self.config.use_routing)
@@ -289,6 +295,11 @@ def evaluate_item(system: System, item: GoldItem) -> dict:
             rec["citation_recall"] = len(set().union(*cite_held)) / len(gold_keys)
     else:
         rec["missing"] = []
+    # every [n] in the text is a listed citation and every citation is referenced
+    markers = {int(m[1:-1]) for m in _MARKER.findall(answer.answer)}
+    rec["citations_valid"] = bool(answer.refused) or (bool(markers) and markers == {c.n for c in answer.citations})
+    if getattr(answer, "verified", None) is not None:  # generative backends
+        rec["verified"], rec["fallback_reason"] = answer.verified, answer.fallback_reason
     rec["timings_ms"] = {**{k: round(v, 2) for k, v in answer.timings_ms.items()}, "search": round(search_ms, 2)}
     rec["failure"] = failure_kind(rec)
     rec["passed"] = rec["failure"] is None
@@ -336,6 +347,16 @@ def aggregate(records: list[dict]) -> dict:
         if r["failure"]:
             failures[r["failure"]] = failures.get(r["failure"], 0) + 1
     m["failures"] = failures
+    m["citation_validity"] = _mean([float(r["citations_valid"]) for r in records if "citations_valid" in r])
+    generated = [r for r in records if "verified" in r]
+    if generated:  # generative backends: how often the model's answer passed verification, and why not
+        m["verified_rate"] = _mean([float(r["verified"]) for r in generated])
+        reasons: dict[str, int] = {}
+        for r in generated:
+            if r["fallback_reason"]:
+                kind = r["fallback_reason"].split(":")[0]
+                reasons[kind] = reasons.get(kind, 0) + 1
+        m["fallbacks"] = reasons
     return m
 
 

@@ -105,6 +105,24 @@ class _Snapshot:
         self.index = index
         self.corpus = corpus
         self.chain = None
+        self._chains: dict[str, object] = {}
+
+    def chain_for(self, backend: str):
+        """The chain ending in `backend`'s answer step, built over this snapshot on first use.
+
+        "extractive" is the snapshot's own chain (whatever `set_answerer` installed);
+        "_retrieval" stops after retrieval (streaming generates outside the chain).
+        """
+        if backend == "extractive":
+            return self.chain
+        if backend not in self._chains:
+            if backend == "_retrieval":
+                self._chains[backend] = build_chain(self, lambda state: state)
+            else:
+                from .generate import generative_answerer
+
+                self._chains[backend] = build_chain(self, generative_answerer(self, backend))
+        return self._chains[backend]
 
     def __getattr__(self, name):
         return getattr(self._assistant, name)
@@ -207,18 +225,56 @@ class Assistant:
                       route=route(query, snap.corpus.documents), use_routing=use_routing,
                       reranker=self.reranker)
 
-    def ask(self, question: str, k: int | None = None, documents: list[str] | None = None,
-            history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True) -> Answer:
+    def _backend(self, backend: str | None) -> str:
+        from .generate import GenerationConfig, check_backend
+
+        try:
+            return check_backend(backend or GenerationConfig.from_env().backend)
+        except ValueError as exc:
+            raise QuestionError(str(exc)) from None
+
+    def _state(self, snap: _Snapshot, question, k, documents, history, mode, use_routing) -> dict:
         question = validate_question(question, k)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {MODES}")
+        return {"question": question, "k": k or self.settings.top_k,
+                "documents": self._check_documents(documents, snap.index),
+                "history": history or [], "mode": mode, "use_routing": use_routing}
+
+    def ask(self, question: str, k: int | None = None, documents: list[str] | None = None,
+            history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
+            backend: str | None = None) -> Answer:
+        """`backend`: extractive | openai | llamacpp (default: env RAG_BACKEND, else extractive)."""
         snap = self._snapshot
-        state = snap.chain.invoke({
-            "question": question, "k": k or self.settings.top_k,
-            "documents": self._check_documents(documents, snap.index),
-            "history": history or [], "mode": mode, "use_routing": use_routing,
-        })
-        return finish(state)
+        state = self._state(snap, question, k, documents, history, mode, use_routing)
+        return finish(snap.chain_for(self._backend(backend)).invoke(state))
+
+    def ask_stream(self, question: str, k: int | None = None, documents: list[str] | None = None,
+                   history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
+                   backend: str | None = None):
+        """Like `ask`, but a generator: text deltas (str) of the verified answer, then the final Answer.
+
+        Validation errors raise here, before the generator exists.  The final Answer
+        is authoritative: on a fallback its text (the extractive answer) replaces
+        whatever was streamed.
+        """
+        from .generate import stream_answer
+
+        snap = self._snapshot
+        state = self._state(snap, question, k, documents, history, mode, use_routing)
+        chosen = self._backend(backend)
+        state = snap.chain_for("_retrieval").invoke(state)
+
+        def gen():
+            started = time.perf_counter()
+            for item in stream_answer(snap, state, chosen):
+                if isinstance(item, Answer):
+                    state["answer"] = item
+                    state["timings_ms"]["answer"] = (time.perf_counter() - started) * 1000
+                    yield finish(state)
+                else:
+                    yield item
+        return gen()
 
     # -- document management --------------------------------------------------------
 
