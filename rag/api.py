@@ -23,10 +23,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .config import MAX_QUESTION_CHARS, Settings
+from .generate import backend_status
 from .ingest import DocumentError, check_doc_id, max_upload_bytes
 from .metrics import Metrics, MetricsMiddleware
 from .query_batch import BatchingQueryEmbedder
@@ -101,6 +102,13 @@ _STATUS_TEXT = {400: "Bad input", 401: "Missing or invalid API key", 403: "Not a
 
 # -- request / response models -----------------------------------------------------------
 
+Backend = Literal["extractive", "openai", "llamacpp"]
+BACKEND_HELP = ("Who writes the answer: `extractive` (quoted sentences, no model), `llamacpp` (the local GGUF "
+                "model) or `openai` (the configured OpenAI-compatible endpoint); default: the server's "
+                "RAG_BACKEND, else extractive.  A generated answer is verified against the cited clauses; "
+                "when it fails, the extractive answer is returned with `verified: false` and a `fallback_reason`.")
+
+
 class HistoryMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["user", "assistant"]
@@ -122,6 +130,7 @@ class AskRequest(BaseModel):
     history: list[HistoryMessage] | None = Field(None, max_length=MAX_HISTORY,
                                                  description="Earlier turns, oldest first: follow-ups are rewritten")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode")
+    backend: Backend | None = Field(None, description=BACKEND_HELP)
     stream: bool = Field(False, description="Answer as Server-Sent Events: text deltas, citations, [DONE]")
 
 
@@ -152,6 +161,10 @@ class AskResponse(BaseModel):
     backend: str
     reason: str | None = Field(None, description="Why the question was refused (refusals only)")
     rewritten_question: str | None = Field(None, description="Standalone form of a follow-up question")
+    verified: bool | None = Field(None, description="Generative backends: true = the model's answer passed "
+                                  "verification; false = this is the extractive fallback")
+    fallback_reason: str | None = Field(None, description="Why a generated answer was replaced by the extractive one")
+    dropped_sentences: int | None = Field(None, description="Unsupported generated sentences that were removed")
 
 
 class SearchRequest(BaseModel):
@@ -279,6 +292,8 @@ class HealthResponse(BaseModel):
     chunks: int
     built_at: str | None = None
     auth: Literal["api_keys", "open_loopback_only"]
+    backends: dict[str, dict[str, Any]] = Field(
+        description="Answer backends and whether each can answer now (`detail` says why not)")
 
 
 class ChatMessage(BaseModel):
@@ -300,6 +315,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     k: int | None = Field(None, ge=1, le=MAX_K, description="Extension: clauses to retrieve")
     documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER, description="Extension: doc_id filter")
+    backend: Backend | None = Field(None, description="Extension: " + BACKEND_HELP)
 
 
 class ChatChoiceMessage(BaseModel):
@@ -613,16 +629,22 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         pieces of the answer, then one `{"type": "citations", "citations", "refused", ...}` event,
         then `data: [DONE]`.
         """
-        answer = await _ask(req.question, req.k, req.documents, [h.model_dump() for h in req.history or []],
-                            req.mode)
+        history = [h.model_dump() for h in req.history or []]
         if not req.stream:
-            return answer
+            return await _ask(req.question, req.k, req.documents, history, req.mode, req.backend)
+        pieces = await _answer_pieces(req.question, req.k, req.documents, history, req.mode, req.backend)
 
         async def events():
-            for piece in text_pieces(answer["answer"]):
-                yield _sse({"type": "delta", "text": piece})
-            rest = {k: v for k, v in answer.items() if k != "answer"}
-            yield _sse({"type": "citations", **rest})
+            streamed = ""
+            async for item in pieces:
+                if isinstance(item, str):
+                    streamed += item
+                    yield _sse({"type": "delta", "text": item})
+                    continue
+                if item["answer"] != streamed:  # a generated answer fell back: the client shows this instead
+                    yield _sse({"type": "replace", "text": item["answer"]})
+                rest = {k: v for k, v in item.items() if k != "answer"}
+                yield _sse({"type": "citations", **rest})
             yield _sse("[DONE]")
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
@@ -637,7 +659,13 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         if text and len(text) <= MAX_QUESTION_CHARS and not emb.is_cached(text):
             await run_in_threadpool(emb.prefetch, text)
 
-    async def _ask(question, k, documents, history, mode) -> dict:
+    async def _ask(question, k, documents, history, mode, backend=None) -> dict:
+        if _generative(backend):
+            answer = None
+            async for item in await _answer_pieces(question, k, documents, history, mode, backend):
+                if isinstance(item, dict):
+                    answer = item
+            return answer
         await prefetch_query_vector(question, mode, history)
         async with work_slots:
             result = await run_in_threadpool(assistant.ask, question, k=k, documents=documents, history=history,
@@ -645,6 +673,47 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         answer = result.to_dict()
         metrics.observe_answer(answer)
         return answer
+
+    def _generative(backend) -> bool:
+        resolve = getattr(assistant, "resolve_backend", None)
+        return resolve is not None and resolve(backend) != "extractive"
+
+    async def _answer_pieces(question, k, documents, history, mode, backend=None):
+        """Text deltas, then the final answer dict, as an async iterator.  Validation errors raise here.
+
+        Extractive answers are computed at once and cut into pieces.  A generative
+        backend streams the model's verified sentences as they come: retrieval
+        takes a CPU slot, generation does not (llama.cpp and HTTP clients release
+        the GIL, and one local model runs one generation at a time anyway).
+        """
+        if not _generative(backend):
+            answer = await _ask(question, k, documents, history, mode)
+
+            async def extractive():
+                for piece in text_pieces(answer["answer"]):
+                    yield piece
+                yield answer
+            return extractive()
+        await prefetch_query_vector(question, mode, history)
+        async with work_slots:
+            gen = await run_in_threadpool(assistant.ask_stream, question, k=k, documents=documents,
+                                          history=history, mode=mode, backend=backend)
+
+        async def generated():
+            try:
+                async for item in iterate_in_threadpool(gen):
+                    if isinstance(item, str):
+                        yield item
+                    else:
+                        answer = item.to_dict()
+                        metrics.observe_answer(answer)
+                        yield answer
+            finally:
+                try:
+                    gen.close()  # the client left: stop the model at its next token
+                except ValueError:  # still running in its worker thread; it ends at max_tokens
+                    pass
+        return generated()
 
     @v1.post("/search", tags=["questions"], response_model=SearchResponse, summary="Rank clauses for a query",
              responses=_errors(400, 413))
@@ -816,11 +885,14 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         (also on the last streamed chunk).
         """
         question, history = chat_to_question(req)
-        answer = await _ask(question, req.k, req.documents, history, "hybrid")
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if req.stream and _generative(req.backend):
+            return StreamingResponse(_generated_chat_events(req, question, history, cid, created),
+                                     media_type="text/event-stream", headers=_SSE_HEADERS)
+        answer = await _ask(question, req.k, req.documents, history, "hybrid", req.backend)
         refs = references_block(answer)
         content = answer["answer"] + ("\n\n" + refs if refs else "")
-        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        extras = {"citations": answer["citations"], "refused": answer["refused"]}
+        extras = _chat_extras(answer)
         if not req.stream:
             return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
@@ -840,6 +912,38 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
             yield _sse("[DONE]")
 
         return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+    def _chat_extras(answer: dict) -> dict:
+        extras = {"citations": answer["citations"], "refused": answer["refused"]}
+        for key in ("backend", "verified", "fallback_reason"):
+            if answer.get(key) is not None:
+                extras[key] = answer[key]
+        return extras
+
+    async def _generated_chat_events(req: ChatRequest, question: str, history: list[dict], cid: str, created: int):
+        """Streamed chat completion from a generative backend: the model's verified sentences as they
+        come; if the answer falls back, the extractive answer follows a separator (a chat client
+        cannot retract streamed text)."""
+        pieces = await _answer_pieces(question, req.k, req.documents, history, "hybrid", req.backend)
+
+        def chunk(delta: dict, finish: str | None = None, **more) -> str:
+            return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **more})
+
+        yield chunk({"role": "assistant", "content": ""})
+        streamed = ""
+        async for item in pieces:
+            if isinstance(item, str):
+                streamed += item
+                yield chunk({"content": item})
+                continue
+            if item["answer"] != streamed:
+                yield chunk({"content": ("\n\n---\n" if streamed else "") + item["answer"]})
+            refs = references_block(item)
+            if refs:
+                yield chunk({"content": "\n\n" + refs})
+            yield chunk({}, "stop", **_chat_extras(item))
+        yield _sse("[DONE]")
 
     @v1.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     async def unknown_v1(request: Request, rest: str):
@@ -867,7 +971,9 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 "model": assistant.settings.embed_model, "documents": len(index.doc_ids),
                 "uploads": len(index.uploads.entries), "clauses": int(m.get("clause_count", 0)),
                 "chunks": len(index), "built_at": m.get("built_at"),
-                "auth": "api_keys" if keys.enabled else "open_loopback_only"}
+                "auth": "api_keys" if keys.enabled else "open_loopback_only",
+                "backends": {name: {"available": why is None, **({"detail": why} if why else {})}
+                             for name, why in backend_status().items()}}
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response,
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})

@@ -135,6 +135,29 @@ def check_backend(backend: str | None) -> str:
     return b
 
 
+def backend_status(config: GenerationConfig | None = None) -> dict[str, str | None]:
+    """Each backend -> None when it can answer now, else why not (for the chat page and /healthz).
+
+    Cheap: checks configuration, the import and the model file; it loads nothing.
+    """
+    import importlib.util
+
+    config = config or GenerationConfig.from_env()
+    status: dict[str, str | None] = {"extractive": None}
+    status["openai"] = None if config.openai_model else "RAG_OPENAI_MODEL is not set"
+    if importlib.util.find_spec("llama_cpp") is None:
+        status["llamacpp"] = "llama-cpp-python is not installed (make llm-setup)"
+    else:
+        from .llm_models import ModelFetchError, resolve_model
+
+        try:
+            resolve_model(config.llamacpp_model)
+            status["llamacpp"] = None
+        except ModelFetchError as exc:
+            status["llamacpp"] = str(exc)
+    return status
+
+
 # -- the llama.cpp chat model ---------------------------------------------------
 
 _LLAMAS: dict[tuple, tuple[Any, threading.Lock]] = {}

@@ -225,7 +225,8 @@ class Assistant:
                       route=route(query, snap.corpus.documents), use_routing=use_routing,
                       reranker=self.reranker)
 
-    def _backend(self, backend: str | None) -> str:
+    def resolve_backend(self, backend: str | None) -> str:
+        """The backend a request uses: its own choice, else RAG_BACKEND, else extractive."""
         from .generate import GenerationConfig, check_backend
 
         try:
@@ -247,7 +248,7 @@ class Assistant:
         """`backend`: extractive | openai | llamacpp (default: env RAG_BACKEND, else extractive)."""
         snap = self._snapshot
         state = self._state(snap, question, k, documents, history, mode, use_routing)
-        return finish(snap.chain_for(self._backend(backend)).invoke(state))
+        return finish(snap.chain_for(self.resolve_backend(backend)).invoke(state))
 
     def ask_stream(self, question: str, k: int | None = None, documents: list[str] | None = None,
                    history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
@@ -262,7 +263,7 @@ class Assistant:
 
         snap = self._snapshot
         state = self._state(snap, question, k, documents, history, mode, use_routing)
-        chosen = self._backend(backend)
+        chosen = self.resolve_backend(backend)
         state = snap.chain_for("_retrieval").invoke(state)
 
         def gen():

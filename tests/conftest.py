@@ -45,3 +45,51 @@ def assistant(embedder, session_index_dir):
 @pytest.fixture
 def fresh_settings(tmp_path):
     return Settings(index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def stub_openai_server():
+    """A loopback HTTP server speaking the OpenAI chat-completions wire format (SSE when asked
+    to stream), answering with a canned text and recording every request body."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    requests: list[dict] = []
+    reply = {"text": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+            base = {"id": "c1", "created": 0, "model": body["model"]}
+            if body.get("stream"):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                for piece in [reply["text"][i:i + 4] for i in range(0, len(reply["text"]), 4)]:
+                    chunk = {**base, "object": "chat.completion.chunk",
+                             "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                done = {**base, "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+            else:
+                out = json.dumps({**base, "object": "chat.completion", "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": reply["text"]},
+                     "finish_reason": "stop"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", requests, reply
+    server.shutdown()
+    server.server_close()

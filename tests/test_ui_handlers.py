@@ -291,3 +291,44 @@ def test_upload_adds_a_plan_with_progress(monkeypatch, tmp_path, embedder, fresh
     status, doc_id = list(h.run_upload(own, "secret", str(broken), title="假文件"))[-1]
     assert "上传未被接受" in status and doc_id is None
     assert {d.doc_id for d in own.corpus.documents} == before | {updates[-1][1]}
+
+
+# -- generative backends -----------------------------------------------------------------
+
+def test_backend_choices_list_only_what_can_answer():
+    assert h.backend_choices({"extractive": None, "openai": "RAG_OPENAI_MODEL is not set", "llamacpp": None}) == [
+        (h.BACKEND_LABELS["extractive"], "extractive"), (h.BACKEND_LABELS["llamacpp"], "llamacpp")]
+
+
+def _openai_env(monkeypatch, stub_openai_server, text):
+    base, requests, reply = stub_openai_server
+    reply["text"] = text
+    monkeypatch.setenv("RAG_OPENAI_BASE_URL", base)
+    monkeypatch.setenv("RAG_OPENAI_MODEL", "stub-model")
+    return requests
+
+
+def test_generated_answer_streams_its_sentences_and_says_it_was_verified(assistant, monkeypatch,
+                                                                         stub_openai_server):
+    good = "到2025年，深圳集成电路产业营收目标是突破2500亿元[1]。"
+    requests = _openai_env(monkeypatch, stub_openai_server, good)
+    updates = list(h.chat_turn(assistant, "深圳到2025年集成电路营收目标是多少？", [], [], None, 5, delay=0,
+                               backend="openai"))
+    assert len(requests) == 1
+    streaming = [u.chat[-1]["content"] for u in updates if not u.done and "zc-cursor" in u.chat[-1]["content"]]
+    assert streaming and "2500亿元" in streaming[-1]
+    final = updates[-1]
+    assert final.done and final.answer.verified is True and final.answer.backend == "openai"
+    bubble = final.chat[-1]["content"]
+    assert "zc-gen-ok" in bubble and "已逐句核对" in bubble and "zc-cursor" not in bubble
+    assert "shenzhen-2022" in final.citations or "深圳" in final.citations
+
+
+def test_failed_verification_shows_the_extractive_answer_and_why(assistant, monkeypatch, stub_openai_server):
+    _openai_env(monkeypatch, stub_openai_server, "到2025年，深圳集成电路产业营收目标是突破2600亿元[1]。")
+    final = list(h.chat_turn(assistant, "深圳到2025年集成电路营收目标是多少？", [], [], None, 5, delay=0,
+                             backend="openai"))[-1]
+    bubble = final.chat[-1]["content"]
+    assert final.answer.verified is False
+    assert "zc-gen-fallback" in bubble and "含条款中没有的数字" in bubble
+    assert "2500亿元" in bubble and "2600" not in bubble

@@ -69,6 +69,9 @@ CSS = """
   border-radius: 6px; padding: 8px 10px; color: var(--zc-warn-ink); }
 .zc-refusal .zc-meta { color: var(--zc-warn-ink); opacity: .85; }
 .zc-refusal-title { font-weight: 700; color: var(--zc-warn); margin-bottom: 2px; }
+.zc-gen { font-size: 12px; padding: 2px 8px; margin-bottom: 6px; border-radius: 4px; }
+.zc-gen-ok { color: #166534; background: #dcfce7; }
+.zc-gen-fallback { color: var(--zc-warn-ink); background: var(--zc-warn-soft); }
 .zc-cursor { animation: zc-blink 1s steps(2) infinite; color: var(--zc-accent); }
 @keyframes zc-blink { 50% { opacity: 0; } }
 .zc-pending { color: var(--zc-muted); display: flex; align-items: center; gap: 8px; font-size: 14px; }
@@ -220,6 +223,12 @@ def build_ui(assistant) -> gr.Blocks:
                                 elem_id="zc-documents")
                             k = gr.Slider(1, 20, value=top_k, step=1, label="检索条款数 k",
                                           info="参与作答的候选条款数", elem_id="zc-k")
+                            backends = h.backend_choices()
+                            backend = gr.Radio(
+                                choices=backends, label="回答方式",
+                                value=h.default_backend(assistant, backends),
+                                info="模型生成的回答会逐句核对引用和数字，不通过则改用摘录原文",
+                                visible=len(backends) > 1, elem_id="zc-backend")
                         citations = gr.HTML(h.EMPTY_CITATIONS, elem_id="zc-citations",
                                             js_on_load=_CLICK_JS.replace("SELECTOR", "clause"))
                         context = gr.HTML(h.EMPTY_CONTEXT, elem_id="zc-context", js_on_load=_DRAWER_JS)
@@ -256,21 +265,21 @@ def build_ui(assistant) -> gr.Blocks:
 
         outputs = [chatbot, history, citations, quotes, status, question, context]
 
-        def ask(q, chat, hist, docs, kk):
-            for u in h.chat_turn(assistant, q, chat, hist, docs, kk):
+        def ask(q, chat, hist, docs, kk, bk):
+            for u in h.chat_turn(assistant, q, chat, hist, docs, kk, backend=bk):
                 keep = u.citations is None  # an error leaves the panel, and the open context, as they were
                 yield (u.chat, u.history, gr.skip() if keep else u.citations, gr.skip() if keep else u.quotes,
                        u.status, u.question, gr.skip() if keep else "")
 
-        ask_args = dict(fn=ask, inputs=[question, chatbot, history, documents, k], outputs=outputs,
+        ask_args = dict(fn=ask, inputs=[question, chatbot, history, documents, k, backend], outputs=outputs,
                         concurrency_limit=4, show_progress="hidden")
         question.submit(**ask_args)
         send.click(**ask_args)
 
-        def ask_example(chat, hist, docs, kk, evt: gr.SelectData):
-            yield from ask((evt.value or {}).get("text", ""), chat, hist, docs, kk)
+        def ask_example(chat, hist, docs, kk, bk, evt: gr.SelectData):
+            yield from ask((evt.value or {}).get("text", ""), chat, hist, docs, kk, bk)
 
-        chatbot.example_select(ask_example, inputs=[chatbot, history, documents, k], outputs=outputs,
+        chatbot.example_select(ask_example, inputs=[chatbot, history, documents, k, backend], outputs=outputs,
                                concurrency_limit=4, show_progress="hidden")
 
         def new_chat():

@@ -132,6 +132,53 @@ def rewrite_note(answer) -> str:
     return f'<div class="zc-rewrite"><span class="zc-chip">追问改写</span>已结合上文理解为：<b>{esc(rewritten)}</b></div>'
 
 
+BACKEND_LABELS = {"extractive": "摘录原文（默认，不用模型）", "llamacpp": "本地模型生成（llama.cpp）",
+                  "openai": "模型接口生成（OpenAI 兼容）"}
+FALLBACK_LABELS = {"unsupported_figure": "含条款中没有的数字", "bad_citation": "引用了不存在的条款",
+                   "uncited": "没有标注引用", "unsupported_wording": "内容与所引条款不符",
+                   "no_content": "没有实际内容", "refusal_mixed_with_answer": "拒答与回答混杂",
+                   "empty_answer": "模型没有输出", "model_refused": "模型认为条款不能回答",
+                   "model_error": "模型出错", "model_unavailable": "模型不可用"}
+
+
+def backend_choices(status: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
+    """(label, backend) for each backend that can answer now; extractive is always first."""
+    if status is None:
+        from rag.generate import backend_status
+
+        status = backend_status()
+    return [(BACKEND_LABELS.get(name, name), name) for name, why in status.items() if why is None]
+
+
+def default_backend(assistant, choices: list[tuple[str, str]]) -> str:
+    """The server's RAG_BACKEND when it can answer, else extractive."""
+    try:
+        wanted = assistant.resolve_backend(None)
+    except (QuestionError, AttributeError):
+        wanted = "extractive"
+    return wanted if any(value == wanted for _, value in choices) else "extractive"
+
+
+def generation_note(answer) -> str:
+    """What a generative backend did: verified, or why the extractive answer replaced it ('' for extractive)."""
+    verified = getattr(answer, "verified", None)
+    if verified is None:
+        return ""
+    if verified:
+        cut = getattr(answer, "dropped_sentences", 0)
+        extra = f"，删去 {cut} 句无依据的内容" if cut else ""
+        return (f'<div class="zc-gen zc-gen-ok">由模型生成，已逐句核对引用和数字{extra}。</div>')
+    reason = (getattr(answer, "fallback_reason", "") or "").split(":", 1)[0]
+    label = FALLBACK_LABELS.get(reason, reason or "未通过核验")
+    return (f'<div class="zc-gen zc-gen-fallback">模型回答未通过核验（{esc(label)}），'
+            f'以下为从条款中摘录的答案。</div>')
+
+
+def streaming_html(shown: str) -> str:
+    """The bubble while a model is still writing (verified sentences only)."""
+    return f'<div class="zc-answer"><div class="zc-body">{_answer_body_html(shown)}<span class="zc-cursor">▍</span></div></div>'
+
+
 def format_answer(answer, shown: str | None = None) -> str:
     """The assistant's chat bubble (HTML).  `shown` is the part streamed so far; None = complete.
 
@@ -147,13 +194,13 @@ def format_answer(answer, shown: str | None = None) -> str:
         inner = (f'<div class="zc-refusal-title">⚠ 未找到答案</div><div class="zc-body">{body}</div>')
         if done:
             inner += f'<div class="zc-meta">{meta}</div>'
-        return f'{rewrite_note(answer)}<div class="zc-refusal">{inner}</div>'
+        return f'{rewrite_note(answer)}{generation_note(answer) if done else ""}<div class="zc-refusal">{inner}</div>'
     inner = f'<div class="zc-body">{body}</div>'
     if done:
         total = (answer.timings_ms or {}).get("total")
         took = f" · 用时 {total / 1000:.2f} 秒" if total else ""
         inner += f'<div class="zc-meta">依据 {n} 条条款（见“引用条款”，点击条款可看上下文）{took}</div>'
-    return f'{rewrite_note(answer)}<div class="zc-answer">{inner}</div>'
+    return f'{rewrite_note(answer)}{generation_note(answer) if done else ""}<div class="zc-answer">{inner}</div>'
 
 
 def stream_pieces(text: str, steps: int = 30, min_chars: int = 3) -> Iterator[str]:
@@ -372,7 +419,8 @@ class TurnUpdate:
 
 
 def chat_turn(assistant, question: str | None, chat: list[dict] | None, history: list[dict] | None,
-              documents: list[str] | None, k: int | float | None, delay: float = 0.02) -> Iterator[TurnUpdate]:
+              documents: list[str] | None, k: int | float | None, delay: float = 0.02,
+              backend: str | None = None) -> Iterator[TurnUpdate]:
     """Ask, then stream the answer into the chat and fill the citation panel.
 
     `chat` is what the Chatbot shows (formatted HTML); `history` is the plain
@@ -392,9 +440,22 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
     asked = chat + [{"role": "user", "content": esc(question)},
                     {"role": "assistant", "content": pending_html()}]
     yield TurnUpdate(asked, history, None, None, "", "")  # the panel changes only once there is an answer
+    generative = bool(backend) and backend != "extractive"
     try:
-        answer = assistant.ask(question, k=k, documents=list(documents) if documents else None,
-                               history=history[-MAX_HISTORY_MESSAGES:])
+        if generative:  # the model's verified sentences appear as it writes them
+            answer = None
+            shown = ""
+            for item in assistant.ask_stream(question, k=k, documents=list(documents) if documents else None,
+                                             history=history[-MAX_HISTORY_MESSAGES:], backend=backend):
+                if isinstance(item, str):
+                    shown += item
+                    yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": streaming_html(shown)}],
+                                     history, None, None, pending_html("模型正在作答…"), "")
+                else:
+                    answer = item
+        else:
+            answer = assistant.ask(question, k=k, documents=list(documents) if documents else None,
+                                   history=history[-MAX_HISTORY_MESSAGES:])
     except QuestionError as exc:
         yield TurnUpdate(chat, history, None, None, error_html(str(exc)), question, done=True)
         return
@@ -403,7 +464,7 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
         yield TurnUpdate(chat, history, None, None,
                          error_html(f"内部错误，问题未能回答（{type(exc).__name__}），请稍后重试。"), question, done=True)
         return
-    for shown in stream_pieces(answer.answer):
+    for shown in ([] if generative else stream_pieces(answer.answer)):
         # a new list per state: each update is a snapshot, not a view of the next one
         yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": format_answer(answer, shown)}],
                          history, pending_html("正在整理引用条款…"), {}, "", "")
