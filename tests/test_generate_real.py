@@ -60,6 +60,9 @@ def test_llamacpp_answers_a_gold_question_end_to_end(assistant, gguf, monkeypatc
           f"{ans.fallback_reason or ''}")
     _check_grounded(ans, "llamacpp")
     assert ans.to_dict()["verified"] is ans.verified
+    # Greedy decoding of this clear-cut question must pass verification: a fallback here means the
+    # prompt, the model file or the verifier regressed (the other real tests allow honest fallbacks).
+    assert ans.verified is True, (ans.generation, ans.fallback_reason)
 
 
 def test_llamacpp_streams_verified_text(assistant, gguf, monkeypatch):
