@@ -30,7 +30,7 @@ _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|�
 # A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
 _NON_YEAR_FIGURE = re.compile(r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
                               r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位)|\d{5,}|\d+-\d+家")
-_QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|营收|收入|人数|占比|增长|"
+_QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方]|"
                    r"what are|which|list", re.I)
@@ -65,6 +65,11 @@ please tell me list give compare between about i we you they it its their there
 
 # Refusal thresholds on retrieval strength (cosine of the best clause; share of
 # the question's keyword weight that the best clause covers).
+# A further sentence joins the answer when it scores this close to the best one: from the
+# same clause freely, from another clause (another citation) only when nearly as good.
+SAME_CLAUSE_RATIO = 0.85
+OTHER_CLAUSE_RATIO = 0.95
+SECOND_WHOLE_CLAUSE_RATIO = 0.85
 MIN_DENSE = 0.80
 MIN_COVERAGE = 0.34
 ENGLISH_DENSE_MARGIN = 0.06  # cross-language similarities run lower
@@ -296,10 +301,18 @@ def _best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
             break
         if qa.quantity and not _NON_YEAR_FIGURE.search(p.sentence):
             continue
-        if p.score >= best * 0.85 and p.score > 0.3 and p.sentence not in {c.sentence for c in chosen}:
+        # Another clause costs a citation: it must be nearly as good as the best sentence.
+        if hits[p.hit_rank].chunk.doc_id != hits[chosen[0].hit_rank].chunk.doc_id:
+            continue  # one plan answers a question that names at most one (comparisons go per document)
+        other_clause = p.hit_rank not in {c.hit_rank for c in chosen}
+        ratio = OTHER_CLAUSE_RATIO if other_clause else SAME_CLAUSE_RATIO
+        if p.score >= best * ratio and p.score > 0.3 and p.sentence not in {c.sentence for c in chosen}:
             chosen.append(p)
     chosen.sort(key=lambda p: (p.hit_rank, p.sentence_index))
     return chosen
+
+
+_CHANGE_PHRASE = re.compile(r"^(由|从|比|较|同比|年均)")
 
 
 def _number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> bool:
@@ -314,9 +327,13 @@ def _number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) 
     asked = [k for k in qa.keywords if not _YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     wants_year = bool(re.search(r"哪一年|哪年|何时|which year|when", qa.text, re.I))
-    for phrase in _PHRASE.split(sentence):
+    phrases = _PHRASE.split(sentence)
+    for i, phrase in enumerate(phrases):
         has_figure = bool(_YEAR.search(phrase)) if wants_year else bool(_NON_YEAR_FIGURE.search(phrase))
-        if has_figure and (not specific or _coverage(specific, phrase, index) > 0):
+        # the figure's own phrase, or the one before it when the figure phrase only states a
+        # change ("设计业销售收入占全行业比重逐年提高，由2005年的17.7%提高到2010年的25.3%")
+        window = phrase if i == 0 or not _CHANGE_PHRASE.match(phrase.strip()) else phrases[i - 1] + phrase
+        if has_figure and (not specific or _coverage(specific, window, index) > 0):
             return True
     return False
 
@@ -339,7 +356,8 @@ def _best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
     elif scored:
         top_score, top = scored[0]
         chosen = [top]
-        if len(scored) > 1 and scored[1][0] >= 0.85 * top_score and hits[scored[1][1]].chunk.doc_id == hits[top].chunk.doc_id:
+        if (len(scored) > 1 and scored[1][0] >= SECOND_WHOLE_CLAUSE_RATIO * top_score
+                and hits[scored[1][1]].chunk.doc_id == hits[top].chunk.doc_id):
             chosen.append(scored[1][1])
     picks = []
     for r in sorted(chosen):

@@ -36,7 +36,7 @@ from .keywords import tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump whenever passage_text / keyword_text change: old indexes are rebuilt
 CURRENT = "CURRENT"
 FILES = ("chunks.jsonl", "dense.faiss", "bm25.json")
 UPLOADS_DIR = "uploads"
@@ -106,14 +106,35 @@ class Uploads:
                        {d: t for d, t in self.texts.items() if d != doc_id})
 
 
+_DOC_NUMBER = re.compile(r"〔\d{4}〕\d+号")
+_FULL_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
+
+
+def field_label(chunk: IndexedChunk) -> str:
+    """Name the document field a header or signature line is ("工信部规〔2011〕565号" is the 文号).
+
+    Bare, such lines share no word with "发文字号是什么？" or "哪天印发的？", so
+    neither the embedding nor BM25 finds them; labelled, both do.
+    """
+    if not chunk.clause_id.startswith(("导语", "落款")):
+        return ""
+    labels = []
+    if _DOC_NUMBER.search(chunk.text):
+        labels.append("发文字号（文号）")
+    if _FULL_DATE.search(chunk.text) and len(chunk.text) <= 60:
+        labels.append("发布日期（印发日期）")
+    return "、".join(labels)
+
+
 def passage_text(chunk: IndexedChunk) -> str:
     """What gets embedded: document and heading context, then the clause text."""
-    return f"{chunk.doc_title}｜{chunk.section_path}｜{chunk.text}"
+    label = field_label(chunk)
+    return f"{chunk.doc_title}｜{chunk.section_path}｜{label + '：' if label else ''}{chunk.text}"
 
 
 def keyword_text(chunk: IndexedChunk) -> str:
-    """What BM25 indexes: the innermost heading titles and the clause text."""
-    return " ".join(chunk.section[-2:]) + " " + chunk.text
+    """What BM25 indexes: the innermost heading titles, a header line's field name, the clause text."""
+    return " ".join(chunk.section[-2:]) + " " + field_label(chunk) + " " + chunk.text
 
 
 def _sha256(path: Path) -> str:

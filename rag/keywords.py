@@ -71,6 +71,11 @@ def _cut_precise(text: str) -> tuple[str, ...]:
     return tuple(jieba.cut(text))
 
 
+def segment(text: str) -> tuple[str, ...]:
+    """Precise-mode words of `text` (with the domain dictionary), punctuation included."""
+    return _cut_precise(text)
+
+
 def key_terms(text: str) -> list[str]:
     """The question's content words, cut in precise mode: no overlapping pieces
     ("集成电路", not also "集成"/"成电"/"电路"), no single characters, no stopwords."""

@@ -19,15 +19,30 @@ def last_user_message(history: list[dict] | None) -> str | None:
     return None
 
 
+_ACROSS_PLANS = re.compile(r"哪些文件|哪个文件|哪份|哪几份|各地|各个|所有|全部|哪些地方|哪个地方|哪里|which (plan|document|city)s?",
+                           re.I)
+
+
 def is_followup(question: str) -> bool:
     q = question.strip()
     return bool(_FOLLOWUP.search(q)) or len(q) <= 8
 
 
+def continues_topic(question: str, documents: list[DocumentInfo]) -> bool:
+    """A question in a conversation that names no plan and does not ask across plans
+    ("主营业务收入超百亿的企业要有几家？" after a question about 青浦) stays with the plan discussed."""
+    return not mentions(question, documents) and not _ACROSS_PLANS.search(question)
+
+
 def rewrite_followup(question: str, history: list[dict] | None, documents: list[DocumentInfo]) -> str:
     """Standalone form of `question` given the conversation; unchanged when it already stands alone."""
     previous = last_user_message(history)
-    if not previous or not is_followup(question):
+    if not previous:
+        return question
+    if not is_followup(question):
+        before = mentions(previous, documents)
+        if len(before) == 1 and continues_topic(question, documents):
+            return before[0][1] + question.strip()
         return question
     now = mentions(question, documents)
     before = mentions(previous, documents)
@@ -42,6 +57,9 @@ def rewrite_followup(question: str, history: list[dict] | None, documents: list[
             rewritten = rewritten.replace(old, new, 1)
         if len(now) > len(before):
             rewritten = "、".join(a for _, a, _ in now[len(before):]) + rewritten
+        for _, old, _ in before[len(now):]:
+            # "深圳和苏州…分别…？" then "那青浦区呢？": the question is now about 青浦 alone
+            rewritten = re.sub(rf"[和与及、]?{re.escape(old)}|{re.escape(old)}[和与及、]?", "", rewritten, count=1)
         return rewritten
     if now:
         return "".join(a for _, a, _ in now) + previous

@@ -30,15 +30,29 @@ def _find(alias: str, text: str) -> int:
     return text.find(alias)
 
 
+def _words(question: str) -> set[str]:
+    from .keywords import segment
+
+    return set(segment(question))
+
+
+def _is_word(alias: str, words: set[str]) -> bool:
+    """A weak alias is a generic word: it names a plan only as a word of its own, never inside
+    another ("园区" in "产业园区", "国家" in "国家级")."""
+    return bool(re.fullmatch(r"[A-Za-z0-9 .\-]+", alias)) or alias in words
+
+
 def mentions(question: str, documents: list[DocumentInfo]) -> list[tuple[str, str, int]]:
     """(doc_id, alias as written, position) for each named document, in order of mention.
 
-    Weak aliases count only when no strong alias matched anywhere.
+    Weak aliases count only when no strong alias matched anywhere, and only as whole words.
     """
     found: dict[str, tuple[str, int]] = {}
     for attr in ("aliases", "weak_aliases"):
+        words = _words(question) if attr == "weak_aliases" else None
         for doc in documents:
-            hits = [(p, a) for a in getattr(doc, attr) if (p := _find(a, question)) >= 0]
+            hits = [(p, a) for a in getattr(doc, attr) if (p := _find(a, question)) >= 0
+                    and (words is None or _is_word(a, words))]
             if hits:
                 pos, alias = min(hits, key=lambda h: (h[0], -len(h[1])))
                 found[doc.doc_id] = (question[pos:pos + len(alias)], pos)

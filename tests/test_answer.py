@@ -77,3 +77,17 @@ def test_answer_chain_is_a_langchain_runnable(assistant):
     assert isinstance(assistant.chain, Runnable)
     states = assistant.chain.batch([{"question": "湖里区集成电路集群2023年产值是多少？", "k": 5}])
     assert "22.1亿元" in states[0]["answer"].answer
+
+
+def test_a_figure_phrase_stating_a_change_is_supported_by_the_phrase_before_it(assistant):
+    """"设计业销售收入占全行业比重逐年提高，由2005年的17.7%提高到2010年的25.3%": the figure's
+    own phrase names nothing, the one before it names what the figure is."""
+    a = assistant.ask("到2010年，芯片设计业销售收入占整个集成电路行业的比例提升到了多少？")
+    assert not a.refused and "25.3%" in a.answer
+    assert [c.hit.chunk.clause_id for c in a.citations] == ["一.(三)"]
+
+
+def test_a_single_plan_question_is_answered_from_one_plan(assistant):
+    a = assistant.ask("十一五期间我国建成了多少个国家级集成电路产业园区和设计产业化基地？")
+    assert "5个国家级集成电路产业园区" in a.answer
+    assert {c.hit.chunk.doc_id for c in a.citations} == {"miit-2011-12th-fyp"}

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from rag.index import CURRENT, IndexCorrupt, IndexedChunk, KnowledgeIndex, salvage_uploads
+from rag.index import CURRENT, FORMAT_VERSION, IndexCorrupt, IndexedChunk, KnowledgeIndex, salvage_uploads
 
 
 def _chunk(doc_id, clause_id, text):
@@ -27,7 +27,7 @@ def _unit(rng, n, dim=8):
 def base():
     rng = np.random.default_rng(0)
     chunks = [_chunk("seed-a", f"一.{i}", f"种子文本{i} 集成电路") for i in range(4)]
-    manifest = {"format_version": 1, "model": "m", "corpus_fingerprint": "f", "clause_count": 4,
+    manifest = {"format_version": FORMAT_VERSION, "model": "m", "corpus_fingerprint": "f", "clause_count": 4,
                 "chunk_count": 4, "documents": ["seed-a"]}
     return KnowledgeIndex(chunks, _unit(rng, 4), [["种子", "集成电路"]] * 4, manifest)
 

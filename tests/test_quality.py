@@ -27,21 +27,7 @@ def _failures(run, kinds: tuple[str, ...]) -> str:
     return "\n".join(rows[:40])
 
 
-# Measured on this machine with `rag eval --config hybrid-routed` (commit 8f3bd65): these
-# three floors are not reached yet.  They stay asserted — an xfail still runs and reports
-# the value — and the gap is stated in the closing note; remove a mark once the
-# metric clears its floor.
-NOT_YET = {
-    "recall@5": "measured 0.942 < 0.95 (comparison and English retrieval misses)",
-    "key_fact_accuracy": "measured 0.848 < 0.85 (comparisons, a few lists)",
-    "citation_precision": "measured 0.872 < 0.9 (whole-clause answers cite a second clause)",
-}
-
-
-@pytest.mark.parametrize("metric", [
-    pytest.param(m, marks=pytest.mark.xfail(reason=NOT_YET[m], strict=False)) if m in NOT_YET else m
-    for m in FLOORS
-])
+@pytest.mark.parametrize("metric", list(FLOORS))
 def test_floor(default_run, metric):
     value = default_run.metrics[DEFAULT_CONFIG][metric]
     kinds = {"recall@5": ("retrieval miss",), "key_fact_accuracy": ("retrieval miss", "wrong sentence"),

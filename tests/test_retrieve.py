@@ -23,6 +23,33 @@ def test_routing_finds_named_documents(corpus):
         route("湖里区瞄准上海、深圳等城市招商", docs).documents[0] == "xiamen-huli-2024"
 
 
+def test_weak_aliases_route_only_as_whole_words(corpus):
+    docs = corpus.documents
+    assert route("园区的人才目标是什么？", docs).documents == ["suzhou-sip-2022"]
+    assert route("国家对集成电路有什么支持政策？", docs).documents == ["miit-2011-12th-fyp"]
+    # "国家级" and "产业园区" name no plan: this is not a comparison of MIIT and Suzhou
+    r = route("十一五期间我国建成了多少个国家级集成电路产业园区？", docs)
+    assert r.documents == [] and not r.compare
+
+
+def test_followups_keep_or_narrow_the_conversation_topic(corpus):
+    from rag.rewrite import rewrite_followup
+
+    docs = corpus.documents
+    qp = [{"role": "user", "content": "青浦区集成电路营收目标是多少？"}, {"role": "assistant", "content": "350亿元"}]
+    # a question naming no plan continues the plan being discussed...
+    assert rewrite_followup("主营业务收入超百亿的企业要有几家？", qp, docs) == "青浦主营业务收入超百亿的企业要有几家？"
+    # ...unless it asks across plans, or names its own
+    assert rewrite_followup("哪些文件提到了光刻胶？", qp, docs) == "哪些文件提到了光刻胶？"
+    assert rewrite_followup("深圳的人才目标是什么？", qp, docs) == "深圳的人才目标是什么？"
+    both = [{"role": "user", "content": "深圳和苏州工业园区2025年集成电路产业规模目标分别是多少？"},
+            {"role": "assistant", "content": "…"}]
+    # after a comparison, "那青浦区呢？" asks about 青浦 alone
+    rewritten = rewrite_followup("那青浦区呢？", both, docs)
+    assert "青浦" in rewritten and "深圳" not in rewritten and "苏州" not in rewritten
+    assert route(rewritten, docs).documents == ["qingpu-2023"]
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
 def test_search_finds_the_shenzhen_revenue_clause(assistant, mode):
     result = assistant.search("深圳到2025年集成电路产业营收目标是多少？", k=5, mode=mode)
@@ -73,3 +100,13 @@ def test_langchain_retriever_interface(assistant):
     retriever = ClauseRetriever(index=assistant.index, embedder=assistant.embedder, k=3)
     docs = retriever.invoke("集成电路设计企业研发投入强度")
     assert len(docs) == 3 and docs[0].metadata["doc_id"]
+
+
+@pytest.mark.parametrize("question, clause_id", [
+    ("工信部印发集成电路“十二五”发展规划用的是哪个文号？", "导语.p2"),
+    ("青浦区集成电路行动方案的发文字号是什么？", "导语.p2"),
+])
+def test_header_fields_are_found_by_their_name(assistant, question, clause_id):
+    """"工信部规〔2011〕565号" shares no word with "文号": the index labels header lines by field."""
+    hits = assistant.search(question, k=5).hits
+    assert clause_id in [h.chunk.clause_id for h in hits]
