@@ -57,6 +57,7 @@ what which how many much is are the of to in for and by on a an does do did plan
 _PUNCT = re.compile(r"^[\W_]+$", re.UNICODE)
 
 
+@lru_cache(maxsize=16384)
 def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
