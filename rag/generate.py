@@ -20,6 +20,7 @@ answer is returned with `verified=False` and a `fallback_reason`.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -179,8 +180,26 @@ def _load_llama(path: str, n_ctx: int, threads: int):
                 raise GenerationError("the llamacpp backend needs llama-cpp-python (run `make llm-setup`)") from exc
             llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=threads or os.cpu_count() or 1,
                           n_batch=512, seed=0, verbose=False)
+            if not _LLAMAS:
+                atexit.register(_close_llamas)
             _LLAMAS[key] = (llama, threading.Lock())
         return _LLAMAS[key]
+
+
+def _close_llamas() -> None:
+    """Free the models at exit, while llama.cpp's library is still loaded (freeing them
+    from `Llama.__del__` during interpreter teardown fails noisily)."""
+    with _LLAMAS_LOCK:
+        for llama, lock in _LLAMAS.values():
+            if not lock.acquire(timeout=5):  # a daemon thread is still generating: leave it be
+                continue
+            try:
+                llama.close()
+            except Exception:  # already half torn down: nothing left to free
+                pass
+            finally:
+                lock.release()
+        _LLAMAS.clear()
 
 
 def _role(message: BaseMessage) -> str:
