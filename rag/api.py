@@ -660,12 +660,15 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
             await run_in_threadpool(emb.prefetch, text)
 
     async def _ask(question, k, documents, history, mode, backend=None) -> dict:
-        if _generative(backend):
-            answer = None
-            async for item in await _answer_pieces(question, k, documents, history, mode, backend):
-                if isinstance(item, dict):
-                    answer = item
-            return answer
+        if not _generative(backend):
+            return await _extractive_answer(question, k, documents, history, mode)
+        answer = None
+        async for item in await _answer_pieces(question, k, documents, history, mode, backend):
+            if isinstance(item, dict):
+                answer = item
+        return answer
+
+    async def _extractive_answer(question, k, documents, history, mode) -> dict:
         await prefetch_query_vector(question, mode, history)
         async with work_slots:
             result = await run_in_threadpool(assistant.ask, question, k=k, documents=documents, history=history,
@@ -687,7 +690,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         the GIL, and one local model runs one generation at a time anyway).
         """
         if not _generative(backend):
-            answer = await _ask(question, k, documents, history, mode)
+            answer = await _extractive_answer(question, k, documents, history, mode)
 
             async def extractive():
                 for piece in text_pieces(answer["answer"]):
@@ -886,32 +889,16 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         """
         question, history = chat_to_question(req)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if req.stream and _generative(req.backend):
-            return StreamingResponse(_generated_chat_events(req, question, history, cid, created),
+        if req.stream:  # validation errors raise here, before the 200 of the stream
+            pieces = await _answer_pieces(question, req.k, req.documents, history, "hybrid", req.backend)
+            return StreamingResponse(_chat_events(req, pieces, cid, created),
                                      media_type="text/event-stream", headers=_SSE_HEADERS)
         answer = await _ask(question, req.k, req.documents, history, "hybrid", req.backend)
         refs = references_block(answer)
         content = answer["answer"] + ("\n\n" + refs if refs else "")
-        extras = _chat_extras(answer)
-        if not req.stream:
-            return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                                 "finish_reason": "stop"}], **extras}
-
-        def chunk(delta: dict, finish: str | None = None, **more) -> str:
-            return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,
-                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **more})
-
-        async def events():
-            yield chunk({"role": "assistant", "content": ""})
-            for piece in text_pieces(answer["answer"]):
-                yield chunk({"content": piece})
-            if refs:
-                yield chunk({"content": "\n\n" + refs})
-            yield chunk({}, "stop", **extras)
-            yield _sse("[DONE]")
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+        return {"id": cid, "object": "chat.completion", "created": created, "model": req.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                             "finish_reason": "stop"}], **_chat_extras(answer)}
 
     def _chat_extras(answer: dict) -> dict:
         extras = {"citations": answer["citations"], "refused": answer["refused"]}
@@ -920,11 +907,10 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 extras[key] = answer[key]
         return extras
 
-    async def _generated_chat_events(req: ChatRequest, question: str, history: list[dict], cid: str, created: int):
-        """Streamed chat completion from a generative backend: the model's verified sentences as they
-        come; if the answer falls back, the extractive answer follows a separator (a chat client
-        cannot retract streamed text)."""
-        pieces = await _answer_pieces(question, req.k, req.documents, history, "hybrid", req.backend)
+    async def _chat_events(req: ChatRequest, pieces, cid: str, created: int):
+        """A streamed chat completion: the answer's pieces (a model's verified sentences as they come),
+        then the references.  If a generated answer falls back, the extractive answer follows a
+        separator (a chat client cannot retract streamed text)."""
 
         def chunk(delta: dict, finish: str | None = None, **more) -> str:
             return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": req.model,

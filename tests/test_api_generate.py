@@ -106,3 +106,12 @@ def test_unconfigured_backend_answers_extractively_and_says_why(openai_client, m
     body = client.post("/v1/ask", json={"question": Q_SZ, "backend": "openai"}).json()
     assert body["verified"] is False and body["fallback_reason"].startswith("model_unavailable")
     assert "2500亿元" in body["answer"] and not requests
+
+
+def test_a_bad_streamed_generative_request_is_a_4xx_before_the_stream(openai_client):
+    client, requests, _ = openai_client
+    for path, body in [("/v1/ask", {"question": Q_SZ}),
+                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": Q_SZ}]})]:
+        r = client.post(path, json={**body, "backend": "openai", "stream": True, "documents": ["no-such-plan"]})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_question", (path, r.text)
+    assert not requests
