@@ -492,18 +492,6 @@ _MEASURE_WORDS = {"比例", "比重", "占比", "数量", "规模", "金额", "�
                   "额度", "上限", "期限", "时间", "程度", "速度", "增速", "总量", "人数", "个数", "家数"}
 
 
-def _normalized_doc_texts(index: KnowledgeIndex) -> dict[str, str]:
-    """Each document's normalized text, computed once per index (an index never changes)."""
-    cached = getattr(index, "_normalized_doc_texts", None)
-    if cached is None:
-        parts: dict[str, list[str]] = {}
-        for ch in index.chunks:
-            parts.setdefault(ch.doc_id, []).append(ch.section_path + ch.text)
-        cached = {d: normalize(" ".join(p)) for d, p in parts.items()}
-        index._normalized_doc_texts = cached  # concurrent first calls compute the same value
-    return cached
-
-
 def _absent_terms(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
     """Nouns of the question that other plans use but the searched plan never does.
 
@@ -513,7 +501,7 @@ def _absent_terms(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] 
     """
     if qa.english or not scope or not getattr(index, "chunks", None):
         return []
-    texts = _normalized_doc_texts(index)
+    texts = index.normalized_doc_texts
     inside = " ".join(t for d, t in texts.items() if d in scope)
     outside = " ".join(t for d, t in texts.items() if d not in scope)
     nouns = {normalize(w.word) for w in pseg.cut(qa.text) if w.flag in _NOUN_POS}

@@ -25,6 +25,7 @@ import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -32,7 +33,7 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from .clauses import Chunk
-from .keywords import tokens
+from .keywords import normalize, tokens
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,15 @@ class KnowledgeIndex:
         if self.bm25 is None or not query_tokens:
             return np.zeros(len(self), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(query_tokens), dtype=np.float32)
+
+    @cached_property
+    def normalized_doc_texts(self) -> dict[str, str]:
+        """Each document's section paths and text, normalized: what the answerer checks a
+        question's nouns against.  Computed once (an index never changes)."""
+        parts: dict[str, list[str]] = {}
+        for ch in self.chunks:
+            parts.setdefault(ch.doc_id, []).append(ch.section_path + ch.text)
+        return {d: normalize(" ".join(p)) for d, p in parts.items()}
 
     def idf(self, token: str) -> float:
         if self.bm25 is None:
