@@ -22,9 +22,13 @@ class Route:
         return bool(self.documents)
 
 
+def _is_latin(alias: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9 .\-]+", alias))
+
+
 def _find(alias: str, text: str) -> int:
     """Position of `alias` in `text` (-1 if absent); Latin aliases match whole words, any case."""
-    if re.fullmatch(r"[A-Za-z0-9 .\-]+", alias):
+    if _is_latin(alias):
         m = re.search(rf"(?<![A-Za-z]){re.escape(alias)}(?![A-Za-z])", text, re.I)
         return m.start() if m else -1
     return text.find(alias)
@@ -39,7 +43,7 @@ def _words(question: str) -> set[str]:
 def _is_word(alias: str, words: set[str]) -> bool:
     """A weak alias is a generic word: it names a plan only as a word of its own, never inside
     another ("园区" in "产业园区", "国家" in "国家级")."""
-    return bool(re.fullmatch(r"[A-Za-z0-9 .\-]+", alias)) or alias in words
+    return _is_latin(alias) or alias in words
 
 
 def mentions(question: str, documents: list[DocumentInfo]) -> list[tuple[str, str, int]]:

@@ -43,6 +43,18 @@ def assistant(embedder, session_index_dir):
 
 
 @pytest.fixture
+def wuxi_plan() -> str:
+    """A small plan that is not in the seeds: what the upload tests upload."""
+    return """无锡市集成电路产业发展三年行动计划（2024-2026年）
+一、发展目标
+到2026年，全市集成电路产业营收突破3000亿元，培育10家以上营收超50亿元的龙头企业。
+二、重点任务
+（一）做强设计业。支持设计企业开展车规级芯片研发，对流片费用给予最高30%的补贴。
+（二）提升制造业。推动12英寸特色工艺产线扩产。
+"""
+
+
+@pytest.fixture
 def fresh_settings(tmp_path):
     return Settings(index_dir=tmp_path / "index")
 

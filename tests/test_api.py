@@ -439,8 +439,18 @@ def test_references_block_lists_every_citation():
 
 # -- chat page mounted at / -------------------------------------------------------------------------------------
 
-def test_api_docs_and_health_still_work_with_a_ui_mounted_at_root(assistant, monkeypatch):
-    """`create_app` mounts `ui.app.build_ui(assistant)` at '/'; the API keeps its routes."""
+def install_ui(monkeypatch, build_ui) -> None:
+    """Make `ui.app.build_ui` this function for the test (what `create_app` mounts at '/')."""
+    ui_pkg, ui_app = types.ModuleType("ui"), types.ModuleType("ui.app")
+    ui_app.build_ui = build_ui
+    ui_pkg.app = ui_app
+    monkeypatch.setitem(sys.modules, "ui", ui_pkg)
+    monkeypatch.setitem(sys.modules, "ui.app", ui_app)
+
+
+@pytest.fixture
+def stand_in_ui(monkeypatch) -> list:
+    """A one-line Gradio page installed as `ui.app`; returns the assistants `build_ui` was called with."""
     import gradio as gr
 
     built = []
@@ -451,13 +461,14 @@ def test_api_docs_and_health_still_work_with_a_ui_mounted_at_root(assistant, mon
             gr.Markdown("政策问答测试页")
         return demo
 
-    ui_pkg, ui_app = types.ModuleType("ui"), types.ModuleType("ui.app")
-    ui_app.build_ui = build_ui
-    ui_pkg.app = ui_app
-    monkeypatch.setitem(sys.modules, "ui", ui_pkg)
-    monkeypatch.setitem(sys.modules, "ui.app", ui_app)
+    install_ui(monkeypatch, build_ui)
+    return built
+
+
+def test_api_docs_and_health_still_work_with_a_ui_mounted_at_root(assistant, stand_in_ui):
+    """`create_app` mounts `ui.app.build_ui(assistant)` at '/'; the API keeps its routes."""
     with TestClient(create_app(assistant, keys=KeyConfig(), with_ui=True)) as c:
-        assert built == [assistant]
+        assert stand_in_ui == [assistant]
         page = c.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert c.get("/healthz").json()["status"] == "ok"
@@ -469,19 +480,7 @@ def test_api_docs_and_health_still_work_with_a_ui_mounted_at_root(assistant, mon
         assert 'rag_http_requests_total{endpoint="/healthz"' in c.get("/metrics").text
 
 
-def test_with_keys_the_chat_page_asks_for_a_key_as_password(assistant, monkeypatch):
-    import gradio as gr
-
-    def build_ui(a):
-        with gr.Blocks() as demo:
-            gr.Markdown("政策问答测试页")
-        return demo
-
-    ui_pkg, ui_app = types.ModuleType("ui"), types.ModuleType("ui.app")
-    ui_app.build_ui = build_ui
-    ui_pkg.app = ui_app
-    monkeypatch.setitem(sys.modules, "ui", ui_pkg)
-    monkeypatch.setitem(sys.modules, "ui.app", ui_app)
+def test_with_keys_the_chat_page_asks_for_a_key_as_password(assistant, stand_in_ui):
     keys = KeyConfig(api_keys=frozenset({"user-key"}))
     with TestClient(create_app(assistant, keys=keys, with_ui=True)) as c:
         assert c.get("/config").status_code == 401
@@ -495,10 +494,7 @@ def test_a_failing_chat_page_leaves_the_api_running(assistant, monkeypatch):
     def build_ui(a):
         raise RuntimeError("broken page")
 
-    ui_pkg, ui_app = types.ModuleType("ui"), types.ModuleType("ui.app")
-    ui_app.build_ui = build_ui
-    monkeypatch.setitem(sys.modules, "ui", ui_pkg)
-    monkeypatch.setitem(sys.modules, "ui.app", ui_app)
+    install_ui(monkeypatch, build_ui)
     with TestClient(create_app(assistant, keys=KeyConfig(), with_ui=True)) as c:
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/search", json={"query": "人才"}).status_code == 200

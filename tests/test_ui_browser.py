@@ -160,7 +160,8 @@ def test_example_question_and_document_filter(page):
     page.screenshot(path=str(SHOTS / "7-filter.png"))
 
 
-def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder, fresh_settings, tmp_path):
+def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder, fresh_settings, tmp_path,
+                                     wuxi_plan):
     from rag.service import Assistant
     from ui.server import UIServer, create_ui_app
 
@@ -177,7 +178,7 @@ def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder,
             page.screenshot(path=str(SHOTS / "8-upload-unavailable.png"))
             return
         plan = tmp_path / "wuxi.txt"
-        plan.write_text(UPLOAD_PLAN, encoding="utf-8")
+        plan.write_text(wuxi_plan, encoding="utf-8")
         page.locator("#zc-upload-file input[type=file]").set_input_files(str(plan))
         page.fill("#zc-up-title textarea, #zc-up-title input", "无锡市集成电路产业发展三年行动计划（2024-2026年）")
         page.fill("#zc-up-issuer textarea, #zc-up-issuer input", "无锡市人民政府")
@@ -196,11 +197,3 @@ def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder,
         ask(page, "无锡到2026年集成电路产业营收目标是多少？")
         assert "3000亿元" in page.locator("#zc-chat .zc-answer").last.inner_text()
 
-
-UPLOAD_PLAN = """无锡市集成电路产业发展三年行动计划（2024-2026年）
-一、发展目标
-到2026年，全市集成电路产业营收突破3000亿元，培育10家以上营收超50亿元的龙头企业。
-二、重点任务
-（一）做强设计业。支持设计企业开展车规级芯片研发，对流片费用给予最高30%的补贴。
-（二）提升制造业。推动12英寸特色工艺产线扩产。
-"""

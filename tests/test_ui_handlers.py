@@ -256,17 +256,8 @@ def test_upload_tab_is_shown_only_with_an_admin_key(monkeypatch, assistant):
     assert upload_tab_visible() is True
 
 
-PLAN = """无锡市集成电路产业发展三年行动计划（2024-2026年）
-一、发展目标
-到2026年，全市集成电路产业营收突破3000亿元，培育10家以上营收超50亿元的龙头企业。
-二、重点任务
-（一）做强设计业。支持设计企业开展车规级芯片研发，对流片费用给予最高30%的补贴。
-（二）提升制造业。推动12英寸特色工艺产线扩产。
-"""
-
-
 @pytest.mark.slow
-def test_upload_adds_a_plan_with_progress(monkeypatch, tmp_path, embedder, fresh_settings):
+def test_upload_adds_a_plan_with_progress(monkeypatch, tmp_path, embedder, fresh_settings, wuxi_plan):
     from rag.service import Assistant
 
     if not hasattr(Assistant, "add_document"):
@@ -275,7 +266,7 @@ def test_upload_adds_a_plan_with_progress(monkeypatch, tmp_path, embedder, fresh
     own = Assistant(fresh_settings, embedder=embedder)  # its own index: the session one stays as it was
     before = {d.doc_id for d in own.corpus.documents}
     plan = tmp_path / "wuxi.txt"
-    plan.write_text(PLAN, encoding="utf-8")
+    plan.write_text(wuxi_plan, encoding="utf-8")
     updates = list(h.run_upload(own, "secret", str(plan), title="无锡市集成电路产业发展三年行动计划（2024-2026年）",
                                 issuer="无锡市人民政府", date="2024-03-01", region="江苏省无锡市", poll=0.2))
     assert "zc-progress" in updates[0][0]  # progress shows while indexing
