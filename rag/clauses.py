@@ -1,7 +1,9 @@
 """Parse a plan into clauses along its own heading hierarchy.
 
-Headings in these plans: 一、 (level 1) / （一） or (一) (level 2) / 1、 1. 1． (level 3) /
-（1） (level 4, inside 专栏 boxes and lists) / 专栏 N boxes / 前言.  A heading is
+Headings in plans: 一、 (level 1) / （一） or (一) (level 2) / 1、 1. 1． (level 3) /
+（1） (level 4, inside 专栏 boxes and lists) / 专栏 N boxes / 前言.  Regulations and
+办法: 第X章 / 第X节 / 第X条, with （一） items inside an article nesting under it
+(`第二章.第八条.(三)`); an article's paragraphs (款) are its `.p1`, `.p2` clauses.  A heading is
 either a title line of its own ("（一）产业规模") or opens its paragraph
 ("(一) 产业规模持续增长。到2025年，…").  A clause is the smallest numbered
 unit, or one paragraph of a unit that has several.  Clause ids are the heading
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from .cleaning import Line, body_lines, ends_paragraph, join_wrapped, split_sentences, tidy_spaces
 
 CN_NUMERALS = "一二三四五六七八九十"
+_CN_BIG = "零〇一二三四五六七八九十百千两"
 PREAMBLE_ID, PREAMBLE_TITLE = "导语", "导语（文件开头）"
 CLOSING_ID, CLOSING_TITLE = "落款", "落款及抄送"
 MAX_CHUNK_CHARS = 360
@@ -28,6 +31,10 @@ _L3 = re.compile(r"^(\d{1,2})\s*[、.．]\s*(?!\d)(.*)$")
 _L4 = re.compile(r"^[（(](\d{1,2})[）)]\s*(.*)$")
 _BOX = re.compile(r"^专栏\s*(\d{1,2})\s*[：:]?\s*(.*)$")
 _FOREWORD = re.compile(r"^前\s*言$")
+# Regulations: 第一章 总则 / 第一节 … / 第十二条 (article text follows on the same line).
+_CHAPTER = re.compile(rf"^第\s*([{_CN_BIG}]{{1,6}}|\d{{1,3}})\s*(编|章|部分)\s*(.*)$")
+_SECTION = re.compile(rf"^第\s*([{_CN_BIG}]{{1,6}}|\d{{1,3}})\s*节\s*(.*)$")
+_ARTICLE = re.compile(rf"^第\s*([{_CN_BIG}]{{1,8}}|\d{{1,3}})\s*条(?![件款例])\s*(.*)$")
 # Paragraphs that start the signature block once the body has begun.
 _CLOSING = re.compile(r"^(抄送[：:]|再次感谢|区政府分管领导[：:]|承办单位|联系电话[：:]|（此件|\(此件"
                       r"|\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日)")
@@ -36,7 +43,19 @@ _NOTE = re.compile(r"[（(]((?:责任单位|责任部门)[：:][^（）()]*|[^�
 
 
 def cn_to_int(numeral: str) -> int:
-    """一 -> 1, 十 -> 10, 十二 -> 12, 二十 -> 20."""
+    """一 -> 1, 十 -> 10, 十二 -> 12, 二十 -> 20, 一百零五 -> 105, 12 -> 12."""
+    if numeral.isdigit():
+        return int(numeral)
+    if any(c in numeral for c in "百千零〇两"):
+        digits = {"零": 0, "〇": 0, "两": 2, **{c: i + 1 for i, c in enumerate(CN_NUMERALS[:9])}}
+        total, current = 0, 0
+        for c in numeral:
+            if c in digits:
+                current = digits[c]
+            elif c in "十百千":
+                total += (current or 1) * {"十": 10, "百": 100, "千": 1000}[c]
+                current = 0
+        return total + current
     values = {c: i + 1 for i, c in enumerate(CN_NUMERALS)}
     if numeral == "十":
         return 10
@@ -136,6 +155,8 @@ class _Outline:
 
     def _continues(self, kind: str, number: int) -> bool:
         last = self.last_number.get(kind, 0)
+        if kind in ("CH", "ART"):  # chapters and articles number through the whole document
+            return number == last + 1
         return number == last + 1 or (number == 1 and kind != "L1")
 
     def match(self, text: str, at_boundary: bool) -> tuple[str, str, str, str] | None:
@@ -145,6 +166,13 @@ class _Outline:
         m = _BOX.match(text)
         if m:
             return ("BOX", f"专栏{int(m.group(1))}", f"专栏{int(m.group(1))} ", m.group(2))
+        for kind, pattern in (("CH", _CHAPTER), ("SEC", _SECTION), ("ART", _ARTICLE)):
+            m = pattern.match(text)
+            if m and (at_boundary or not self.seen_body) and self._continues(kind, cn_to_int(m.group(1))):
+                unit = m.group(2) if kind == "CH" else {"SEC": "节", "ART": "条"}[kind]
+                marker = f"第{m.group(1)}{unit}"
+                rest = m.group(3) if kind == "CH" else m.group(2)
+                return (kind, marker, marker if kind == "ART" else marker + " ", rest)
         m = _L1.match(text)
         if m and self._continues("L1", cn_to_int(m.group(1))):
             return ("L1", m.group(1), text[: m.start(2)].strip(), m.group(2))
@@ -166,19 +194,22 @@ class _Outline:
             # Half a level below its parent, so （1） items inside the box nest under it.
             level = (self.stack[-1].level if self.stack else 0) + 0.5
         else:
-            level = {"FW": 1, "L1": 1, "L2": 2, "L3": 3, "L4": 4}[kind]
+            level = {"FW": 1, "L1": 1, "CH": 1, "SEC": 1.3, "ART": 1.6, "L2": 2, "L3": 3, "L4": 4}[kind]
             while self.stack and (self.stack[-1].level >= level or (is_box(self.stack[-1]) and level <= 3)):
                 self.stack.pop()
-        if kind in ("L1", "FW"):
+        if kind in ("L1", "FW", "CH", "SEC", "ART"):
             self.seen_body = True
         # A new heading restarts the numbering of everything below it; 1. runs on
         # across （一）（二） in plans that number it through (青浦), which _continues allows.
         below = {"FW": ("L2", "L3", "L4"), "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",),
-                 "L4": (), "BOX": ("L4",)}[kind]
+                 "L4": (), "BOX": ("L4",), "CH": ("SEC", "L2", "L3", "L4"), "SEC": ("L2", "L3", "L4"),
+                 "ART": ("L2", "L3", "L4")}[kind]
         for k in below:
             self.last_number[k] = 0
         if kind in ("L1", "L2"):
             self.last_number[kind] = cn_to_int(marker.strip("()"))
+        elif kind in ("CH", "SEC", "ART"):
+            self.last_number[kind] = cn_to_int(re.sub(r"^第|[编章部分节条]+$", "", marker))
         elif kind in ("L3", "L4"):
             self.last_number[kind] = int(marker.strip("()"))
         box = next((h.marker for h in reversed(self.stack) if is_box(h)), None)
@@ -256,7 +287,12 @@ def _paragraphs(lines: list[Line], outline: _Outline, preamble: Heading) -> list
         if hit:
             flush()
             kind, marker, shown, rest = hit
-            title, title_only = ("前言", True) if kind == "FW" else _split_title(rest)
+            if kind == "FW":
+                title, title_only = "前言", True
+            elif kind == "ART":  # an article has no title: it is cited by its number
+                title, title_only = "", not rest.strip()
+            else:
+                title, title_only = _split_title(rest)
             heading = outline.open(kind, marker, shown, title, line.number, title_only)
             units.append(_Unit(heading))
             if not title_only:
