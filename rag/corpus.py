@@ -17,6 +17,7 @@ from pathlib import Path
 from .catalog import DocumentInfo, load_catalog
 from .clauses import Chunk, Clause, ParsedDocument, chunk_clause, parse_document
 from .index import Uploads
+from .vocabulary import enrich, register
 
 log = logging.getLogger(__name__)
 _DOCUMENT_FIELDS = set(DocumentInfo.__dataclass_fields__)
@@ -36,6 +37,9 @@ class Corpus:
         """A new corpus with one more (uploaded) document at the end."""
         if any(d.doc_id == info.doc_id for d in self.documents):
             raise ValueError(f"document {info.doc_id!r} already exists")
+        text = "\n".join(c.text for c in parsed.clauses)
+        info = enrich(info, text)  # an upload gets the aliases, period and 文号 its own text gives
+        register([info], {info.doc_id: text})
         return replace(self, documents=self.documents + [info], parsed={**self.parsed, info.doc_id: parsed},
                        uploaded=self.uploaded | {info.doc_id})
 
@@ -67,11 +71,14 @@ def load_corpus(seeds_dir: Path) -> Corpus:
     documents = load_catalog(seeds_dir)
     digest = hashlib.sha256()
     digest.update((seeds_dir / "catalog.json").read_bytes())
-    parsed = {}
+    parsed, texts = {}, {}
     for doc in documents:
         raw = (seeds_dir / doc.file).read_bytes()
         digest.update(doc.doc_id.encode() + b"\0" + raw)
-        parsed[doc.doc_id] = parse_document(doc.doc_id, raw.decode("utf-8"))
+        texts[doc.doc_id] = raw.decode("utf-8")
+        parsed[doc.doc_id] = parse_document(doc.doc_id, texts[doc.doc_id])
+    documents = [enrich(d, texts[d.doc_id]) for d in documents]
+    register(documents, texts)
     return Corpus(documents=documents, parsed=parsed, fingerprint=digest.hexdigest()[:16])
 
 

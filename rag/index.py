@@ -32,14 +32,15 @@ import faiss
 import numpy as np
 from rank_bm25 import BM25Okapi
 
+from .cleaning import split_sentences
 from .clauses import Chunk
 from .keywords import normalize, tokens
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # bump whenever passage_text / keyword_text change: old indexes are rebuilt
+FORMAT_VERSION = 3  # bump whenever passage_text / keyword_text / sentence_text change: old indexes are rebuilt
 CURRENT = "CURRENT"
-FILES = ("chunks.jsonl", "dense.faiss", "bm25.json")
+FILES = ("chunks.jsonl", "dense.faiss", "bm25.json", "sentences.npy")
 UPLOADS_DIR = "uploads"
 UPLOADS_CATALOG = "uploads/catalog.json"
 _UPLOAD_FILE = re.compile(r"^uploads/[a-z0-9][a-z0-9_-]{0,63}\.txt$")
@@ -133,6 +134,35 @@ def passage_text(chunk: IndexedChunk) -> str:
     return f"{chunk.doc_title}｜{chunk.section_path}｜{label + '：' if label else ''}{chunk.text}"
 
 
+def chunk_sentences(chunk: IndexedChunk) -> list[str]:
+    """The sentences the answerer chooses among (the same split at index and at answer time)."""
+    return [s.strip() for s in split_sentences(chunk.text)] or [chunk.text.strip()]
+
+
+def sentence_text(chunk: IndexedChunk, sentence: str) -> str:
+    """What gets embedded for one sentence: its heading path gives it context ("人才" under 发展目标)."""
+    return f"{chunk.section_path}｜{sentence}"
+
+
+def embed_sentences(chunks: list[IndexedChunk], chunk_vectors: np.ndarray, embedder,
+                    batch: int = 32, show_progress: bool = False) -> np.ndarray:
+    """One vector per sentence of every chunk, in order; a one-sentence chunk reuses its chunk vector."""
+    texts, slots, out = [], [], []
+    for i, ch in enumerate(chunks):
+        sents = chunk_sentences(ch)
+        for s in sents:
+            out.append(chunk_vectors[i] if len(sents) == 1 else None)
+            if len(sents) > 1:
+                texts.append(sentence_text(ch, s))
+                slots.append(len(out) - 1)
+    if texts:
+        vecs = np.vstack([embedder.embed_passages(texts[j:j + batch]) for j in range(0, len(texts), batch)])
+        for slot, v in zip(slots, vecs):
+            out[slot] = v
+    dim = chunk_vectors.shape[1] if len(chunk_vectors) else 0
+    return np.asarray(out, dtype=np.float32).reshape(len(out), dim) if out else np.zeros((0, dim), np.float32)
+
+
 def keyword_text(chunk: IndexedChunk) -> str:
     """What BM25 indexes: the innermost heading titles, a header line's field name, the clause text."""
     return " ".join(chunk.section[-2:]) + " " + field_label(chunk) + " " + chunk.text
@@ -150,11 +180,19 @@ class KnowledgeIndex:
     """In-memory index: dense (FAISS inner product on normalized vectors) and BM25."""
 
     def __init__(self, chunks: list[IndexedChunk], vectors: np.ndarray, bm25_tokens: list[list[str]],
-                 manifest: dict, uploads: Uploads | None = None):
+                 manifest: dict, uploads: Uploads | None = None, sentence_vectors: np.ndarray | None = None):
         if len(chunks) != len(vectors) or len(chunks) != len(bm25_tokens):
             raise IndexCorrupt("chunks, vectors and BM25 tokens disagree in count")
         self.chunks = chunks
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # sentence_start[i] is the row of chunk i's first sentence in sentence_vectors
+        counts = [len(chunk_sentences(c)) for c in chunks]
+        self.sentence_start = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        if sentence_vectors is None:  # no sentence vectors: each sentence stands for its chunk
+            sentence_vectors = np.repeat(self.vectors, counts, axis=0) if chunks else self.vectors
+        if len(sentence_vectors) != int(self.sentence_start[-1]):
+            raise IndexCorrupt("sentence vectors and chunk sentences disagree in count")
+        self.sentence_vectors = np.ascontiguousarray(sentence_vectors, dtype=np.float32)
         self.bm25_tokens = bm25_tokens
         self.manifest = manifest
         self.uploads = uploads or Uploads()
@@ -205,6 +243,11 @@ class KnowledgeIndex:
             parts.setdefault(ch.doc_id, []).append(ch.section_path + ch.text)
         return {d: normalize(" ".join(p)) for d, p in parts.items()}
 
+    def sentence_scores(self, row: int, query_vector: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the query to each sentence of chunk `row`."""
+        a, b = self.sentence_start[row], self.sentence_start[row + 1]
+        return self.sentence_vectors[a:b] @ np.asarray(query_vector, dtype=np.float32)
+
     def idf(self, token: str) -> float:
         if self.bm25 is None:
             return 0.0
@@ -213,7 +256,8 @@ class KnowledgeIndex:
     # -- incremental changes (uploads) ---------------------------------------
 
     def with_document(self, entry: dict, text: str, chunks: list[IndexedChunk], vectors: np.ndarray,
-                      bm25_tokens: list[list[str]], clause_count: int) -> "KnowledgeIndex":
+                      bm25_tokens: list[list[str]], clause_count: int,
+                      sentence_vectors: np.ndarray | None = None) -> "KnowledgeIndex":
         """A new index with one uploaded document appended; `self` is left untouched."""
         doc_id = entry["doc_id"]
         if doc_id in self.doc_rows:
@@ -227,8 +271,11 @@ class KnowledgeIndex:
                                           self.manifest.get("clause_count", 0) + clause_count,
                                           self.doc_ids + [doc_id])
         manifest.setdefault("upload_clause_counts", {})[doc_id] = clause_count
+        if sentence_vectors is None:
+            sentence_vectors = np.repeat(vectors, [len(chunk_sentences(c)) for c in chunks], axis=0)
         return KnowledgeIndex(self.chunks + list(chunks), np.vstack([self.vectors, vectors]),
-                              self.bm25_tokens + list(bm25_tokens), manifest, self.uploads.added(entry, text))
+                              self.bm25_tokens + list(bm25_tokens), manifest, self.uploads.added(entry, text),
+                              np.vstack([self.sentence_vectors, np.asarray(sentence_vectors, np.float32)]))
 
     def without_document(self, doc_id: str) -> "KnowledgeIndex":
         """A new index without the uploaded document `doc_id`; `self` is left untouched."""
@@ -240,8 +287,10 @@ class KnowledgeIndex:
         manifest = self._changed_manifest(len(keep), self.manifest.get("clause_count", 0) - removed_clauses,
                                           [d for d in self.doc_ids if d != doc_id])
         manifest["upload_clause_counts"] = counts
+        sent_rows = [j for i in keep for j in range(self.sentence_start[i], self.sentence_start[i + 1])]
         return KnowledgeIndex([self.chunks[i] for i in keep], self.vectors[keep] if keep else self.vectors[:0],
-                              [self.bm25_tokens[i] for i in keep], manifest, self.uploads.removed(doc_id))
+                              [self.bm25_tokens[i] for i in keep], manifest, self.uploads.removed(doc_id),
+                              self.sentence_vectors[sent_rows] if sent_rows else self.sentence_vectors[:0])
 
     def _changed_manifest(self, chunk_count: int, clause_count: int, documents: list[str]) -> dict:
         manifest = {k: v for k, v in self.manifest.items() if k != "files"}
@@ -265,6 +314,8 @@ class KnowledgeIndex:
                     f.write(json.dumps(asdict(ch), ensure_ascii=False) + "\n")
             faiss.write_index(self.faiss, str(tmp / "dense.faiss"))
             (tmp / "bm25.json").write_text(json.dumps(self.bm25_tokens, ensure_ascii=False), encoding="utf-8")
+            with open(tmp / "sentences.npy", "wb") as f:
+                np.save(f, self.sentence_vectors, allow_pickle=False)
             files = list(FILES)
             if self.uploads.entries:
                 (tmp / UPLOADS_DIR).mkdir()
@@ -319,9 +370,10 @@ class KnowledgeIndex:
             dense = faiss.read_index(str(folder / "dense.faiss"))
             vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
             bm25_tokens = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
+            sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
         except Exception as exc:  # any parse failure of a checksummed file is corruption
             raise IndexCorrupt(f"{folder} cannot be read: {exc}") from exc
-        return cls(chunks, vectors, bm25_tokens, manifest, uploads)
+        return cls(chunks, vectors, bm25_tokens, manifest, uploads, sentence_vectors)
 
 
 def _verify_files(folder: Path, manifest: dict, names) -> None:
@@ -396,6 +448,7 @@ def build_index(chunks: list[Chunk], titles: dict[str, str], embedder, manifest_
     started = time.perf_counter()
     indexed = [IndexedChunk.from_chunk(ch, titles[ch.doc_id]) for ch in chunks]
     vectors = embedder.embed_passages([passage_text(c) for c in indexed], show_progress=show_progress)
+    sentence_vectors = embed_sentences(indexed, vectors, embedder, show_progress=show_progress)
     bm25_tokens = [tokens(keyword_text(c)) for c in indexed]
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -405,4 +458,4 @@ def build_index(chunks: list[Chunk], titles: dict[str, str], embedder, manifest_
         **manifest_extra,
     }
     manifest["build_seconds"] = round(time.perf_counter() - started, 2)
-    return KnowledgeIndex(indexed, vectors, bm25_tokens, manifest)
+    return KnowledgeIndex(indexed, vectors, bm25_tokens, manifest, sentence_vectors=sentence_vectors)

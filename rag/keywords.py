@@ -1,4 +1,10 @@
-"""Chinese keyword tokens for BM25 and for matching questions to sentences."""
+"""Chinese keyword tokens for BM25 and for matching questions to sentences.
+
+No names from any document live here: the documents' own names (places,
+organisations, aliases) are taught to jieba by `rag.vocabulary.register` when
+a corpus is loaded or a document uploaded.  What stays is language: stopwords,
+general policy synonyms, an English glossary.
+"""
 
 from __future__ import annotations
 
@@ -10,39 +16,6 @@ from functools import lru_cache
 import jieba
 
 jieba.setLogLevel(logging.WARNING)
-
-# Domain terms jieba would otherwise cut apart (and place names the router uses).
-DOMAIN_TERMS = [
-    "集成电路", "半导体", "苏州工业园区", "青浦区", "湖里区", "工信部", "十二五", "十一五", "十四五",
-    "专精特新", "第三代半导体", "化合物半导体", "宽禁带半导体", "封装测试", "封测", "芯片设计",
-    "晶圆制造", "产业集群", "高层次人才", "科技领军人才", "营收", "主营业务收入", "销售收入",
-    "公共服务平台", "产业园", "上市企业", "国家级", "EDA", "MEMS", "IDM", "学习工厂",
-    "先进制造贷", "现代服务贷", "西岑科创中心", "青浦工业园区", "西虹桥商务区", "市西软件信息园",
-    "两岸集成电路产业园", "芯火", "双创基地", "扶持资金", "责任单位", "保障措施",
-]
-for term in DOMAIN_TERMS:
-    jieba.add_word(term, freq=200000)
-
-# Companies and institutions (named in the plans, or often asked about) tagged as
-# organisations, so a question naming one the cited clauses never mention is refused.
-ORGANIZATIONS = [
-    "中芯国际", "海思半导体", "华为海思", "长电科技", "英特尔", "三星", "德州仪器", "台积电", "华为", "和舰芯片",
-    "矽品", "晶方", "华兴源创", "南大光电", "园芯微", "晶湛", "纳维", "敏芯", "纳芯", "思瑞浦", "创耀", "东微",
-    "赛芯", "通富超威", "日月新", "嘉盛", "瑞晟", "旺宏", "京隆科技", "长瑞", "科阳", "芯一代", "亿芯源", "利亚德",
-    "国芯科技", "伟岸纵横", "集创北方", "瑞芯微", "苏州国芯", "国民技术", "光飞扬", "矩意", "精测", "慧石",
-    "东芯半导体", "华虹", "长江存储", "长鑫存储", "紫光", "海光", "寒武纪", "英伟达", "高通", "联发科",
-    "北方华创", "中微公司", "华侨大学", "厦门大学", "集美大学", "哈工大", "姑苏实验室", "材料科学姑苏实验室",
-]
-for org in ORGANIZATIONS:
-    jieba.add_word(org, freq=200000, tag="nt")
-
-# Cities jieba sometimes tags as common nouns: a question about one the plans never
-# mention must be recognised as naming a place.
-CITIES = ("北京 天津 重庆 广州 杭州 南京 武汉 成都 西安 合肥 无锡 长沙 郑州 济南 青岛 大连 宁波 福州 沈阳 长春 "
-          "哈尔滨 石家庄 太原 南昌 昆明 贵阳 南宁 海口 兰州 西宁 银川 乌鲁木齐 呼和浩特 拉萨 珠海 东莞 佛山 绍兴 "
-          "常州 南通 嘉兴 泉州 烟台 徐州 温州 台州 绵阳 芜湖 滁州 淮安 盐城 扬州 镇江").split()
-for city in CITIES:
-    jieba.add_word(city, freq=200000, tag="ns")
 
 # Words that carry no content in a question or a clause.
 STOPWORDS = set("""
@@ -108,7 +81,6 @@ SYNONYM_GROUPS = [
     {"营收", "营业收入", "销售收入", "主营业务收入", "收入"},
     {"营收", "产业规模", "产值", "规模"},
     {"人才", "人才总量", "高层次人才", "领军人才", "人才队伍"},
-    {"封测", "封装测试", "封装", "测试"},
     {"扶持", "支持", "补贴", "资助", "奖励", "扶持资金"},
     {"上市", "上市企业", "上市公司"},
     {"产业园", "产业园区", "园区"},
@@ -116,7 +88,6 @@ SYNONYM_GROUPS = [
     {"专利", "发明专利", "知识产权"},
     {"平台", "公共服务平台", "服务平台"},
     {"基金", "产业基金", "投资基金"},
-    {"第三代半导体", "化合物半导体", "宽禁带半导体", "氮化镓", "碳化硅"},
     {"招商", "招商引资", "引进"},
     {"目标", "到2025年"},
     {"目标", "希望", "力争", "计划"},
@@ -149,7 +120,7 @@ GLOSSARY = {
     "district": ["区"], "districts": ["区"], "park": ["产业园", "园区"], "parks": ["产业园", "园区"],
     "platform": ["平台"], "platforms": ["平台"], "patent": ["专利"], "patents": ["专利"], "r&d": ["研发"],
     "research": ["研发", "研究"], "staff": ["人才", "人员"], "employees": ["人才", "人员"], "people": ["人"],
-    "cluster": ["集群"], "learning factories": ["学习工厂"], "learning factory": ["学习工厂"],
+    "cluster": ["集群"],
     "scenario": ["场景"], "scenarios": ["场景"], "wafer": ["晶圆"], "foundry": ["晶圆代工", "代工"],
     "third-generation": ["第三代半导体"], "compound": ["化合物"], "eda": ["EDA"], "mems": ["MEMS"],
     "growth": ["增长"], "annual": ["年均"], "specialized": ["专精特新"], "little giant": ["小巨人"],
@@ -160,7 +131,7 @@ GLOSSARY = {
     "contact": ["联系人", "联系电话"], "phone": ["联系电话"], "measures": ["措施"], "problems": ["问题"],
     "chips": ["芯片"], "chip": ["芯片"], "process": ["工艺"], "nanometer": ["纳米"], "nm": ["纳米"],
     "inch": ["英寸"], "environmental": ["环保"], "projects": ["项目"], "project": ["项目"], "center": ["中心"],
-    "centre": ["中心"], "huawei": ["华为"], "headquarters": ["总部"], "income": ["收入"], "number": ["数量"],
+    "centre": ["中心"], "headquarters": ["总部"], "income": ["收入"], "number": ["数量"],
 }
 
 

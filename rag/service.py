@@ -27,6 +27,7 @@ from .catalog import DocumentInfo
 from .clauses import chunk_clause, parse_document
 from .corpus import Corpus, load_corpus, merge_uploads, upload_info
 from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, build_index,
+                    embed_sentences,
                     keyword_text, passage_text, salvage_uploads)
 from .ingest import DocumentError, catalog_entry, check_doc_id, check_metadata, extract_text, text_fingerprint
 from .keywords import tokens
@@ -303,8 +304,10 @@ class Assistant:
             passages = [passage_text(c) for c in chunks]
             vectors = np.vstack([self.embedder.embed_passages(passages[i:i + UPLOAD_EMBED_BATCH])
                                  for i in range(0, len(passages), UPLOAD_EMBED_BATCH)])
+            sentence_vectors = embed_sentences(chunks, vectors, self.embedder, batch=UPLOAD_EMBED_BATCH)
             bm25 = [tokens(keyword_text(c)) for c in chunks]
-            index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses))
+            index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses),
+                                             sentence_vectors=sentence_vectors)
             corpus = snap.corpus.with_upload(info, parsed)
             new_snap = self._make_snapshot(index, corpus)
             index.save(self.settings.index_dir)  # atomic; on failure nothing is published

@@ -1,0 +1,115 @@
+"""When to refuse: each refusal is a named rule that needs evidence.
+
+A question is refused only when
+- `no_hits`: nothing was retrieved;
+- `off_topic`: none of its content words occurs in the searched documents and
+  no clause is semantically close (greetings, gibberish, weather);
+- `constraint`: it names a place or organisation, a year or a figure that the
+  searched documents verifiably do not contain (a year counts as covered when it
+  lies in a document's period);
+- `unknown_name`: it names something jieba cannot cut into known words (a
+  company such as "长电科技") that occurs in no searched document;
+- `weak_retrieval`: the best clause is neither close in meaning nor covers
+  the question's key words (thresholds calibrated on the dev split);
+- `no_figure` (in `rag.answer`): a "how much" question whose best sentences give
+  no figure at all.
+The absence of an ordinary word is never a reason: users paraphrase.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jieba
+
+from .catalog import DocumentInfo
+from .cleaning import normalize_for_matching
+from .index import KnowledgeIndex
+from .keywords import STOPWORDS, normalize, variants
+from .question import QuestionAnalysis
+from .retrieve import Hit
+from .vocabulary import COUNTRY_WORDS
+
+REFUSAL_PREFIX = "文件中未找到"
+# Retrieval strength below which a question is not answered (calibrated on the dev split):
+# cosine of the best clause, and share of the question's keyword weight it covers.
+MIN_DENSE = 0.80
+MIN_COVERAGE = 0.34
+ENGLISH_DENSE_MARGIN = 0.06  # cross-language similarities run lower
+OFF_TOPIC_DENSE = 0.83  # a question sharing no word with the documents needs this much similarity
+_FUNCTION_CHARS = set("的了和与及或在是对为以等有中上下把被将从由其该这那之于并而也都就又各个年月日元亿万吗呢吧啊么请问你我他她它们")
+_CJK_CHAR = re.compile(r"^[\u4e00-\u9fa5]$")
+
+
+def refusal_text(what_zh: str, what_en: str, english: bool) -> str:
+    if english:
+        return (f"{REFUSAL_PREFIX} (not found in the plans): the documents do not answer this question "
+                f"({what_en}). The closest clauses are listed below.")
+    return f"{REFUSAL_PREFIX}{what_zh}。以下列出最接近的条款供参考。"
+
+
+def scope_text(index: KnowledgeIndex, scope: list[str] | None) -> str:
+    texts = index.normalized_doc_texts
+    return " ".join(t for d, t in texts.items() if not scope or d in scope)
+
+
+def _year_covered(year: str, scope: list[str], documents: list[DocumentInfo], text_norm: str) -> bool:
+    """A year is covered when a searched document says it, or it lies in a searched plan's period."""
+    if year in text_norm:
+        return True
+    return any(d.period and d.period[0] <= int(year) <= d.period[1] for d in documents if d.doc_id in scope)
+
+
+def _place_covered(name: str, scope: list[str], documents: list[DocumentInfo]) -> bool:
+    """A broader region of a searched document ("广东" for a Shenzhen plan) is covered."""
+    n = normalize(name)
+    return n in COUNTRY_WORDS or any(n in normalize(d.region or "") or n in normalize(d.issuer or "")
+                                     for d in documents if d.doc_id in scope)
+
+
+def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, documents: list[DocumentInfo],
+                      scope: list[str] | None) -> tuple[str, str] | None:
+    """(Chinese, English) name of the first constraint of the question the searched documents lack."""
+    scope = scope or [d.doc_id for d in documents]
+    text = normalize(normalize_for_matching(scope_text(index, scope)))
+    hit_text = normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
+    for name in qa.named:
+        if normalize(normalize_for_matching(name)) not in text and not _place_covered(name, scope, documents):
+            return f"“{name}”", f"nothing about {name}"
+    for year in qa.years:
+        if not _year_covered(year, scope, documents, text):
+            return f"{year}年的相关内容", f"nothing for the year {year}"
+    for fig in qa.figures:
+        if normalize(normalize_for_matching(fig)) not in hit_text:
+            return f"“{fig}”这一数字", f"the figure {fig} does not appear"
+    return None
+
+
+def unknown_names(question: str, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
+    """Runs of characters jieba cannot make words of ("长电科技" -> 长/电/科技) that occur in no
+    searched document: the name of something the documents never mention."""
+    text = scope_text(index, scope)
+    out, run = [], []
+    toks = list(jieba.cut(normalize(question))) + [""]
+    for i, tok in enumerate(toks):
+        if _CJK_CHAR.match(tok) and tok not in _FUNCTION_CHARS and tok not in STOPWORDS:
+            run.append(tok)
+            continue
+        if len(run) >= 2:
+            joined = "".join(run)
+            if joined not in text:
+                nxt = tok if len(tok) >= 2 and re.match(r"^[\u4e00-\u9fa5]+$", tok) else ""
+                out.append(joined + nxt)
+        run = []
+    return out
+
+
+def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scope: list[str] | None) -> bool:
+    """No content word of the question occurs in the searched documents, and nothing is close in meaning."""
+    best_dense = max((h.dense for h in hits), default=0.0)
+    threshold = OFF_TOPIC_DENSE - (ENGLISH_DENSE_MARGIN if qa.english else 0.0)
+    if best_dense >= threshold:
+        return False
+    text = scope_text(index, scope)
+    words = [k for k in qa.keywords if not re.fullmatch(r"\d+", k)]
+    return not any(v in text for k in words for v in variants(normalize(k)))

@@ -1,0 +1,154 @@
+"""Question analysis: what a question asks for, and which constraints it names.
+
+Pure functions of the question text and the document list (whose aliases and
+regions come from the documents themselves, see `rag.vocabulary`).  The
+answerer reads the result; nothing here looks at the index.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jieba.posseg as pseg
+
+from .catalog import DocumentInfo
+from .keywords import STOPWORDS, english_terms, key_terms, normalize
+from .vocabulary import COUNTRY_WORDS
+
+YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+_FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
+# A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
+NON_YEAR_FIGURE = re.compile(r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
+                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位|年)|\d{5,}|\d+-\d+家")
+_QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
+                       r"how (many|much)|target|revenue|percentage|number of", re.I)
+_LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方件]|"
+                   r"what are|which|list", re.I)
+_SUMMARY = re.compile(r"哪些|有什么|包括|包含|主要|概括|总结|介绍|内容|what (are|does)|summar|main", re.I)
+# Asks for a whole section in the user's words: "主要抓哪几件事", "下一步打算怎么做", "概括一下".
+_BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|哪几个方面|哪些方面|主要内容|主要任务|重点任务|主要举措|"
+                    r"下一步|打算怎么|准备怎么|怎么做|如何做|从哪些|讲了什么|说了什么|规定了什么|"
+                    r"summari[sz]e|overview|main (points|measures|tasks)", re.I)
+_ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
+# Asks for a number, so an answer without one in the asked-about phrase does not answer it.
+_ASKS_NUMBER = re.compile(r"多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
+                          r"how (many|much|large|big)|what (percentage|share|proportion)|which year|when", re.I)
+WANTS_YEAR = re.compile(r"哪一年|哪年|何时|which year|when", re.I)
+# A plan's goals and its review of the past live in different sections.
+_TARGET = re.compile(r"目标|希望|力争|要达到|要做到|将达到|到20\d\d年|预期|预计|计划|target|aim|goal|by 20\d\d", re.I)
+_REVIEW = re.compile(r"十一五|回顾|目前|现状|现在|现有|已经|已有|实现了|过去|去年|成效|取得|情况", re.I)
+_RESPONSIBLE = re.compile(r"负责|责任单位|责任部门|牵头|哪些部门|哪些单位|哪个部门|哪个单位|主管部门|"
+                          r"who is responsible|responsible|which (department|agency)", re.I)
+_HOW = re.compile(r"如何|怎么|怎样|做了什么|做了哪些|采取|安排|部署|举措|措施|方面|how (does|do|did|will|is)|"
+                  r"what (measures|steps|actions)", re.I)
+# Proper-noun parts of speech: a place or organisation the question is about.
+_NAMED_POS = {"ns", "nt", "nr", "nrt", "nz"}
+# Capitalised English words that are not names of places or organisations.
+_ENGLISH_COMMON = set("""
+what which who whom whose when where why how is are was were do does did the a an of in on for to by and or
+according plan plans ic integrated circuit circuits industry industrial park district city province government
+china chinese national ministry information technology five year five-year twelfth 12th fyp target targets
+revenue talent talents policy policies measures action program programme by semiconductor semiconductors
+please tell me list give compare between about i we you they it its their there regulation regulations
+article chapter free trade zone
+""".split())
+# Where a question asks a second thing: "…是多少？由哪个部门负责？", "目标是什么，到哪一年？".
+_PART_SPLIT = re.compile(r"[？?；;]+|[，,]\s*(?=(?:另外|以及|并且|同时|还有|其中|分别由|由哪|谁|哪个部门|到哪一年|哪一年|何时))")
+
+
+@dataclass
+class QuestionAnalysis:
+    text: str
+    keywords: list[str]
+    years: list[str]
+    figures: list[str]
+    named: list[str]  # proper nouns (places, organisations) to find in the documents
+    quantity: bool
+    listing: bool
+    summary: bool
+    english: bool
+    asks_number: bool = False
+    target: bool = False
+    review: bool = False
+    responsible: bool = False
+    how: bool = False
+    broad: bool = False  # asks for a section as a whole, in the user's own words
+
+
+def known_names(documents: list[DocumentInfo]) -> set[str]:
+    known = set()
+    for d in documents:
+        known.update(normalize(a) for a in d.aliases + d.weak_aliases)
+        known.update(normalize(x) for x in (d.region, d.issuer) if x)
+    return {k for k in known if k}
+
+
+def _english_names(question: str, known: set[str]) -> list[str]:
+    """Capitalised words of an English question that look like names we don't know."""
+    out = []
+    for m in re.finditer(r"[A-Za-z][A-Za-z\-]+", question):
+        w = m.group(0)
+        lw = w.lower().removesuffix("'s")
+        sentence_start = not question[: m.start()].strip() or question[: m.start()].rstrip()[-1] in ".?!"
+        if (not w[0].isupper() or w.isupper() or sentence_start or lw in _ENGLISH_COMMON
+                or english_terms(lw) or any(lw in k or k in lw for k in known if k)):
+            continue  # acronyms (MIIT, CPPCC), glossary words and known places are not unknown names
+        out.append(w)
+    return out
+
+
+def named_words(question: str, known: set[str]) -> list[str]:
+    """Places and organisations the question names that no document alias covers."""
+    out = []
+    for word, flag in pseg.cut(question):
+        w = normalize(word.strip())
+        if (flag in _NAMED_POS and len(w) >= 2 and w not in COUNTRY_WORDS and w not in STOPWORDS
+                and not re.fullmatch(r"[a-z\-]+", w) and not any(w in k or k in w for k in known)):
+            out.append(word.strip())
+    return out
+
+
+def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
+    known = known_names(documents)
+    english = bool(_ENGLISH.match(question))
+    named = named_words(question, known)
+    if english:
+        named += _english_names(question, known)
+    return QuestionAnalysis(
+        text=question,
+        # Place names are handled by routing; as keywords they would favour any sentence naming the place.
+        keywords=(english_terms(question) if english else
+                  [t for t in key_terms(question) if not any(t in k or k in t for k in known if len(k) >= 2)]),
+        years=YEAR.findall(question),
+        figures=["".join(m) for m in _FIGURE.findall(question)],
+        named=named,
+        quantity=bool(_QUANTITY.search(question)),
+        listing=bool(_LIST.search(question)),
+        summary=bool(_SUMMARY.search(question)),
+        english=english,
+        asks_number=bool(_ASKS_NUMBER.search(question)),
+        target=bool(_TARGET.search(question)),
+        review=bool(_REVIEW.search(question)),
+        responsible=bool(_RESPONSIBLE.search(question)),
+        how=bool(_HOW.search(question)),
+        broad=bool(_BROAD.search(question)),
+    )
+
+
+def split_parts(question: str) -> list[str]:
+    """The separate things a question asks, each made to stand alone.
+
+    "深圳营收目标是多少？由哪个部门负责？" -> ["深圳营收目标是多少", "深圳营收目标由哪个部门负责"]:
+    a later part without a subject of its own borrows the first part's topic words.
+    """
+    parts = [p.strip(" ，,。") for p in _PART_SPLIT.split(question) if p and p.strip(" ，,。")]
+    parts = [p for p in parts if len(normalize(p)) >= 3]
+    if len(parts) < 2:
+        return [question]
+    first_topic = "".join(t for t in key_terms(parts[0]) if not _ASKS_NUMBER.search(t) and not _TARGET.fullmatch(t))
+    out = [parts[0]]
+    for p in parts[1:]:
+        own = [t for t in key_terms(p) if not _RESPONSIBLE.search(t)]
+        out.append(p if len("".join(own)) >= 4 else first_topic + p)
+    return out

@@ -1,0 +1,168 @@
+"""Answers built from a document's structure: a section's items, or its header fields.
+
+"保障措施有哪些？", "第三章讲了什么？", "下一步打算怎么做？" ask for a section as a
+whole: the answer lists the section's items (sub-headings, articles, or the
+lead phrases of its paragraphs) in the document's order, each cited.  "文号是
+什么？" / "哪天印发的？" are answered from the header and signature clauses.
+Works over every heading scheme the parser knows (一、/（一）/1./专栏, 第X章/第X条).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .catalog import DocumentInfo
+from .cleaning import normalize_for_matching, split_sentences
+from .index import KnowledgeIndex
+from .keywords import key_terms
+from .question import QuestionAnalysis
+from .retrieve import Hit
+
+GENERIC_IDF = 2.0
+MAX_ITEMS = 15
+_MARKER = re.compile(r"^(专栏\s*\d+|第[零〇一二三四五六七八九十百千两\d]+[编章节条]|[（(][一二三四五六七八九十\d]+[）)]|"
+                     r"[一二三四五六七八九十]+、|\d+[、.．])\s*")
+_ARTICLE = re.compile(r"^第[零〇一二三四五六七八九十百千两\d]+条$")
+# Words that ask for a section's items rather than adding a topic of their own.
+SECTION_WORDS = {"措施", "工程", "任务", "举措", "政策", "方面", "内容", "事项", "重点", "哪些", "包括", "包含",
+                 "一共", "共", "总共", "部署", "提出", "设置", "安排", "几个", "哪几个", "哪几", "方式", "方法", "形式",
+                 "主要", "概括", "总结", "介绍", "专栏", "条", "项", "几", "部分", "章节", "期间", "时期",
+                 "我国", "国家", "全国", "当前", "未来", "今后", "章", "节", "规定", "讲", "归纳", "梳理"}
+
+
+def title_words(title: str) -> str:
+    """A heading title without its marker: "六、保障措施" -> "保障措施"."""
+    return _MARKER.sub("", title).strip()
+
+
+def _chapter_ref(question: str) -> str | None:
+    m = re.search(r"第[零〇一二三四五六七八九十百千两\d]+[章节编]", question)
+    return m.group(0) if m else None
+
+
+def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
+                    route_aliases: list[str], documents: list[str] | None) -> tuple[str, list[str]] | None:
+    """(doc_id, section prefix) of the heading the question names as a whole ("保障措施", "专栏1", "第三章").
+
+    Only when the question adds no topic of its own beyond the heading's words
+    ("保障措施中关于环保…" asks about one item, not the list).
+    """
+    if not getattr(index, "chunks", None):
+        return None
+    q = normalize_for_matching(question)
+    chapter = _chapter_ref(q)
+    place_words = {t for a in route_aliases for t in key_terms(a)}
+    best = None
+    for ch in index.chunks:
+        if documents and ch.doc_id not in documents:
+            continue
+        for depth, title in enumerate(ch.section):
+            box = re.match(r"专栏\s*(\d+)", title)
+            title_tokens = set(key_terms(title_words(title)))
+            if box:
+                matched = f"专栏{box.group(1)}" in q
+            elif chapter and normalize_for_matching(title).startswith(chapter):
+                matched = True
+            else:
+                matched = (bool(title_tokens) and sum(map(len, title_tokens)) >= 4
+                           and len(title_tokens & set(qa.keywords)) / len(title_tokens) >= 0.75)
+            if not matched:
+                continue
+            extra = set(qa.keywords) - title_tokens - place_words - SECTION_WORDS
+            extra = {t for t in extra if index.idf(t) >= GENERIC_IDF
+                     and not any(t in w or w in t for w in title_tokens | place_words)
+                     and not (chapter and chapter in t)}
+            if extra:
+                continue
+            key = (10 if box or chapter else len(title_tokens), -depth)
+            if best is None or key > best[0]:
+                best = (key, ch.doc_id, ch.section[: depth + 1])
+    if best is None:
+        return None
+    return best[1], best[2]
+
+
+def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list[str]] | None:
+    """For a broad question ("主要抓哪几件事"): the section holding the best clause and its siblings."""
+    if not hits:
+        return None
+    top = hits[0].chunk
+    for depth in range(len(top.section) - 1, 0, -1):
+        prefix = top.section[:depth]
+        children = {tuple(c.section[:depth + 1]) for c in index.chunks
+                    if c.doc_id == top.doc_id and c.section[:depth] == prefix and len(c.section) > depth}
+        if len(children) >= 2:
+            return top.doc_id, prefix
+    return None
+
+
+def _item_label(text: str) -> str:
+    """The lead phrase of an item's text ("高端通用芯片：…" -> "高端通用芯片")."""
+    text = _MARKER.sub("", text.strip())
+    m = re.match(r"^([^。；：:，]{2,40})[：:。，；]", text)
+    label = m.group(1) if m else (split_sentences(text)[0] if text else "")
+    return label.strip().rstrip("。；，")
+
+
+def section_items(section: tuple[str, list[str]], index: KnowledgeIndex) -> list[tuple[str, int]]:
+    """(label, chunk row) of each item of the section, in document order."""
+    doc_id, prefix = section
+    rows = [i for i, ch in enumerate(index.chunks)
+            if ch.doc_id == doc_id and ch.section[: len(prefix)] == prefix and ch.part == 1]
+    items: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for row in rows:
+        ch = index.chunks[row]
+        if len(ch.section) > len(prefix):  # an item with its own heading
+            child = ch.section[len(prefix)]
+            if child in seen:
+                continue
+            seen.add(child)
+            if _ARTICLE.match(child.strip()):  # an article has no title: its first phrase says what it is
+                items.append((f"{child.strip()}：{_item_label(ch.text[len(child.strip()):])}", row))
+            else:
+                items.append((title_words(child).rstrip("。；，") or child, row))
+        else:
+            label = _item_label(ch.text)
+            if label:
+                items.append((label, row))
+    return items
+
+
+def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_prefix: str,
+                   max_items: int = MAX_ITEMS):
+    """List a section's items, each cited: (text, [(n, Hit)])."""
+    items = section_items(section, index)
+    if len(items) < 2:
+        return None
+    cited, parts = [], []
+    for n, (label, row) in enumerate(items[:max_items], start=1):
+        cited.append((n, Hit(index.chunks[row], 1.0, 0.0, 0.0, row)))
+        parts.append(f"{label}[{n}]")
+    more = f"（另有{len(items) - max_items}项）" if len(items) > max_items else ""
+    return f"{label_prefix}「{section[1][-1]}」包括：" + "；".join(parts) + f"。{more}", cited
+
+
+_DOC_NUMBER_Q = re.compile(r"文号|字号|发文号|document number|reference number", re.I)
+_DATE_Q = re.compile(r"哪天|哪一天|日期|(什么时候|何时|哪年|哪一年)(发布|印发|出台|发的|印发的|发布的)|发布时间|印发时间|成文|"
+                     r"when was .*(issued|published|released)|(issue|publication) date", re.I)
+_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
+
+
+def metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list[DocumentInfo],
+                    scope: list[str] | None):
+    """Answer "哪个文号" / "哪天印发" from the document's own header or signature clauses: (row) or None."""
+    if (not scope or len(scope) != 1 or not getattr(index, "chunks", None)
+            or not (_DOC_NUMBER_Q.search(qa.text) or _DATE_Q.search(qa.text))):
+        return None
+    info = next((d for d in documents if d.doc_id == scope[0]), None)
+    rows = [i for i, ch in enumerate(index.chunks) if ch.doc_id == scope[0]]
+    if _DOC_NUMBER_Q.search(qa.text) and info and info.doc_number:
+        target = normalize_for_matching(info.doc_number)
+        return next((r for r in rows if target in normalize_for_matching(index.chunks[r].text)), None)
+    if _DATE_Q.search(qa.text):
+        dated = [r for r in rows if _DATE.search(index.chunks[r].text) and len(index.chunks[r].text) < 80]
+        # prefer the signature date of issue ("印发"), then any date in the header or closing
+        dated.sort(key=lambda r: ("印发" not in index.chunks[r].text, r))
+        return dated[0] if dated else None
+    return None

@@ -1,0 +1,215 @@
+"""Which sentences of the retrieved clauses answer the question.
+
+Two signals, combined: meaning (the cosine of the question to each sentence's
+own vector, computed at index time with its heading path) and lexical
+coverage (the question's key words, IDF-weighted, with the plans' synonyms and
+a partial credit for shared characters, so 营业收入 still meets 营收).  Intent
+adds small preferences: a figure for "how much", the target section for goals,
+the （责任单位：…） note for "who is responsible".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cleaning import normalize_for_matching
+from .index import KnowledgeIndex, chunk_sentences
+from .keywords import normalize, variants
+from .question import NON_YEAR_FIGURE, WANTS_YEAR, YEAR, QuestionAnalysis
+from .retrieve import Hit
+
+SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
+PARTIAL_WEIGHT = 0.35  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
+SEMANTIC_WEIGHT = 3.0  # per unit of cosine above the best sentence's (tuned on the dev split)
+GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which figure is meant
+SAME_CLAUSE_RATIO = 0.85
+OTHER_CLAUSE_RATIO = 0.95
+_NOTE_SENTENCE = re.compile(r"^[（(].*(负责|责任单位|责任部门)")
+HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．])")
+PHRASE = re.compile(r"[，,：:（）()]")
+_UNIT_WORD = re.compile(r"[亿万千百]?[元个家名人项条次位]?|%|亿元|万元|万人|个人")
+_CHANGE_PHRASE = re.compile(r"^(由|从|比|较|同比|年均)")
+
+
+def _partial(word: str, text_n: str) -> bool:
+    """Shares a two-character piece with the text, or (two-character words) both characters."""
+    if len(word) == 2:
+        return word[0] in text_n and word[1] in text_n and not word.isascii()
+    return len(word) > 2 and any(word[i:i + 2] in text_n for i in range(len(word) - 1))
+
+
+def coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
+    """Share of the question's keyword IDF weight present in `text`."""
+    if not keywords:
+        return 0.0
+    text_n = normalize(text)
+    total = sum(index.idf(k) for k in set(keywords)) or 1.0
+    found = 0.0
+    for k in set(keywords):
+        if normalize(k) in text_n:
+            found += index.idf(k)
+        elif any(v in text_n for v in variants(k)):
+            found += SYNONYM_WEIGHT * index.idf(k)
+        elif _partial(normalize(k), text_n):
+            found += PARTIAL_WEIGHT * index.idf(k)
+    return found / total
+
+
+def lexical_score(sentence: str, context: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> float:
+    """Keyword coverage of the sentence, its clause and its best phrase, plus intent preferences."""
+    best_phrase = 0.0
+    for phrase in PHRASE.split(sentence):
+        if not phrase.strip():
+            continue
+        value = coverage(qa.keywords, phrase, index)
+        if qa.quantity and value > 0 and NON_YEAR_FIGURE.search(phrase):
+            value += 0.3
+        best_phrase = max(best_phrase, value)
+    score = (0.3 * coverage(qa.keywords, sentence, index) + 0.3 * coverage(qa.keywords, context, index)
+             + 0.4 * best_phrase)
+    if qa.quantity and NON_YEAR_FIGURE.search(sentence):
+        score += 0.1
+    for year in qa.years:
+        if year in sentence:
+            score += 0.1
+    if qa.target and not qa.review and ("目标" in context or re.search(r"到20\d\d年|力争", sentence)):
+        score += 0.1
+    if qa.review and not qa.target and re.search(r"回顾|现状|成效|情况|目前", context):
+        score += 0.1
+    if qa.responsible and (_NOTE_SENTENCE.match(sentence.strip()) or re.search(r"负责|牵头|主管部门", sentence)):
+        score += 0.6
+    bare = normalize_for_matching(sentence)
+    if HEADING_SENTENCE.match(sentence) and len(bare) < 24:
+        score -= 0.5  # a heading title such as "(三) 落实环保配套措施。" answers nothing by itself
+    if _NOTE_SENTENCE.match(sentence.strip()) and not qa.responsible:
+        score -= 0.3  # the （责任单位：…） note answers only "who is responsible"
+    return score
+
+
+@dataclass
+class Pick:
+    hit_rank: int
+    sentence_index: int
+    sentence: str
+    score: float
+    semantic: float = 0.0
+
+
+def sentence_semantics(hits: list[Hit], index: KnowledgeIndex, query_vector) -> list[np.ndarray]:
+    """Cosine of the question to each sentence of each hit (zeros when there is no vector)."""
+    out = []
+    for h in hits:
+        n = len(chunk_sentences(h.chunk))
+        if query_vector is None or not hasattr(index, "sentence_scores") or h.row >= len(index.chunks) \
+                or index.chunks[h.row] is not h.chunk:
+            out.append(np.full(n, h.dense, dtype=np.float32))
+        else:
+            out.append(index.sentence_scores(h.row, query_vector))
+    return out
+
+
+def score_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, query_vector,
+                    max_hits: int = 3) -> list[Pick]:
+    sem = sentence_semantics(hits[:max_hits], index, query_vector)
+    best_sem = max((float(s.max()) for s in sem if len(s)), default=0.0)
+    picks: list[Pick] = []
+    for rank, hit in enumerate(hits[:max_hits]):
+        context = hit.chunk.section_path + hit.chunk.text
+        for i, sent in enumerate(chunk_sentences(hit.chunk)):
+            cos = float(sem[rank][i]) if i < len(sem[rank]) else hit.dense
+            score = (lexical_score(sent, context, qa, index) + 0.15 / (rank + 1)
+                     + SEMANTIC_WEIGHT * (cos - best_sem))
+            picks.append(Pick(rank, i, sent, score, cos))
+    return picks
+
+
+def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> bool:
+    """Does `sentence` give a figure for the thing asked about?
+
+    "深圳人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
+    but not for 人才.  The asked-about words may be in the figure's phrase, the
+    phrase before it (change phrases "由…提高到…"), or in other words
+    (synonyms, shared characters) anywhere in the sentence.
+    """
+    if any(normalize_for_matching(name).lower() not in normalize_for_matching(sentence).lower() for name in qa.named):
+        return False
+    asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
+    specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
+    wants_year = bool(WANTS_YEAR.search(qa.text))
+    phrases = PHRASE.split(sentence)
+    has_any = False
+    for i, phrase in enumerate(phrases):
+        has_figure = bool(YEAR.search(phrase)) if wants_year else bool(NON_YEAR_FIGURE.search(phrase))
+        has_any = has_any or has_figure
+        window = phrase if i == 0 or not _CHANGE_PHRASE.match(phrase.strip()) else phrases[i - 1] + phrase
+        if has_figure and (not specific or coverage(specific, window, index) > 0):
+            return True
+    return has_any and (not specific or coverage(specific, sentence, index) >= 0.5)
+
+
+def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, query_vector,
+                   max_sentences: int, max_hits: int = 3) -> list[Pick]:
+    picks = score_sentences(hits, qa, index, query_vector, max_hits)
+    if not picks:
+        return []
+    if qa.asks_number:
+        # A "how much" question is answered by a sentence giving a figure for what was asked.
+        supported = [p for p in picks if number_support(p.sentence, qa, index)]
+        picks = supported or picks
+    picks.sort(key=lambda p: -p.score)
+    best = picks[0].score
+    chosen = [picks[0]]
+    for p in picks[1:]:
+        if len(chosen) >= max_sentences:
+            break
+        if qa.quantity and not NON_YEAR_FIGURE.search(p.sentence):
+            continue
+        if hits[p.hit_rank].chunk.doc_id != hits[chosen[0].hit_rank].chunk.doc_id:
+            continue  # one plan answers a question that names at most one (comparisons go per document)
+        other_clause = p.hit_rank not in {c.hit_rank for c in chosen}
+        ratio = OTHER_CLAUSE_RATIO if other_clause else SAME_CLAUSE_RATIO
+        if p.score >= best * ratio and p.score > 0.3 and p.sentence not in {c.sentence for c in chosen}:
+            chosen.append(p)
+    chosen.sort(key=lambda p: (p.hit_rank, p.sentence_index))
+    return chosen
+
+
+def best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, query_vector,
+                 per_document: list[str] | None, second_ratio: float = 0.85) -> list[Pick]:
+    """For "how"/"which measures" questions: the best clause(s), every sentence of them."""
+    sem = sentence_semantics(hits[:5], index, query_vector)
+    best_sem = max((float(s.max()) for s in sem if len(s)), default=0.0)
+
+    def clause_score(rank: int, hit: Hit) -> float:
+        context = hit.chunk.section_path + hit.chunk.text
+        best = max((lexical_score(s, context, qa, index) for s in chunk_sentences(hit.chunk)), default=0.0)
+        clause_sem = float(sem[rank].max()) if len(sem[rank]) else hit.dense
+        return (best + 0.5 * coverage(qa.keywords, context, index) + 0.3 / (rank + 1)
+                + SEMANTIC_WEIGHT * (clause_sem - best_sem))
+
+    scored = sorted(((clause_score(r, h), r) for r, h in enumerate(hits[:5])), reverse=True)
+    chosen: list[int] = []
+    if per_document:
+        for doc_id in per_document:
+            best = next((r for _, r in scored if hits[r].chunk.doc_id == doc_id), None)
+            if best is not None:
+                chosen.append(best)
+    elif scored:
+        top_score, top = scored[0]
+        chosen = [top]
+        if (len(scored) > 1 and scored[1][0] >= second_ratio * top_score
+                and hits[scored[1][1]].chunk.doc_id == hits[top].chunk.doc_id):
+            chosen.append(scored[1][1])
+    picks = []
+    for r in sorted(chosen):
+        for i, sent in enumerate(chunk_sentences(hits[r].chunk)):
+            bare = normalize_for_matching(sent)
+            if i == 0 and HEADING_SENTENCE.match(sent) and len(bare) < 24:
+                continue  # the clause's own heading title
+            if _NOTE_SENTENCE.match(sent.strip()):
+                continue  # the （责任单位：…） note: shown with the cited clause, not part of the answer
+            picks.append(Pick(r, i, sent, 1.0))
+    return picks

@@ -1,0 +1,131 @@
+"""Vocabulary taken from the indexed documents themselves, never from code.
+
+Why: an uploaded plan must be treated like a seed.  Everything the answerer
+needs to know about a document's names — how users refer to it (深圳 for
+"深圳市培育发展…行动计划"), the years it covers, its 文号, the organisations it
+mentions — is derived here from the document's title, catalog fields and
+text, the same way for seeds and uploads.  `register` teaches jieba these
+words so questions naming them are cut as one word.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from functools import lru_cache
+
+import jieba
+import jieba.posseg as pseg
+
+from .catalog import DocumentInfo
+
+# Words that name the whole country or the world: every document is "about" them.
+COUNTRY_WORDS = frozenset({"中国", "我国", "全国", "国家", "国内", "国际", "全球", "世界", "中央", "国务院", "中华人民共和国"})
+# Administrative suffixes: "深圳市" is also called "深圳", "青浦区" stays "青浦区" and "青浦".
+_SUFFIXES = ("特别行政区|自治区|自治州|自治县|工业园区|经济技术开发区|高新技术产业开发区|开发区|高新区|新区|"
+             "省|市|区|县|镇|乡|街道")
+_ADMIN_SUFFIX = re.compile(rf"({_SUFFIXES})$")
+_PLACE_PREFIX = re.compile(rf"^((?:[\u4e00-\u9fa5]{{2,8}}?(?:{_SUFFIXES})){{1,3}})")
+_YEAR_SPAN = re.compile(r"[（(]?\s*((?:19|20)\d{2})\s*[-—－~～至到]\s*((?:19|20)\d{2})\s*年?\s*[)）]?")
+_FIVE_YEAR = {"十一五": (2006, 2010), "十二五": (2011, 2015), "十三五": (2016, 2020), "十四五": (2021, 2025),
+              "十五五": (2026, 2030)}
+_DOC_NUMBER = re.compile(r"[\u4e00-\u9fa5]{1,12}[〔\[［(（]\s*(?:19|20)\d{2}\s*[〕\]］)）]\s*\d{1,4}\s*号")
+# Organisations a text names: a run of CJK characters ending in an organisation word.
+_ORG = re.compile(r"([\u4e00-\u9fa5]{2,12}(?:有限公司|股份公司|集团|公司|大学|学院|研究院|研究所|实验室|"
+                  r"委员会|管委会|人民政府|办公室|办公厅))")
+_ORG_SUFFIX = re.compile(r"(有限公司|股份公司|集团|公司|大学|学院|研究院|研究所|实验室|委员会|管委会|人民政府|办公室|办公厅)$")
+_NAMED_POS = {"ns", "nt", "nr", "nrt", "nz"}
+
+
+def place_aliases(name: str) -> list[str]:
+    """"广东省深圳市" -> ["深圳市", "深圳"]; "江苏省苏州市苏州工业园区" -> ["苏州工业园区", "苏州"]."""
+    name = name.strip()
+    if not name:
+        return []
+    parts = re.findall(rf"[\u4e00-\u9fa5]+?(?:{_SUFFIXES})", name)
+    last = parts[-1] if parts else name
+    out = [last]
+    short = _ADMIN_SUFFIX.sub("", last)
+    if len(short) >= 2 and short != last:
+        out.append(short)
+    return [a for a in out if a not in COUNTRY_WORDS and len(a) >= 2]
+
+
+def title_place(title: str) -> str:
+    """The place a title opens with: "深圳市培育发展…" -> "深圳市", "青浦区促进…" -> "青浦区"."""
+    title = re.sub(r"^(关于|印发|转发)+", "", title.strip())
+    m = _PLACE_PREFIX.match(title)
+    if not m:
+        return ""
+    place = m.group(1)
+    # jieba confirms the place: its first word must be a place name ("深圳市", not "培育发展区")
+    first = next(iter(pseg.cut(place)), None)
+    return place if first is not None and first.flag == "ns" else ""
+
+
+def derive_period(title: str, text: str = "") -> list[int] | None:
+    """The years a document covers, from its title ("（2022-2025年）", "十四五")."""
+    m = _YEAR_SPAN.search(title)
+    if m and int(m.group(1)) <= int(m.group(2)):
+        return [int(m.group(1)), int(m.group(2))]
+    for word, span in _FIVE_YEAR.items():
+        if word in title:
+            return list(span)
+    return None
+
+
+def derive_doc_number(text: str) -> str | None:
+    """The 文号 in the document's first lines ("青府办发〔2023〕25号")."""
+    head = "\n".join(text.splitlines()[:12])
+    m = _DOC_NUMBER.search(head)
+    return re.sub(r"\s+", "", m.group(0)) if m else None
+
+
+def organisations(text: str) -> set[str]:
+    """Organisation names the text mentions ("材料科学姑苏实验室", "区财政局")."""
+    out = set()
+    for m in _ORG.finditer(text):
+        words = [w for w in pseg.cut(m.group(1))]
+        # drop leading words that are not part of a name (verbs, prepositions, pronouns: "依托厦门大学")
+        while words and (words[0].flag[:1] in "vpcdurmfq" or len(words[0].word) == 1):
+            words.pop(0)
+        name = "".join(w.word for w in words)
+        if 3 <= len(name) <= 14 and not _ORG_SUFFIX.fullmatch(name) and len(_ORG_SUFFIX.sub("", name)) >= 2:
+            out.add(name)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _named_words(text: str) -> frozenset[str]:
+    return frozenset(w.word for w in pseg.cut(text) if w.flag in _NAMED_POS and len(w.word) >= 2)
+
+
+def enrich(info: DocumentInfo, text: str) -> DocumentInfo:
+    """`info` with what the document itself says filled in: aliases from its title and
+    region, its period and 文号 when the catalog has none.  Catalog values win."""
+    aliases = list(info.aliases)
+    place = title_place(info.title)
+    derived = place_aliases(info.region) + (place_aliases(place) if place else [])
+    for a in derived:
+        if a not in aliases and a not in info.weak_aliases:
+            aliases.append(a)
+    return replace(info, aliases=aliases,
+                   period=info.period or derive_period(info.title, text),
+                   doc_number=info.doc_number or derive_doc_number(text))
+
+
+_registered: set[str] = set()
+
+
+def register(documents: list[DocumentInfo], texts: dict[str, str]) -> None:
+    """Teach jieba the documents' names: aliases and regions as places, organisations as such."""
+    for d in documents:
+        for word in [*d.aliases, *d.weak_aliases, *place_aliases(d.region)]:
+            if re.search(r"[\u4e00-\u9fa5]", word) and word not in _registered:
+                jieba.add_word(word, freq=200000, tag="ns")
+                _registered.add(word)
+        for org in organisations(texts.get(d.doc_id, "")):
+            if org not in _registered:
+                jieba.add_word(org, freq=50000, tag="nt")
+                _registered.add(org)
+
