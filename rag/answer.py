@@ -20,7 +20,7 @@ from .index import KnowledgeIndex
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
 from .sections import enclosing_section, matched_section, metadata_answer, section_answer
-from .selection import Pick, best_clauses, best_sentences, coverage, number_support
+from .selection import Pick, best_clauses, best_sentences, coverage, missing_names, number_support
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
 SECOND_WHOLE_CLAUSE_RATIO = 0.85
@@ -142,7 +142,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
 
     if not hits:
         return refuse("相关条款", "no matching clause", "no_hits")
-    if off_topic(qa, hits, index, scope):
+    if off_topic(qa, hits, index, scope, retrieval.route.named):
         return refuse("与该问题相关的内容", "nothing related to this question", "off_topic")
     missing = check_constraints(qa, hits, index, documents, scope)
     if missing:
@@ -193,7 +193,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place or organisation must be in what we cite, not merely somewhere in the documents.
     cited = " ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations)
-    for name in qa.named:
-        if name not in cited and not any(name in (d.region or "") for d in documents):
+    for name in missing_names(qa, cited, index):
+        if not any(name in (d.region or "") for d in documents):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)

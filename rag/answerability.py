@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 
 import jieba
+import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
@@ -28,7 +29,7 @@ from .index import KnowledgeIndex
 from .keywords import STOPWORDS, normalize, variants
 from .question import QuestionAnalysis
 from .retrieve import Hit
-from .vocabulary import COUNTRY_WORDS
+from .vocabulary import COUNTRY_WORDS, document_pinyin
 
 REFUSAL_PREFIX = "文件中未找到"
 # Retrieval strength below which a question is not answered (calibrated on the dev split):
@@ -37,8 +38,12 @@ MIN_DENSE = 0.80
 MIN_COVERAGE = 0.34
 ENGLISH_DENSE_MARGIN = 0.06  # cross-language similarities run lower
 OFF_TOPIC_DENSE = 0.83  # a question sharing no word with the documents needs this much similarity
-_FUNCTION_CHARS = set("的了和与及或在是对为以等有中上下把被将从由其该这那之于并而也都就又各个年月日元亿万吗呢吧啊么请问你我他她它们")
+_FUNCTION_CHARS = set("的了和与及或在是对为以等有上下把被将从由其该这那之于并而也都就又各个年月日元亿万吗呢吧啊么请问你我他她它们"
+                      "要会能可应给让向")
 _CJK_CHAR = re.compile(r"^[\u4e00-\u9fa5]$")
+# Single characters of these parts of speech are ordinary words, never pieces of a name.
+_NOT_NAME_POS = {"v", "vd", "vg", "d", "dg", "m", "mq", "q", "r", "rr", "rz", "p", "c", "u", "uj", "ul", "uz", "ud",
+                 "ug", "uv", "y", "e", "o", "zg", "a", "ad", "ag", "an", "z"}
 
 
 def refusal_text(what_zh: str, what_en: str, english: bool) -> str:
@@ -67,6 +72,16 @@ def _place_covered(name: str, scope: list[str], documents: list[DocumentInfo]) -
                                      for d in documents if d.doc_id in scope)
 
 
+def _latin_covered(name: str, index: KnowledgeIndex, scope: list[str], text: str) -> bool:
+    """An English name is covered when the documents write it, or write a name spelled so in pinyin."""
+    n = name.lower().removesuffix("'s").replace("-", "")
+    if n in text:
+        return True
+    texts = index.normalized_doc_texts
+    spellings = set().union(*(document_pinyin(t) for d, t in texts.items() if d in scope)) if scope else set()
+    return any(p == n or (len(n) >= 4 and p.startswith(n)) for p in spellings)
+
+
 def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, documents: list[DocumentInfo],
                       scope: list[str] | None) -> tuple[str, str] | None:
     """(Chinese, English) name of the first constraint of the question the searched documents lack."""
@@ -74,7 +89,10 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
     text = normalize(normalize_for_matching(scope_text(index, scope)))
     hit_text = normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
     for name in qa.named:
-        if normalize(normalize_for_matching(name)) not in text and not _place_covered(name, scope, documents):
+        if re.fullmatch(r"[A-Za-z\-']+", name):
+            if not _latin_covered(name, index, scope, text):
+                return f"“{name}”", f"nothing about {name}"
+        elif normalize(normalize_for_matching(name)) not in text and not _place_covered(name, scope, documents):
             return f"“{name}”", f"nothing about {name}"
     for year in qa.years:
         if not _year_covered(year, scope, documents, text):
@@ -86,26 +104,32 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
 
 
 def unknown_names(question: str, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
-    """Runs of characters jieba cannot make words of ("长电科技" -> 长/电/科技) that occur in no
-    searched document: the name of something the documents never mention."""
+    """Names the documents never mention, recognised without a list: words jieba's dictionary
+    does not know ("中芯", "长电" — guessed by its HMM), and runs of characters it cannot make
+    words of ("台积"+"电"), that occur in no searched document."""
     text = scope_text(index, scope)
     out, run = [], []
-    toks = list(jieba.cut(normalize(question))) + [""]
-    for i, tok in enumerate(toks):
-        if _CJK_CHAR.match(tok) and tok not in _FUNCTION_CHARS and tok not in STOPWORDS:
+    toks = list(pseg.cut(normalize(question))) + [pseg.pair("", "x")]
+    for w in toks:
+        tok = w.word
+        if (_CJK_CHAR.match(tok) and tok not in _FUNCTION_CHARS and tok not in STOPWORDS
+                and w.flag not in _NOT_NAME_POS):
             run.append(tok)
             continue
-        if len(run) >= 2:
-            joined = "".join(run)
-            if joined not in text:
-                nxt = tok if len(tok) >= 2 and re.match(r"^[\u4e00-\u9fa5]+$", tok) else ""
-                out.append(joined + nxt)
+        if len(run) >= 2 and "".join(run) not in text:
+            out.append("".join(run) + (tok if re.fullmatch(r"[\u4e00-\u9fa5]{2,}", tok) else ""))
         run = []
+        if (re.fullmatch(r"[\u4e00-\u9fa5]{2,}", tok) and jieba.dt.FREQ.get(tok) is None
+                and not set(tok) & _FUNCTION_CHARS and tok not in STOPWORDS and tok not in text):
+            out.append(tok)
     return out
 
 
-def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scope: list[str] | None) -> bool:
+def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scope: list[str] | None,
+              names_a_document: bool = False) -> bool:
     """No content word of the question occurs in the searched documents, and nothing is close in meaning."""
+    if names_a_document:
+        return False
     best_dense = max((h.dense for h in hits), default=0.0)
     threshold = OFF_TOPIC_DENSE - (ENGLISH_DENSE_MARGIN if qa.english else 0.0)
     if best_dense >= threshold:

@@ -238,7 +238,8 @@ def _balanced(text: str) -> bool:
 def _split_title(rest: str) -> tuple[str, bool]:
     """Title of a heading and whether the line is nothing but the title."""
     rest = tidy_spaces(rest)
-    if "。" not in rest and len(rest) <= 40 and not rest.endswith(_WRAPPED_END) and _balanced(rest):
+    if ("。" not in rest and len(rest) <= 40 and not rest.endswith(_WRAPPED_END + ("；", ";"))
+            and _balanced(rest)):
         return rest, True
     # An inline heading's title is its first sentence, or its first phrase when that is short.
     for stop in ("。", "，"):

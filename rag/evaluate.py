@@ -215,7 +215,13 @@ class AssistantSystem:
 
     def search(self, query: str, k: int) -> list[tuple[str, str, str]]:
         res = self.assistant.search(query, k=k, mode=self.config.mode, use_routing=self.config.use_routing)
-        return [(h.chunk.doc_id, h.chunk.chunk_id, h.chunk.text) for h in res.hits]
+        return [(h.chunk.doc_id, h.chunk.chunk_id, held_text(h.chunk)) for h in res.hits]
+
+
+def held_text(chunk) -> str:
+    """What a gold quote is looked for in: the clause text and its own heading (a list item's
+    title often lives only in the heading)."""
+    return (chunk.section[-1] + " " if getattr(chunk, "section", None) else "") + chunk.text
 
 
 class BaselineSystem:
@@ -283,7 +289,7 @@ def evaluate_item(system: System, item: GoldItem) -> dict:
         rec["rr"] = 0.0 if first is None else 1.0 / (first + 1)
     else:
         rec["recall_at_answer_k"] = None
-    cites = [(c.hit.chunk.doc_id, c.hit.chunk.chunk_id, c.hit.chunk.text) for c in answer.citations]
+    cites = [(c.hit.chunk.doc_id, c.hit.chunk.chunk_id, held_text(c.hit.chunk)) for c in answer.citations]
     cite_held = [held_clauses(text, item) for _, _, text in cites]
     rec["citations"] = [{"doc_id": d, "id": cid, "gold": bool(h)} for (d, cid, _), h in zip(cites, cite_held)]
     if item.answerable:

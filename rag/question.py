@@ -14,21 +14,21 @@ import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
 from .keywords import STOPWORDS, english_terms, key_terms, normalize
-from .vocabulary import COUNTRY_WORDS
+from .vocabulary import COUNTRY_WORDS, is_place
 
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
 # A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
 NON_YEAR_FIGURE = re.compile(r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
-                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位|年)|\d{5,}|\d+-\d+家")
+                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位)|\d{5,}|\d+-\d+家")
 _QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方件]|"
                    r"what are|which|list", re.I)
 _SUMMARY = re.compile(r"哪些|有什么|包括|包含|主要|概括|总结|介绍|内容|what (are|does)|summar|main", re.I)
 # Asks for a whole section in the user's words: "主要抓哪几件事", "下一步打算怎么做", "概括一下".
-_BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|哪几个方面|哪些方面|主要内容|主要任务|重点任务|主要举措|"
-                    r"下一步|打算怎么|准备怎么|怎么做|如何做|从哪些|讲了什么|说了什么|规定了什么|"
+_BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|主要内容|"
+                    r"下一步|打算怎么|准备怎么|怎么做|如何做|讲了什么|说了什么|规定了什么|"
                     r"summari[sz]e|overview|main (points|measures|tasks)", re.I)
 _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
 # Asks for a number, so an answer without one in the asked-about phrase does not answer it.
@@ -42,8 +42,10 @@ _RESPONSIBLE = re.compile(r"负责|责任单位|责任部门|牵头|哪些部门
                           r"who is responsible|responsible|which (department|agency)", re.I)
 _HOW = re.compile(r"如何|怎么|怎样|做了什么|做了哪些|采取|安排|部署|举措|措施|方面|how (does|do|did|will|is)|"
                   r"what (measures|steps|actions)", re.I)
-# Proper-noun parts of speech: a place or organisation the question is about.
-_NAMED_POS = {"ns", "nt", "nr", "nrt", "nz"}
+# Proper-noun parts of speech: a place or organisation the question is about.  jieba tags
+# many common two-character words as person names (荣誉/nr), so those need three characters.
+_NAMED_POS = {"ns", "nt", "nz"}
+_PERSON_POS = {"nr", "nrt"}
 # Capitalised English words that are not names of places or organisations.
 _ENGLISH_COMMON = set("""
 what which who whom whose when where why how is are was were do does did the a an of in on for to by and or
@@ -103,7 +105,8 @@ def named_words(question: str, known: set[str]) -> list[str]:
     out = []
     for word, flag in pseg.cut(question):
         w = normalize(word.strip())
-        if (flag in _NAMED_POS and len(w) >= 2 and w not in COUNTRY_WORDS and w not in STOPWORDS
+        named = flag in _NAMED_POS or (flag in _PERSON_POS and len(w) >= 3) or is_place(w)
+        if (named and len(w) >= 2 and w not in COUNTRY_WORDS and w not in STOPWORDS
                 and not re.fullmatch(r"[a-z\-]+", w) and not any(w in k or k in w for k in known)):
             out.append(word.strip())
     return out

@@ -14,7 +14,7 @@ import re
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching, split_sentences
 from .index import KnowledgeIndex
-from .keywords import key_terms
+from .keywords import key_terms, normalize
 from .question import QuestionAnalysis
 from .retrieve import Hit
 
@@ -33,6 +33,16 @@ SECTION_WORDS = {"措施", "工程", "任务", "举措", "政策", "方面", "�
 def title_words(title: str) -> str:
     """A heading title without its marker: "六、保障措施" -> "保障措施"."""
     return _MARKER.sub("", title).strip()
+
+
+def _section_text(index: KnowledgeIndex, doc_id: str, prefix: tuple[str, ...]) -> str:
+    """A section's text, normalized like keywords (cached on the index: an index never changes)."""
+    cache = index.__dict__.setdefault("_section_texts", {})
+    key = (doc_id, prefix)
+    if key not in cache:
+        cache[key] = normalize("".join(c.text for c in index.chunks
+                                       if c.doc_id == doc_id and tuple(c.section[: len(prefix)]) == prefix))
+    return cache[key]
 
 
 def _chapter_ref(question: str) -> str | None:
@@ -72,6 +82,11 @@ def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
             extra = {t for t in extra if index.idf(t) >= GENERIC_IDF
                      and not any(t in w or w in t for w in title_tokens | place_words)
                      and not (chapter and chapter in t)}
+            if extra:
+                # only a word the section itself uses narrows the question to one of its items
+                # ("保障措施中关于环保…"); "涵盖", "领域" are the asker's words
+                body = _section_text(index, ch.doc_id, tuple(ch.section[: depth + 1]))
+                extra = {t for t in extra if t in body}
             if extra:
                 continue
             key = (10 if box or chapter else len(title_tokens), -depth)

@@ -126,6 +126,13 @@ def score_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     return picks
 
 
+def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex) -> list[str]:
+    """Specific names of the question (not words every clause uses, like 集成电路) absent from `text`."""
+    bare = normalize_for_matching(text).lower()
+    return [n for n in qa.named if index.idf(normalize(n)) >= GENERIC_IDF and not n.isascii()
+            and normalize_for_matching(n).lower() not in bare]  # English names were checked by pinyin
+
+
 def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> bool:
     """Does `sentence` give a figure for the thing asked about?
 
@@ -134,8 +141,8 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -
     phrase before it (change phrases "由…提高到…"), or in other words
     (synonyms, shared characters) anywhere in the sentence.
     """
-    if any(normalize_for_matching(name).lower() not in normalize_for_matching(sentence).lower() for name in qa.named):
-        return False
+    if missing_names(qa, sentence, index):
+        return False  # a figure about someone else ("长电科技" asked, "海思半导体" answered)
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     wants_year = bool(WANTS_YEAR.search(qa.text))

@@ -114,6 +114,44 @@ def enrich(info: DocumentInfo, text: str) -> DocumentInfo:
                    doc_number=info.doc_number or derive_doc_number(text))
 
 
+@lru_cache(maxsize=1)
+def gazetteer() -> frozenset[str]:
+    """China's administrative divisions (cpca's table): full names, and short forms of
+    provinces and cities ("合肥市" -> "合肥").  Districts keep their suffix: "和平区" is a
+    place, "和平" a word."""
+    import csv
+    from importlib.metadata import distribution
+
+    names: set[str] = set()
+    # read the data file without importing cpca (its import needs pkg_resources and pandas)
+    table = distribution("cpca").locate_file("cpca/resources/adcodes.csv")
+    with open(table, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            name, code = row["name"].strip(), row["adcode"].strip()
+            if not name:
+                continue
+            names.add(name)
+            if code[4:6] == "00":  # a province or a prefecture-level city
+                short = _ADMIN_SUFFIX.sub("", name)
+                if len(short) >= 2:
+                    names.add(short)
+    return frozenset(names - COUNTRY_WORDS)
+
+
+@lru_cache(maxsize=4096)
+def document_pinyin(text: str) -> frozenset[str]:
+    """Pinyin spellings ("huawei", "qingpu") of the names a document uses, so an English
+    question naming one ("Huawei", "Qingpu") can be checked against the Chinese text."""
+    from pypinyin import lazy_pinyin
+
+    words = set(_named_words(text)) | {w for w in gazetteer() if w in text} | organisations(text)
+    return frozenset("".join(lazy_pinyin(w)).lower() for w in words)
+
+
+def is_place(word: str) -> bool:
+    return word in gazetteer()
+
+
 _registered: set[str] = set()
 
 

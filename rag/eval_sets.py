@@ -1,0 +1,174 @@
+"""Question sets for honest evaluation: dev (tune on it), test (never), and held-out documents.
+
+- `dev` / `test`: `evals/gold.jsonl` split by a hash of each question id (a
+  third goes to test), so the split never depends on what the system gets right;
+- `fresh`: `evals/test_fresh.jsonl`, written from the plans alone by someone who
+  had not read the answerer, frozen before it was measured — test only;
+- `uploaded`: real documents of other shapes (`evals/documents/`, regulations
+  with 第X章/第X条, 若干措施, 实施办法) uploaded through `Assistant.add_document`
+  as a user would (file and title only), asked with the filter set to the document;
+- `loo`: leave-one-document-out — each seed in turn removed from the catalog and
+  uploaded as a new document without its catalog entry (no aliases, no period),
+  its own single-document questions asked without a filter.
+
+Each set runs the default configuration; `rag eval --sets …` reports them side
+by side with the test-minus-dev gap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .config import PROJECT_ROOT
+from .evaluate import GOLD_PATH, GoldItem, evaluate_item, held_text, load_gold
+
+EVALS = PROJECT_ROOT / "evals"
+FRESH_PATH = EVALS / "test_fresh.jsonl"
+UPLOADED_PATH = EVALS / "uploaded_gold.jsonl"
+DOCUMENTS_DIR = EVALS / "documents"
+SETS = ("dev", "test", "fresh", "uploaded", "loo")
+TEST_SHARE = 3  # one question in three is test
+
+
+def split_of(item_id: str) -> str:
+    return "test" if int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % TEST_SHARE == 0 else "dev"
+
+
+def gold_split(name: str, path: Path = GOLD_PATH) -> list[GoldItem]:
+    return [g for g in load_gold(path) if split_of(g.id) == name]
+
+
+class CachedEmbedder:
+    """The same embedder, remembering passage vectors by text: leave-one-out rebuilds the
+    index five times over the same passages."""
+
+    def __init__(self, embedder):
+        self._inner = embedder
+        self._cache: dict[str, np.ndarray] = {}
+
+    def embed_passages(self, texts, show_progress: bool = False):
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            for t, v in zip(todo, self._inner.embed_passages(todo)):
+                self._cache[t] = v
+        return np.vstack([self._cache[t] for t in texts]) if texts else self._inner.embed_passages([])
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+class _Asking:
+    """One Assistant, asked with an optional document filter per question."""
+
+    def __init__(self, assistant, documents_of=lambda item: None):
+        self.assistant = assistant
+        self.answer_k = assistant.settings.top_k
+        self._documents_of = documents_of
+        self._current: list[str] | None = None
+
+    def ask(self, item: GoldItem):
+        self._current = self._documents_of(item)
+        return self.assistant.ask(item.question, history=item.history or None, documents=self._current)
+
+    def search(self, query: str, k: int):
+        res = self.assistant.search(query, k=k, documents=self._current)
+        return [(h.chunk.doc_id, h.chunk.chunk_id, held_text(h.chunk)) for h in res.hits]
+
+
+def _assistant(settings, embedder, seeds_dir: Path, index_dir: Path):
+    from .service import Assistant
+
+    return Assistant(replace(settings, seeds_dir=seeds_dir, index_dir=index_dir), embedder=embedder)
+
+
+def run_uploaded(settings, embedder, progress=None) -> list[dict]:
+    """Upload each real document as a user would (file + title), ask its questions filtered to it."""
+    docs = json.loads((DOCUMENTS_DIR / "catalog.json").read_text(encoding="utf-8"))["documents"]
+    items = load_gold(UPLOADED_PATH)
+    with tempfile.TemporaryDirectory() as tmp:
+        assistant = _assistant(settings, embedder, settings.seeds_dir, Path(tmp) / "index")
+        for d in docs:
+            content = (DOCUMENTS_DIR / d["file"]).read_bytes()
+            assistant.add_document(d["file"], content, title=d["title"], doc_id=d["doc_id"])
+        ids = [d["doc_id"] for d in docs]
+
+        def documents_of(item: GoldItem):
+            own = {g["doc_id"] for g in item.gold} or {i for i in ids if item.id.startswith(f"u-{i}-")}
+            return sorted(own) or None
+
+        system = _Asking(assistant, documents_of)
+        return [_tick(progress, evaluate_item(system, item)) for item in items]
+
+
+def run_leave_one_out(settings, embedder, items: list[GoldItem], progress=None) -> list[dict]:
+    """Each seed indexed as an upload without its catalog entry; its own questions asked unfiltered."""
+    from .catalog import load_catalog
+
+    seeds = Path(settings.seeds_dir)
+    catalog = json.loads((seeds / "catalog.json").read_text(encoding="utf-8"))
+    documents = load_catalog(seeds)
+    cached = embedder if isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+    records = []
+    for held in documents:
+        own = [g for g in items if g.gold and {x["doc_id"] for x in g.gold} == {held.doc_id}]
+        if not own:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "seeds").mkdir()
+            rest = [e for e in catalog["documents"] if e["doc_id"] != held.doc_id]
+            for e in rest:
+                shutil.copy(seeds / e["file"], tmp / "seeds" / e["file"])
+            (tmp / "seeds" / "catalog.json").write_text(json.dumps({**catalog, "documents": rest},
+                                                                  ensure_ascii=False), encoding="utf-8")
+            assistant = _assistant(settings, cached, tmp / "seeds", tmp / "index")
+            upload_id = f"upload-{held.doc_id}"[:60]
+            assistant.add_document(f"{held.doc_id}.txt", (seeds / held.file).read_bytes(), title=held.title,
+                                   doc_id=upload_id)
+            system = _Asking(assistant)
+            for item in own:
+                rec = evaluate_item(system, item)
+                rec["held_out"] = held.doc_id
+                records.append(_tick(progress, rec))
+    return records
+
+
+def _tick(progress, rec):
+    if progress is not None:
+        progress.update(1)
+    return rec
+
+
+def run_sets(assistant, sets: list[str], progress: bool = True) -> dict[str, list[dict]]:
+    """Per-question records of the default configuration on each named set."""
+    from tqdm import tqdm
+
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+    dev, test = gold_split("dev"), gold_split("test")
+    fresh = load_gold(FRESH_PATH)
+    loo_items = dev + test + fresh
+    sizes = {"dev": len(dev), "test": len(test), "fresh": len(fresh), "uploaded": len(load_gold(UPLOADED_PATH)),
+             "loo": sum(1 for g in loo_items if g.gold and len({x["doc_id"] for x in g.gold}) == 1)}
+    bar = tqdm(total=sum(sizes[s] for s in sets), disable=not progress, unit="q", dynamic_ncols=True)
+    out: dict[str, list[dict]] = {}
+    system = _Asking(assistant)
+    for name in sets:
+        bar.set_description(name)
+        if name in ("dev", "test", "fresh"):
+            out[name] = [_tick(bar, evaluate_item(system, item)) for item in {"dev": dev, "test": test,
+                                                                               "fresh": fresh}[name]]
+        elif name == "uploaded":
+            out[name] = run_uploaded(assistant.settings, assistant.embedder, bar)
+        else:
+            out[name] = run_leave_one_out(assistant.settings, assistant.embedder, loo_items, bar)
+    bar.close()
+    return out
