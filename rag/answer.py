@@ -191,9 +191,10 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         return refuse("相关条款", "no matching clause", "no_sentence")
     if qa.asks_number and not whole_clause and not any(number_support(p.sentence, qa, index) for p in picks):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
-    # A named place or organisation must be in what we cite, not merely somewhere in the documents.
-    cited = " ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations)
+    # A named place must be in the documents we cite, not merely somewhere in the corpus.
+    cited_docs = {c.hit.chunk.doc_id for c in citations}
+    cited = " ".join(t for d, t in index.normalized_doc_texts.items() if d in cited_docs)
     for name in missing_names(qa, cited, index):
-        if not any(name in (d.region or "") for d in documents):
+        if not any(name in (d.region or "") for d in documents if d.doc_id in cited_docs):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)

@@ -103,25 +103,36 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
     return None
 
 
+# Words that close a company's or institution's name: "中芯"+"国际", "长电"+"科技".
+_ORG_WORD = re.compile(r"^(科技|国际|集团|公司|股份|电子|微电子|半导体|存储|光电|实业|控股|技术|信息|智能|芯片|研究院|大学)")
+
+
 def unknown_names(question: str, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
-    """Names the documents never mention, recognised without a list: words jieba's dictionary
-    does not know ("中芯", "长电" — guessed by its HMM), and runs of characters it cannot make
-    words of ("台积"+"电"), that occur in no searched document."""
+    """Company or institution names the documents never mention, recognised without a list:
+    a word jieba's dictionary does not know ("中芯", guessed by its HMM) or a run of single
+    characters ("台积"+"电"), standing before a word that ends names ("国际", "科技"), or
+    three characters long on its own; and absent from every searched document."""
     text = scope_text(index, scope)
-    out, run = [], []
-    toks = list(pseg.cut(normalize(question))) + [pseg.pair("", "x")]
-    for w in toks:
-        tok = w.word
-        if (_CJK_CHAR.match(tok) and tok not in _FUNCTION_CHARS and tok not in STOPWORDS
-                and w.flag not in _NOT_NAME_POS):
-            run.append(tok)
-            continue
-        if len(run) >= 2 and "".join(run) not in text:
-            out.append("".join(run) + (tok if re.fullmatch(r"[\u4e00-\u9fa5]{2,}", tok) else ""))
-        run = []
-        if (re.fullmatch(r"[\u4e00-\u9fa5]{2,}", tok) and jieba.dt.FREQ.get(tok) is None
-                and not set(tok) & _FUNCTION_CHARS and tok not in STOPWORDS and tok not in text):
-            out.append(tok)
+    toks = [w for w in pseg.cut(normalize(question))] + [pseg.pair("", "x")]
+    out = []
+    i = 0
+    while i < len(toks) - 1:
+        w = toks[i]
+        if re.fullmatch(r"[\u4e00-\u9fa5]+", w.word) and not set(w.word) & _FUNCTION_CHARS \
+                and (len(w.word) == 1 or w.word not in STOPWORDS) and w.flag not in _NOT_NAME_POS:
+            j, piece = i, ""
+            while j < len(toks) - 1 and (len(toks[j].word) == 1 or jieba.dt.FREQ.get(toks[j].word) is None) \
+                    and re.fullmatch(r"[\u4e00-\u9fa5]+", toks[j].word) and not set(toks[j].word) & _FUNCTION_CHARS \
+                    and toks[j].flag not in _NOT_NAME_POS and toks[j].word not in ("里", "内", "外"):
+                piece += toks[j].word
+                j += 1
+            if len(piece) >= 2 and piece not in text:
+                nxt = toks[j].word
+                if _ORG_WORD.match(nxt) or len(piece) >= 3:
+                    out.append(piece + (nxt if _ORG_WORD.match(nxt) else ""))
+            i = max(j, i + 1)
+        else:
+            i += 1
     return out
 
 

@@ -175,6 +175,16 @@ def cmd_eval(args) -> int:
     """Gold-set evaluation: configurations side by side, report under evals/reports/<timestamp>/."""
     from .evaluate import ConfigError, GoldError, main as run_evaluation
 
+    if args.sets:
+        from .eval_sets import main as run_sets
+
+        try:
+            run_sets(lambda: _assistant(args), [s.strip() for s in args.sets.split(",") if s.strip()], args.out,
+                     progress=not args.quiet)
+        except (GoldError, ValueError) as exc:
+            print(f"错误：{exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         run_evaluation(lambda: _assistant(args), args.config, args.gold, args.out, limit=args.limit,
                        progress=not args.quiet)
@@ -274,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"configuration to run (repeatable; default all): {', '.join(CONFIG_NAMES)}; "
                          f"optional: {', '.join(n for n in CONFIGS if n not in CONFIG_NAMES)}")
     sp.add_argument("--gold", help="gold questions file (default evals/gold.jsonl)")
+    sp.add_argument("--sets", metavar="LIST",
+                    help="comma-separated question sets, reported side by side with the gap to dev: "
+                         "dev,test,fresh,uploaded,loo (the default configuration only)")
     sp.add_argument("--out", help="reports folder (default evals/reports); the run goes in <out>/<timestamp>/")
     sp.add_argument("--limit", type=int, help="evaluate only N questions, spread over the gold set")
     sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")

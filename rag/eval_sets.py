@@ -172,3 +172,131 @@ def run_sets(assistant, sets: list[str], progress: bool = True) -> dict[str, lis
             out[name] = run_leave_one_out(assistant.settings, assistant.embedder, loo_items, bar)
     bar.close()
     return out
+
+
+# --------------------------------------------------------------------------- report
+
+SET_ROWS = [("n", "questions"), ("recall@5", "recall@5"), ("key_fact_accuracy", "key-fact accuracy"),
+            ("citation_precision", "citation precision"), ("false_refusal_rate", "false refusals"),
+            ("refusal_accuracy", "refusal accuracy"), ("pass_rate", "questions passed")]
+REFUSAL_RULES = ("off_topic", "constraint", "unknown_name", "weak_retrieval", "no_figure", "no_sentence", "no_hits")
+
+
+def sets_summary(records: dict[str, list[dict]]) -> dict:
+    from .evaluate import TYPES, aggregate, aggregate_by_type
+
+    metrics = {s: aggregate(r) for s, r in records.items()}
+    out = {"metrics": metrics, "by_type": {s: aggregate_by_type(r) for s, r in records.items()},
+           "refusals": {}, "gap": {}}
+    for s, recs in records.items():
+        n_ans = sum(r["answerable"] for r in recs) or 1
+        n_una = sum(not r["answerable"] for r in recs) or 1
+        out["refusals"][s] = {rule: {"false_refusals": round(sum(r["answerable"] and r["refused"] and r["reason"] == rule
+                                                                 for r in recs) / n_ans, 4),
+                                     "correct_refusals": round(sum(not r["answerable"] and r["refused"]
+                                                                   and r["reason"] == rule for r in recs) / n_una, 4)}
+                              for rule in REFUSAL_RULES}
+    if "dev" in metrics:
+        for s in metrics:
+            if s != "dev":
+                out["gap"][s] = {k: (None if metrics[s][k] is None or metrics["dev"][k] is None
+                                     else round(metrics[s][k] - metrics["dev"][k], 4))
+                                 for k, _ in SET_ROWS[1:]}
+    if "loo" in records:
+        out["loo_per_document"] = {}
+        for doc in sorted({r["held_out"] for r in records["loo"]}):
+            m = aggregate([r for r in records["loo"] if r["held_out"] == doc])
+            out["loo_per_document"][doc] = {k: m[k] for k, _ in SET_ROWS}
+    out["types"] = [t for t in TYPES]
+    return out
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def render_sets(summary: dict) -> str:
+    sets = list(summary["metrics"])
+    lines = ["| metric | " + " | ".join(sets) + " |", "| --- |" + " ---: |" * len(sets)]
+    for key, label in SET_ROWS:
+        lines.append(f"| {label} | " + " | ".join(_fmt(summary["metrics"][s][key]) for s in sets) + " |")
+    lat = [summary["metrics"][s]["latency_ms"].get("total", {}).get("p95") for s in sets]
+    lines.append("| ask p95 ms (total) | " + " | ".join(_fmt(v) for v in lat) + " |")
+    out = ["## Sets side by side (default configuration)", "", *lines, ""]
+    if summary["gap"]:
+        gaps = list(summary["gap"])
+        out += ["## Gap to dev (set − dev; negative = worse than on the tuning split)", "",
+                "| metric | " + " | ".join(gaps) + " |", "| --- |" + " ---: |" * len(gaps)]
+        for key, label in SET_ROWS[1:]:
+            out.append(f"| {label} | " + " | ".join(_fmt(summary["gap"][g][key]) for g in gaps) + " |")
+        out.append("")
+    out += ["## Per question type (questions passed)", "", "| type | " + " | ".join(sets) + " |",
+            "| --- |" + " ---: |" * len(sets)]
+    for t in summary["types"]:
+        cells = []
+        for s in sets:
+            row = summary["by_type"][s].get(t)
+            cells.append(f"{_fmt(row['pass_rate'])} (n={row['n']})" if row else "–")
+        if any(c != "–" for c in cells):
+            out.append(f"| {t} | " + " | ".join(cells) + " |")
+    out += ["", "## Refusal rules: share of answerable questions each rule refused (cost) and of "
+            "unanswerable ones it refused (benefit)", "", "| rule | " + " | ".join(f"{s} cost / benefit" for s in sets)
+            + " |", "| --- |" + " ---: |" * len(sets)]
+    for rule in REFUSAL_RULES:
+        out.append(f"| {rule} | " + " | ".join(f"{_fmt(summary['refusals'][s][rule]['false_refusals'])} / "
+                                             f"{_fmt(summary['refusals'][s][rule]['correct_refusals'])}"
+                                             for s in sets) + " |")
+    if summary.get("loo_per_document"):
+        out += ["", "## Leave-one-out, per held-out document", "",
+                "| document | " + " | ".join(label for _, label in SET_ROWS) + " |", "| --- |" + " ---: |" * len(SET_ROWS)]
+        for doc, m in summary["loo_per_document"].items():
+            out.append(f"| {doc} | " + " | ".join(_fmt(m[k]) for k, _ in SET_ROWS) + " |")
+    return "\n".join(out)
+
+
+def write_sets_report(records: dict[str, list[dict]], meta: dict, out_dir: Path) -> Path:
+    from datetime import datetime
+
+    summary = sets_summary(records)
+    folder = Path(out_dir) / (datetime.now().strftime("%Y%m%d-%H%M%S") + "-sets")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({"meta": meta, **summary}, ensure_ascii=False, indent=2),
+                                         encoding="utf-8")
+    with open(folder / "per_question.jsonl", "w", encoding="utf-8") as f:
+        for s, recs in records.items():
+            for r in recs:
+                f.write(json.dumps({"set": s, **r}, ensure_ascii=False) + "\n")
+    failures = ["## Failures", ""]
+    for s, recs in records.items():
+        wrong = [r for r in recs if not r["passed"]]
+        failures.append(f"### {s}: {len(wrong)} of {len(recs)} wrong")
+        failures += [f"- `{r['id']}` {r['failure']}{' (' + r['reason'] + ')' if r.get('reason') else ''}: "
+                     f"{r['question'][:60]} → {' '.join(r['answer'].split())[:100]}" for r in wrong]
+        failures.append("")
+    body = [f"# Evaluation by question set", "", f"- run: {meta.get('timestamp')}, {meta.get('seconds')} s",
+            f"- git commit: `{meta.get('git_commit')}`", f"- embedding model: `{meta.get('embedding_model')}`", "",
+            render_sets(summary), "", *failures]
+    (folder / "report.md").write_text("\n".join(body), encoding="utf-8")
+    return folder
+
+
+def main(assistant_factory, sets: list[str], out: str | None, progress: bool = True, echo=print) -> Path:
+    """What `rag eval --sets …` does: run each set, write the report, print the tables."""
+    import time
+    from datetime import datetime
+
+    from .evaluate import REPORTS_DIR, _git_commit
+
+    unknown = [s for s in sets if s not in SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+    assistant = assistant_factory()
+    started = time.perf_counter()
+    records = run_sets(assistant, sets, progress=progress)
+    meta = {"timestamp": datetime.now().isoformat(timespec="seconds"), "git_commit": _git_commit(),
+            "embedding_model": assistant.settings.embed_model, "sets": sets,
+            "seconds": round(time.perf_counter() - started, 1)}
+    folder = write_sets_report(records, meta, Path(out) if out else REPORTS_DIR)
+    echo(render_sets(sets_summary(records)))
+    echo(f"\nreport: {folder / 'report.md'}")
+    return folder

@@ -248,6 +248,14 @@ class KnowledgeIndex:
         a, b = self.sentence_start[row], self.sentence_start[row + 1]
         return self.sentence_vectors[a:b] @ np.asarray(query_vector, dtype=np.float32)
 
+    def in_corpus(self, word: str) -> bool:
+        """Does any indexed document use `word`?"""
+        cache = self.__dict__.setdefault("_in_corpus", {})
+        if word not in cache:
+            w = normalize(word)
+            cache[word] = any(w in t for t in self.normalized_doc_texts.values())
+        return cache[word]
+
     def idf(self, token: str) -> float:
         if self.bm25 is None:
             return 0.0

@@ -8,13 +8,13 @@ answerer reads the result; nothing here looks at the index.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
 from .keywords import STOPWORDS, english_terms, key_terms, normalize
-from .vocabulary import COUNTRY_WORDS, is_place
+from .vocabulary import COUNTRY_WORDS, is_pinyin, is_place
 
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
@@ -32,7 +32,7 @@ _BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|主要内�
                     r"summari[sz]e|overview|main (points|measures|tasks)", re.I)
 _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
 # Asks for a number, so an answer without one in the asked-about phrase does not answer it.
-_ASKS_NUMBER = re.compile(r"多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
+_ASKS_NUMBER = re.compile(r"率[^，,。？?]{0,6}(?:目标|要求|是|达到|提高|为|多)|面积|多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
                           r"how (many|much|large|big)|what (percentage|share|proportion)|which year|when", re.I)
 WANTS_YEAR = re.compile(r"哪一年|哪年|何时|which year|when", re.I)
 # A plan's goals and its review of the past live in different sections.
@@ -42,10 +42,9 @@ _RESPONSIBLE = re.compile(r"负责|责任单位|责任部门|牵头|哪些部门
                           r"who is responsible|responsible|which (department|agency)", re.I)
 _HOW = re.compile(r"如何|怎么|怎样|做了什么|做了哪些|采取|安排|部署|举措|措施|方面|how (does|do|did|will|is)|"
                   r"what (measures|steps|actions)", re.I)
-# Proper-noun parts of speech: a place or organisation the question is about.  jieba tags
-# many common two-character words as person names (荣誉/nr), so those need three characters.
-_NAMED_POS = {"ns", "nt", "nz"}
-_PERSON_POS = {"nr", "nrt"}
+# jieba's proper-noun tags are too noisy to refuse on (新建/ns, 安家费/nr, 上市公司/nt): a named
+# place is one the gazetteer knows, or a jieba place name carrying an administrative suffix.
+_ADMIN_END = re.compile(r"(省|市|区|县|州|镇|乡|街道|新区|开发区|高新区|园区)$")
 # Capitalised English words that are not names of places or organisations.
 _ENGLISH_COMMON = set("""
 what which who whom whose when where why how is are was were do does did the a an of in on for to by and or
@@ -76,6 +75,7 @@ class QuestionAnalysis:
     responsible: bool = False
     how: bool = False
     broad: bool = False  # asks for a section as a whole, in the user's own words
+    measured: list[str] = field(default_factory=list)  # what a "how much" asks the figure of ("安家补贴")
 
 
 def known_names(documents: list[DocumentInfo]) -> set[str]:
@@ -94,8 +94,8 @@ def _english_names(question: str, known: set[str]) -> list[str]:
         lw = w.lower().removesuffix("'s")
         sentence_start = not question[: m.start()].strip() or question[: m.start()].rstrip()[-1] in ".?!"
         if (not w[0].isupper() or w.isupper() or sentence_start or lw in _ENGLISH_COMMON
-                or english_terms(lw) or any(lw in k or k in lw for k in known if k)):
-            continue  # acronyms (MIIT, CPPCC), glossary words and known places are not unknown names
+                or english_terms(lw) or any(lw in k or k in lw for k in known if k) or not is_pinyin(lw)):
+            continue  # acronyms (MIIT), glossary words, known places and non-Chinese names are not checked
         out.append(w)
     return out
 
@@ -105,10 +105,60 @@ def named_words(question: str, known: set[str]) -> list[str]:
     out = []
     for word, flag in pseg.cut(question):
         w = normalize(word.strip())
-        named = flag in _NAMED_POS or (flag in _PERSON_POS and len(w) >= 3) or is_place(w)
+        named = is_place(w) or (flag == "ns" and len(w) >= 3)
         if (named and len(w) >= 2 and w not in COUNTRY_WORDS and w not in STOPWORDS
                 and not re.fullmatch(r"[a-z\-]+", w) and not any(w in k or k in w for k in known)):
             out.append(word.strip())
+    return out
+
+
+# The question word of a "how much" question and the words that only say "a figure of".
+_HOW_MUCH = re.compile(r"(是|有|为|达到|要达到|要|能|达|占|给予|提高到|超过)?(多少|几[家个名项条所年次倍]?|多大|多高|多长|多久|"
+                       r"哪一年|哪年|何时|什么水平|什么比例)")
+MEASURE_WORDS = {"比例", "比重", "占比", "数量", "规模", "金额", "标准", "目标", "水平", "情况", "要求", "幅度",
+                 "额度", "上限", "期限", "时间", "程度", "速度", "增速", "总量", "人数", "个数", "家数", "数字", "多少",
+                 "达到", "提出", "计划", "预计", "力争", "最高", "最多", "至少", "一共", "总共", "共", "分别", "现在", "目前"}
+
+
+_COPULA = {"是", "有", "为", "要", "达到", "达", "占", "能", "会", "将", "可", "约", "大约", "共", "共有", "一共", "总共",
+           "到", "了", "提高", "提高到", "提升到", "增加到", "突破", "超过", "给予", "又", "还", "都", "要有", "留"}
+_NOUNISH = ("n", "vn", "an", "j", "eng", "b", "l", "nz", "ng")
+
+
+def measured_terms(question: str, known: set[str]) -> list[str]:
+    """The thing a "how much" question asks the figure of: the nouns just before the question
+    word ("安家补贴是多少" -> 安家, 补贴), or just after it ("有多少家企业" -> 企业); places,
+    years and words that only say "a figure" (目标, 规模, 比例) left out."""
+    toks = [(w.word, w.flag) for w in pseg.cut(normalize(question))]
+    words = [w for w, _ in toks]
+    qi = next((i for i, w in enumerate(words) if re.fullmatch(r"多少|几|多大|多高|多长|多久|哪一年|哪年|何时", w)
+               or re.fullmatch(r"几[家个名项条所年次倍]", w)
+               or (w == "多" and i + 1 < len(words) and words[i + 1] in ("大", "高", "长", "久", "少"))), None)
+    if qi is None:  # "良率提出了什么目标": a rate is a number
+        return [w for w, f in toks if len(w) >= 2 and w.endswith("率") and w not in MEASURE_WORDS][:1]
+    q_end = qi + 1 + (words[qi] == "多")
+
+    def keep(word: str, flag: str) -> bool:
+        return (flag.startswith(_NOUNISH) and word not in MEASURE_WORDS and word not in STOPWORDS
+                and len(word) >= 2 and not any(word in k or k in word for k in known if len(k) >= 2))
+
+    out: list[str] = []
+    i = qi - 1
+    while i >= 0 and words[i] in _COPULA:
+        i -= 1
+    while i >= 0 and (toks[i][1].startswith(_NOUNISH) or words[i] in MEASURE_WORDS):
+        if keep(*toks[i]):
+            out.insert(0, words[i])
+        i -= 1
+    if out:
+        return out
+    i = q_end
+    while i < len(toks) and (toks[i][1] in ("q", "m", "uj") or words[i] in ("家", "个", "名", "的")):
+        i += 1
+    while i < len(toks) and (toks[i][1].startswith(_NOUNISH) or words[i] in MEASURE_WORDS or toks[i][1] == "a"):
+        if keep(*toks[i]):
+            out.append(words[i])
+        i += 1
     return out
 
 
@@ -136,6 +186,7 @@ def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
         responsible=bool(_RESPONSIBLE.search(question)),
         how=bool(_HOW.search(question)),
         broad=bool(_BROAD.search(question)),
+        measured=measured_terms(question, known) if not english else [],
     )
 
 

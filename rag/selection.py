@@ -41,7 +41,7 @@ def _partial(word: str, text_n: str) -> bool:
     return len(word) > 2 and any(word[i:i + 2] in text_n for i in range(len(word) - 1))
 
 
-def coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
+def coverage(keywords: list[str], text: str, index: KnowledgeIndex, synonyms: bool = True) -> float:
     """Share of the question's keyword IDF weight present in `text`."""
     if not keywords:
         return 0.0
@@ -51,7 +51,7 @@ def coverage(keywords: list[str], text: str, index: KnowledgeIndex) -> float:
     for k in set(keywords):
         if normalize(k) in text_n:
             found += index.idf(k)
-        elif any(v in text_n for v in variants(k)):
+        elif synonyms and any(v in text_n for v in variants(k)):
             found += SYNONYM_WEIGHT * index.idf(k)
         elif _partial(normalize(k), text_n):
             found += PARTIAL_WEIGHT * index.idf(k)
@@ -126,6 +126,12 @@ def score_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     return picks
 
 
+def _share_found(words: list[str], text: str) -> float:
+    """Share of `words` (unweighted: a rare paraphrase must not outweigh the rest) in `text`."""
+    text_n = normalize(text)
+    return sum(normalize(w) in text_n or _partial(normalize(w), text_n) for w in words) / len(words)
+
+
 def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex) -> list[str]:
     """Specific names of the question (not words every clause uses, like 集成电路) absent from `text`."""
     bare = normalize_for_matching(text).lower()
@@ -143,6 +149,21 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -
     """
     if missing_names(qa, sentence, index):
         return False  # a figure about someone else ("长电科技" asked, "海思半导体" answered)
+    if qa.measured:
+        # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
+        # no document uses ("门槛" for 入围条件) are the asker's paraphrase: they count only when
+        # they are all there is to go on, and then a partial match is enough.
+        specific = [k for k in qa.measured if index.idf(k) >= GENERIC_IDF] or qa.measured  # not 集成电路, 产业
+        known = [k for k in specific if index.in_corpus(k)]
+        measured, need = (known, 0.5) if known else (specific, 1e-9)
+        phrases = PHRASE.split(sentence)
+        wants_year = bool(WANTS_YEAR.search(qa.text))
+        for i, phrase in enumerate(phrases):
+            has_figure = bool(YEAR.search(phrase)) if wants_year else bool(NON_YEAR_FIGURE.search(phrase))
+            window = phrase if i == 0 else phrases[i - 1] + phrase
+            if has_figure and _share_found(measured, window) >= need:
+                return True
+        return False
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     wants_year = bool(WANTS_YEAR.search(qa.text))

@@ -148,6 +148,30 @@ def document_pinyin(text: str) -> frozenset[str]:
     return frozenset("".join(lazy_pinyin(w)).lower() for w in words)
 
 
+@lru_cache(maxsize=1)
+def _syllables() -> frozenset[str]:
+    from pypinyin import Style, pinyin_dict, pinyin
+
+    out = set()
+    for code in pinyin_dict.pinyin_dict:
+        for reading in pinyin(chr(code), style=Style.NORMAL, heteronym=True)[0]:
+            if reading.isascii() and reading.isalpha():
+                out.add(reading)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=4096)
+def is_pinyin(word: str) -> bool:
+    """Can `word` be read as pinyin syllables ("hangzhou", "hefei")?  Such an English name is
+    a Chinese place or company whose presence can be checked; "Nobel" cannot."""
+    word = word.lower().replace("-", "")
+    syl = _syllables()
+    ok = [True] + [False] * len(word)
+    for i in range(1, len(word) + 1):
+        ok[i] = any(ok[j] and word[j:i] in syl for j in range(max(0, i - 6), i))
+    return len(word) >= 4 and ok[-1]
+
+
 def is_place(word: str) -> bool:
     return word in gazetteer()
 
