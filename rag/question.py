@@ -142,13 +142,22 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
         return (flag.startswith(_NOUNISH) and word not in MEASURE_WORDS and word not in STOPWORDS
                 and len(word) >= 2 and not any(word in k or k in word for k in known if len(k) >= 2))
 
+    def part_of_name(i: int) -> bool:  # walking back over the asked-about phrase ("…的月产能")
+        w, f = toks[i]
+        return (re.fullmatch(r"[\u4e00-\u9fa5A-Za-z]+", w) is not None and f[:1] not in "pcrmtfdqux"
+                and not (f == "ns" and is_place(w)) and w not in ("的", "之") and not any(w in k or k in w for k in known if len(k) >= 2))
+
     out: list[str] = []
     i = qi - 1
     while i >= 0 and words[i] in _COPULA:
         i -= 1
-    while i >= 0 and (toks[i][1].startswith(_NOUNISH) or words[i] in MEASURE_WORDS):
-        if keep(*toks[i]):
-            out.insert(0, words[i])
+    verb_first = i >= 0 and toks[i][1].startswith("v") and toks[i][1] != "vn" and i == qi - 1
+    while i >= 0 and (words[i] in _COPULA or (toks[i][1] == "v" and not verb_first)):
+        i -= 1  # "比例提升到了多少": the change verb is not the thing measured
+    while not verb_first and i >= 0 and part_of_name(i) and words[i] not in _COPULA:
+        w = words[i]
+        if len(w) >= 2 and w not in MEASURE_WORDS and w not in STOPWORDS:
+            out.insert(0, w)
         i -= 1
     if out:
         return out

@@ -126,10 +126,17 @@ def score_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     return picks
 
 
-def _share_found(words: list[str], text: str) -> float:
+def _share_found(words: list[str], text: str, synonyms: bool = True) -> float:
     """Share of `words` (unweighted: a rare paraphrase must not outweigh the rest) in `text`."""
     text_n = normalize(text)
-    return sum(normalize(w) in text_n or _partial(normalize(w), text_n) for w in words) / len(words)
+    found = 0.0
+    for w in words:
+        w = normalize(w)
+        if w in text_n or _partial(w, text_n):
+            found += 1.0
+        elif synonyms and any(v in text_n for v in variants(w)):
+            found += SYNONYM_WEIGHT
+    return found / len(words)
 
 
 def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex) -> list[str]:
@@ -156,12 +163,14 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -
         specific = [k for k in qa.measured if index.idf(k) >= GENERIC_IDF] or qa.measured  # not 集成电路, 产业
         known = [k for k in specific if index.in_corpus(k)]
         measured, need = (known, 0.5) if known else (specific, 1e-9)
+        # when part of the asked phrase is the asker's own word, the rest must be there as written
+        strict = len(known) < len(specific)
         phrases = PHRASE.split(sentence)
         wants_year = bool(WANTS_YEAR.search(qa.text))
         for i, phrase in enumerate(phrases):
             has_figure = bool(YEAR.search(phrase)) if wants_year else bool(NON_YEAR_FIGURE.search(phrase))
             window = phrase if i == 0 else phrases[i - 1] + phrase
-            if has_figure and _share_found(measured, window) >= need:
+            if has_figure and _share_found(measured, window, synonyms=not strict) >= need:
                 return True
         return False
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
