@@ -41,6 +41,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +70,16 @@ class QuestionError(ValueError):
     """The question (or its options) cannot be answered as given: a user error, not a crash."""
 
 
+def _visible(text: str) -> str:
+    """`text` without control and format characters (NUL, zero-width, bidi marks, BOM: Unicode Cc/Cf),
+    whitespace kept."""
+    return "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
 def validate_question(question: object, k: int | None = None) -> str:
     if not isinstance(question, str):
         raise QuestionError("问题必须是文本 (question must be a string)")
-    q = question.strip()
+    q = _visible(question).strip()  # only NULs or zero-width characters: an empty question
     if not q:
         raise QuestionError("问题为空 (empty question)")
     if len(q) > MAX_QUESTION_CHARS:
