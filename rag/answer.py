@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUSAL_PREFIX, check_constraints,
                             off_topic, refusal_text, unknown_names)
 from .catalog import DocumentInfo
-from .index import KnowledgeIndex
+from .index import KnowledgeIndex, chunk_sentences
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
-from .sections import enclosing_section, matched_section, metadata_answer, section_answer
+from .sections import enclosing_section, list_items_after, matched_section, metadata_answer, section_answer
 from .selection import Pick, best_clauses, best_sentences, coverage, missing_names, number_support
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
@@ -127,6 +127,31 @@ def _sentence_picks(question: str, qa: QuestionAnalysis, hits: list[Hit], index:
     return picks
 
 
+def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex):
+    """A chosen sentence that announces a list ("…为中小企业提供下列服务：") is answered with the list:
+    its items follow, each cited, in the document's order."""
+    out = list(picks)
+    hits = list(hits)
+    for p in picks:
+        chunk = hits[p.hit_rank].chunk
+        if not p.sentence.rstrip().endswith(("：", ":")) or hits[p.hit_rank].row >= len(index.chunks) \
+                or index.chunks[hits[p.hit_rank].row] is not chunk:
+            continue
+        for r in list_items_after(hits[p.hit_rank].row, index):
+            rank = next((i for i, h in enumerate(hits) if h.row == r), None)
+            if rank is None:
+                hits.append(Hit(index.chunks[r], 0.0, 0.0, 0.0, r))
+                rank = len(hits) - 1
+            first = chunk_sentences(index.chunks[r])[0]
+            if all((q.hit_rank, q.sentence_index) != (rank, 0) for q in out):
+                out.append(Pick(rank, 0, first, 0.0))
+    if len(out) == len(picks):
+        return hits, picks
+    order = {id(p): i for i, p in enumerate(out)}
+    out.sort(key=lambda p: (hits[p.hit_rank].row, p.sentence_index, order[id(p)]))
+    return hits, out
+
+
 def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeIndex,
                     documents: list[DocumentInfo], min_dense: float = MIN_DENSE,
                     min_coverage: float = MIN_COVERAGE) -> Answer:
@@ -186,10 +211,12 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
                 picks.append(Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
     else:
         picks = _sentence_picks(question, qa, hits, index, documents, qvec)
+    hits, picks = _with_announced_items(hits, picks, index)
     text, citations = _compose(picks, hits, qa)
     if not citations:
         return refuse("相关条款", "no matching clause", "no_sentence")
-    if qa.asks_number and not whole_clause and not any(number_support(p.sentence, qa, index) for p in picks):
+    if qa.asks_number and not whole_clause and not any(number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id)
+                                                              for p in picks):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place must be in the documents we cite, not merely somewhere in the corpus.
     cited_docs = {c.hit.chunk.doc_id for c in citations}

@@ -282,7 +282,9 @@ class DeleteResponse(BaseModel):
 
 class HealthResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="`degraded`: damage was found and repaired at start-up "
+                                              "(see `reason`); stays until an operator runs `rag index build`")
+    reason: str | None = Field(None, description="What was damaged and what was done about it (degraded only)")
     index_loaded: bool
     index_status: str
     model: str
@@ -953,7 +955,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     async def healthz():
         index = assistant.index
         m = index.manifest
-        return {"status": "ok", "index_loaded": len(index) > 0, "index_status": assistant.index_status,
+        health = assistant.health() if hasattr(assistant, "health") else {"status": "ok"}
+        return {**health, "index_loaded": len(index) > 0, "index_status": assistant.index_status,
                 "model": assistant.settings.embed_model, "documents": len(index.doc_ids),
                 "uploads": len(index.uploads.entries), "clauses": int(m.get("clause_count", 0)),
                 "chunks": len(index), "built_at": m.get("built_at"),

@@ -13,14 +13,39 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _assistant(args, **kwargs):
+def _settings(args):
     from .config import Settings
-    from .service import Assistant
 
     settings = Settings()
     if getattr(args, "model", None):
         settings.embed_model = args.model
-    return Assistant(settings, **kwargs)
+    return settings
+
+
+def _assistant(args, **kwargs):
+    from .service import Assistant
+
+    return Assistant(_settings(args), **kwargs)
+
+
+def _reading_assistant(args):
+    """The Assistant of a read command (ask, search, chat): the index exactly as it is on disk.
+
+    A missing, damaged or stale index is never rebuilt here: the error says what
+    is wrong and that `rag index build` fixes it, and the command exits 1.
+    """
+    from .index import IndexError_
+
+    try:
+        assistant = _assistant(args, allow_rebuild=False)
+    except IndexError_ as exc:
+        print(f"错误：索引不可用 (index at {_settings(args).index_dir} unusable): {exc}", file=sys.stderr)
+        return None
+    health = assistant.health()
+    if health["status"] != "ok":
+        print(f"注意：索引曾受损并已修复 (index degraded): {health['reason']} — check it, then run `rag index build`",
+              file=sys.stderr)
+    return assistant
 
 
 def _questions(arg: str) -> list[str] | None:
@@ -51,7 +76,9 @@ def cmd_ask(args) -> int:
     from .service import QuestionError
 
     batch = _questions(args.question)
-    assistant = _assistant(args)
+    assistant = _reading_assistant(args)
+    if assistant is None:
+        return 1
     failed = 0
     for q in batch if batch is not None else [args.question]:
         try:
@@ -71,7 +98,9 @@ def cmd_search(args) -> int:
     from .service import QuestionError
 
     batch = _questions(args.query)
-    assistant = _assistant(args)
+    assistant = _reading_assistant(args)
+    if assistant is None:
+        return 1
     failed = 0
     for q in batch if batch is not None else [args.query]:
         try:
@@ -93,22 +122,43 @@ def cmd_search(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from .config import Settings
-    from .index import IndexError_, KnowledgeIndex
+    """`status`: read-only check (exit 1 when unusable or degraded).  `build`: load, repair or rebuild;
+    without --if-needed it also acknowledges recorded damage (an operator has looked)."""
+    from .corpus import load_corpus
+    from .index import IndexError_
+    from .service import open_index, read_damage
 
+    settings = _settings(args)
     if args.action == "status":
         try:
-            index = KnowledgeIndex.load(Settings().index_dir)
+            index, _ = open_index(settings, load_corpus(settings.seeds_dir), None, allow_rebuild=False)
         except IndexError_ as exc:
             print(f"index unusable: {exc}")
             return 1
         print(json.dumps(index.manifest, ensure_ascii=False, indent=2))
+        damage = read_damage(settings.index_dir)
+        if damage:
+            print("index degraded (damage found and repaired earlier):", file=sys.stderr)
+            for reason in damage:
+                print(f"  - {reason}", file=sys.stderr)
+            print("check it, then run `rag index build` to acknowledge", file=sys.stderr)
+            return 1
         return 0
     started = time.perf_counter()
     assistant = _assistant(args, rebuild=args.force, show_progress=not args.quiet)
     m = assistant.index.manifest
     print(f"index {assistant.index_status}: {m['chunk_count']} chunks from {m['clause_count']} clauses, "
-          f"model {m['model']}, {time.perf_counter() - started:.1f}s")
+          f"{len(assistant.index.uploads.entries)} uploaded documents, model {m['model']}, "
+          f"{time.perf_counter() - started:.1f}s")
+    damage = assistant.health().get("reasons", [])
+    if damage:
+        print("damage found and repaired:" if args.if_needed else "damage found and repaired (acknowledged):")
+        for reason in damage:
+            print(f"  - {reason}")
+        if args.if_needed:
+            print("/healthz reports degraded until `rag index build` (without --if-needed) acknowledges it")
+        else:
+            assistant.acknowledge_damage()
     return 0
 
 
@@ -141,7 +191,9 @@ def cmd_chat(args) -> int:
     """Interactive ask loop with conversation history (follow-ups work)."""
     from .service import QuestionError
 
-    assistant = _assistant(args)
+    assistant = _reading_assistant(args)
+    if assistant is None:
+        return 1
     history: list[dict] = []
     print("政策问答 — 输入问题，空行退出。")
     while True:
@@ -244,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="build or inspect the index")
     sp.add_argument("action", choices=["build", "status"])
     sp.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    sp.add_argument("--if-needed", action="store_true", help="(default) build only when missing or stale")
+    sp.add_argument("--if-needed", action="store_true",
+                    help="build only when missing or stale (the default), and leave recorded damage unacknowledged")
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
     sp.set_defaults(func=cmd_index)

@@ -1,8 +1,8 @@
 """Load the catalog's documents and turn them into clauses and chunks.
 
 A corpus holds the seed documents (seeds/catalog.json) and, after them, the
-documents uploaded at run time (kept inside the index version, see
-`rag.index.Uploads`).  Corpora are never changed in place: `with_upload` and
+documents uploaded at run time (kept in the document store, rag/store.py,
+and as `rag.index.Uploads` in each index version).  Corpora are never changed in place: `with_upload` and
 `without_upload` return new ones, so a query holding the old corpus keeps a
 consistent view while an upload is published.
 """

@@ -1,22 +1,29 @@
 """The persisted knowledge index: chunks, FAISS dense vectors, BM25 tokens, manifest.
 
 Layout under `index/`:  `CURRENT` names the active version folder
-(`v-<time>-<pid>/`), which holds `manifest.json`, `chunks.jsonl`, `dense.faiss`
-and `bm25.json`.  A build writes a new folder completely, then swaps `CURRENT`
-with an atomic rename, so readers and interrupted builds never see a
+(`v-<time>-<pid>-<n>/`), which holds `manifest.json`, `chunks.jsonl`,
+`dense.faiss` and `bm25.json`.  A build writes a new folder completely under
+`.tmp-v-…` and fsyncs it, renames it into place, then swaps `CURRENT` with an
+atomic rename (fsynced), so readers and interrupted builds never see a
 half-written index.  Every file's sha256 is in the manifest: a truncated or
-corrupted file is detected at load and reported as `IndexCorrupt`.
+corrupted file is detected at load and reported as `IndexCorrupt`, with paths
+relative to the index folder.
 
-Uploaded documents live inside the version folder too (`uploads/catalog.json`
-and `uploads/<doc_id>.txt`, checksummed like the rest), so one `CURRENT` swap
-publishes an upload's text, vectors and BM25 tokens together, and a failed
-upload leaves the previous version exactly as it was.  `with_document` /
-`without_document` return new in-memory indexes; the old one stays valid for
-readers still using it.
+The index is derived data.  Uploaded documents belong to the document store
+beside the versions (`index/documents/`, rag/store.py), which no rebuild,
+clean-up or swap touches.  Each version also keeps a checksummed copy of the
+uploads it indexes (`uploads/catalog.json`, `uploads/<doc_id>.txt`): the copies
+the store is recovered from (`version_copies`).  Old versions are removed only
+after the new CURRENT is durable, by renaming them to `.trash-…` first, and
+never while one holds an upload the store lacks (`remove_old_versions`);
+`clean_debris` removes what dead processes left.  Writers hold `index/LOCK`
+exclusively (`index_lock`).  `with_document` / `without_document` return new
+in-memory indexes; the old one stays valid for readers still using it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -24,6 +31,7 @@ import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -35,15 +43,19 @@ from rank_bm25 import BM25Okapi
 from .cleaning import split_sentences
 from .clauses import Chunk
 from .keywords import normalize, tokens
+from .store import (IN_PROGRESS, STORE_FORMAT, DocumentStore, crash_point, fsync_dir, is_debris, remove_tree,
+                    unique_suffix, write_file)
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # bump whenever passage_text / keyword_text / sentence_text change: old indexes are rebuilt
+FORMAT_VERSION = 4  # bump whenever passage_text / keyword_text / sentence_text change: old indexes are rebuilt
 CURRENT = "CURRENT"
 FILES = ("chunks.jsonl", "dense.faiss", "bm25.json", "sentences.npy")
 UPLOADS_DIR = "uploads"
 UPLOADS_CATALOG = "uploads/catalog.json"
 _UPLOAD_FILE = re.compile(r"^uploads/[a-z0-9][a-z0-9_-]{0,63}\.txt$")
+VERSION_NAME = re.compile(r"^v-[0-9]{8}-[0-9]{6}-[0-9]+-[0-9]+$")
+LOCK_FILE = "LOCK"
 
 
 class IndexError_(RuntimeError):
@@ -128,10 +140,30 @@ def field_label(chunk: IndexedChunk) -> str:
     return "、".join(labels)
 
 
-def passage_text(chunk: IndexedChunk) -> str:
-    """What gets embedded: document and heading context, then the clause text."""
+def passage_text(chunk: IndexedChunk, lead: str = "") -> str:
+    """What gets embedded: document and heading context (and, for a list item, the sentence that
+    introduces the list), then the clause text."""
     label = field_label(chunk)
-    return f"{chunk.doc_title}｜{chunk.section_path}｜{label + '：' if label else ''}{chunk.text}"
+    return f"{chunk.doc_title}｜{chunk.section_path}｜{label + '：' if label else ''}{lead}{chunk.text}"
+
+
+LEAD_CHARS = 60
+
+
+def list_leads(chunks: list[IndexedChunk]) -> list[str]:
+    """For each chunk, the sentence introducing the list it is an item of, else "".
+
+    "第三条 县级以上人民政府应当采取下列措施支持企业创新：" then "（二）对研发投入给予补助…":
+    the item alone does not say what it is an item of; with its lead it does.
+    """
+    last: dict[tuple, IndexedChunk] = {}
+    out = []
+    for c in chunks:
+        parent = last.get((c.doc_id, tuple(c.section[:-1]))) if len(c.section) > 1 else None
+        text = parent.text.strip() if parent is not None else ""
+        out.append(text[-LEAD_CHARS:] + " " if text.endswith(("：", ":")) else "")
+        last[(c.doc_id, tuple(c.section))] = c
+    return out
 
 
 def chunk_sentences(chunk: IndexedChunk) -> list[str]:
@@ -163,9 +195,10 @@ def embed_sentences(chunks: list[IndexedChunk], chunk_vectors: np.ndarray, embed
     return np.asarray(out, dtype=np.float32).reshape(len(out), dim) if out else np.zeros((0, dim), np.float32)
 
 
-def keyword_text(chunk: IndexedChunk) -> str:
-    """What BM25 indexes: the innermost heading titles, a header line's field name, the clause text."""
-    return " ".join(chunk.section[-2:]) + " " + field_label(chunk) + " " + chunk.text
+def keyword_text(chunk: IndexedChunk, lead: str = "") -> str:
+    """What BM25 indexes: the innermost heading titles, a header line's field name, a list item's
+    lead, the clause text."""
+    return " ".join(chunk.section[-2:]) + " " + field_label(chunk) + " " + lead + chunk.text
 
 
 def _sha256(path: Path) -> str:
@@ -309,14 +342,25 @@ class KnowledgeIndex:
 
     # -- persistence -------------------------------------------------------
 
-    def save(self, index_dir: Path) -> Path:
-        """Write a new version folder, then atomically point CURRENT at it."""
+    def save(self, index_dir: Path, before_publish=None) -> Path:
+        """Write a new version folder, then atomically point CURRENT at it.
+
+        Each step is durable (fsynced) before the next: the version is written
+        under `.tmp-v-…`; `before_publish()` runs (the service stores an upload's
+        text, or deletes a document from the store, there); the folder is renamed
+        to `v-…`; CURRENT is swapped.  Only then are old versions removed, and
+        only those whose uploads are all safe in the document store.  An exception
+        before the swap removes the new folder and propagates: nothing is published.
+        """
         index_dir = Path(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
-        name = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+        name = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{unique_suffix()}"
         tmp = index_dir / f".tmp-{name}"
-        tmp.mkdir()
+        final = index_dir / name
+        renamed = False
+        IN_PROGRESS.add(tmp.name)
         try:
+            tmp.mkdir()
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
                 for ch in self.chunks:
                     f.write(json.dumps(asdict(ch), ensure_ascii=False) + "\n")
@@ -338,40 +382,59 @@ class KnowledgeIndex:
                 files.append(UPLOADS_CATALOG)
             manifest = dict(self.manifest)
             manifest["uploads"] = self.uploads.doc_ids
+            manifest["document_store"] = STORE_FORMAT  # uploads are kept in documents/ too (rag/store.py)
             manifest["files"] = {fn: _sha256(tmp / fn) for fn in files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
             for fn in (*files, "manifest.json"):
                 with open(tmp / fn, "rb") as f:
                     os.fsync(f.fileno())
-            os.replace(tmp, index_dir / name)
-            pointer = index_dir / f".{CURRENT}.{os.getpid()}"
-            pointer.write_text(name)
+            if self.uploads.entries:
+                fsync_dir(tmp / UPLOADS_DIR)
+            fsync_dir(tmp)
+            crash_point("index.save:written")
+            if before_publish is not None:
+                before_publish()
+            os.rename(tmp, final)
+            renamed = True
+            fsync_dir(index_dir)
+            crash_point("index.save:renamed")
+            pointer = index_dir / f".{CURRENT}.tmp-{unique_suffix()}"
+            write_file(pointer, name.encode())
             os.replace(pointer, index_dir / CURRENT)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final if renamed else tmp, ignore_errors=True)
             raise
+        finally:
+            IN_PROGRESS.discard(tmp.name)
+        # Published: from here on nothing may raise (a caller would undo what is now live).
         self.manifest = manifest
-        _remove_old_versions(index_dir, keep=name)
-        return index_dir / name
+        try:
+            fsync_dir(index_dir)
+            crash_point("index.save:swapped")
+            remove_old_versions(index_dir, keep=name)  # only now that the new CURRENT is durable
+        except OSError as exc:
+            log.error("index version %s is published, but finishing up failed: %s", name, exc.strerror or exc)
+        return final
 
     @classmethod
     def load(cls, index_dir: Path) -> "KnowledgeIndex":
+        """The active version, every file checked against the manifest.  Error messages name files
+        relative to the index folder (they end up in logs and /healthz)."""
         index_dir = Path(index_dir)
-        try:
-            name = (index_dir / CURRENT).read_text().strip()
-        except FileNotFoundError:
-            raise IndexMissing(f"no index at {index_dir} (run `rag index build`)") from None
+        name = current_version(index_dir)
         folder = index_dir / name
-        if not name or "/" in name or not folder.is_dir():
-            raise IndexCorrupt(f"{index_dir / CURRENT} points to a missing version {name!r}")
         try:
             manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except FileNotFoundError:
+            raise IndexCorrupt(f"{name}/manifest.json is missing") from None
         except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"{folder}/manifest.json is unreadable: {exc}") from exc
+            raise IndexCorrupt(f"{name}/manifest.json is unreadable: {_why(exc, folder, name)}") from None
         if manifest.get("format_version") != FORMAT_VERSION:
             raise IndexStale(f"index format {manifest.get('format_version')} != {FORMAT_VERSION}")
-        _verify_files(folder, manifest, FILES)
-        uploads = _read_uploads(folder, manifest)
+        _verify_files(folder, manifest, FILES, name)
+        uploads = _read_uploads(folder, manifest, name)
         try:
             chunks = [IndexedChunk(**json.loads(line))
                       for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
@@ -380,22 +443,51 @@ class KnowledgeIndex:
             bm25_tokens = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
             sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
         except Exception as exc:  # any parse failure of a checksummed file is corruption
-            raise IndexCorrupt(f"{folder} cannot be read: {exc}") from exc
+            raise IndexCorrupt(f"{name} cannot be read: {_why(exc, folder, name)}") from None
         return cls(chunks, vectors, bm25_tokens, manifest, uploads, sentence_vectors)
 
 
-def _verify_files(folder: Path, manifest: dict, names) -> None:
+def _why(exc: BaseException, folder: Path, name: str) -> str:
+    """An exception's message without absolute paths."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc).replace(str(folder), name).replace(str(folder.parent) + os.sep, "")[:200]
+
+
+def current_version(index_dir: Path) -> str:
+    """The version folder CURRENT names; IndexMissing / IndexCorrupt when it is missing or bad."""
+    index_dir = Path(index_dir)
+    try:
+        raw = (index_dir / CURRENT).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise IndexMissing("no index: CURRENT is missing (run `rag index build`)") from None
+    except (OSError, UnicodeDecodeError):
+        raise IndexCorrupt("CURRENT is unreadable") from None
+    name = raw.strip()
+    if not name:
+        raise IndexCorrupt("CURRENT is empty")
+    if not VERSION_NAME.fullmatch(name):
+        raise IndexCorrupt(f"CURRENT points outside the index versions ({name[:80]!r})")
+    if not (index_dir / name).is_dir():
+        raise IndexCorrupt(f"CURRENT names version {name!r}, which does not exist")
+    return name
+
+
+def _verify_files(folder: Path, manifest: dict, names, name: str) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise IndexCorrupt(f"{name}/manifest.json has no file checksums")
     for fn in names:
-        expected = manifest.get("files", {}).get(fn)
+        expected = files.get(fn)
         try:
             actual = _sha256(folder / fn)
-        except OSError as exc:
-            raise IndexCorrupt(f"{folder / fn} is missing: {exc}") from exc
+        except OSError:
+            raise IndexCorrupt(f"{name}/{fn} is missing") from None
         if actual != expected:
-            raise IndexCorrupt(f"{folder / fn} is corrupted (checksum mismatch)")
+            raise IndexCorrupt(f"{name}/{fn} is corrupted (checksum mismatch)")
 
 
-def _read_uploads(folder: Path, manifest: dict) -> Uploads:
+def _read_uploads(folder: Path, manifest: dict, name: str) -> Uploads:
     """The uploaded documents of a version folder, every file checked against the manifest."""
     files = manifest.get("files", {})
     if UPLOADS_CATALOG not in files:
@@ -403,8 +495,8 @@ def _read_uploads(folder: Path, manifest: dict) -> Uploads:
     names = [fn for fn in files if fn.startswith(f"{UPLOADS_DIR}/")]
     bad = [fn for fn in names if fn != UPLOADS_CATALOG and not _UPLOAD_FILE.fullmatch(fn)]
     if bad:
-        raise IndexCorrupt(f"{folder}/manifest.json lists unexpected upload files {bad}")
-    _verify_files(folder, manifest, names)
+        raise IndexCorrupt(f"{name}/manifest.json lists unexpected upload files {bad}")
+    _verify_files(folder, manifest, names, name)
     try:
         entries = json.loads((folder / UPLOADS_CATALOG).read_text(encoding="utf-8"))["documents"]
         texts = {}
@@ -416,38 +508,146 @@ def _read_uploads(folder: Path, manifest: dict) -> Uploads:
     except IndexCorrupt:
         raise
     except Exception as exc:
-        raise IndexCorrupt(f"{folder}/{UPLOADS_CATALOG} cannot be read: {exc}") from exc
+        raise IndexCorrupt(f"{name}/{UPLOADS_CATALOG} cannot be read: {_why(exc, folder, name)}") from None
     return Uploads(entries, texts)
 
 
-def salvage_uploads(index_dir: Path) -> Uploads:
-    """Uploaded documents of the current version, even when the rest is stale or corrupted.
+# -- the version folders: recovery and clean-up --------------------------------------------------
 
-    Used when the index is rebuilt (seeds or model changed): uploads must survive.
-    Only upload files whose checksums still match are kept.
+def list_versions(index_dir: Path) -> list[str]:
+    """Names of the version folders, newest first (names start with their creation time)."""
+    index_dir = Path(index_dir)
+    if not index_dir.is_dir():
+        return []
+    return sorted((p.name for p in index_dir.iterdir() if p.is_dir() and VERSION_NAME.fullmatch(p.name)),
+                  reverse=True)
+
+
+def version_upload_ids(folder: Path) -> set[str]:
+    """Ids of the uploaded texts a version folder holds on disk, whatever state its manifest is in."""
+    up = Path(folder) / UPLOADS_DIR
+    if not up.is_dir():
+        return set()
+    return {p.stem for p in up.iterdir() if p.suffix == ".txt" and _UPLOAD_FILE.fullmatch(f"{UPLOADS_DIR}/{p.name}")}
+
+
+@dataclass
+class VersionCopies:
+    """The uploads of one version folder that pass their checksums, and the ids of those that do not."""
+
+    version: str
+    uploads: Uploads
+    unverifiable: set[str]
+    store_aware: bool  # written by a version that kept a document store (a missing store copy is damage)
+
+
+def version_copies(index_dir: Path, name: str) -> VersionCopies:
+    """Every upload of version `name` whose text and catalog entry pass the manifest's checksums.
+
+    Tolerant, one document at a time: a damaged index file or one bad text does
+    not stop the other documents from being recovered.
+    """
+    folder = Path(index_dir) / name
+    on_disk = version_upload_ids(folder)
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if _sha256(folder / UPLOADS_CATALOG) != files[UPLOADS_CATALOG]:
+            raise ValueError("catalog checksum")
+        entries = json.loads((folder / UPLOADS_CATALOG).read_text(encoding="utf-8"))["documents"]
+    except Exception:
+        return VersionCopies(name, Uploads(), on_disk, False)
+    good = Uploads()
+    for entry in entries:
+        try:
+            fn = f"{UPLOADS_DIR}/{entry['doc_id']}.txt"
+            if not _UPLOAD_FILE.fullmatch(fn) or _sha256(folder / fn) != files.get(fn):
+                continue
+            good = good.added(entry, (folder / fn).read_text(encoding="utf-8"))
+        except Exception:
+            continue
+    return VersionCopies(name, good, on_disk - set(good.doc_ids), bool(manifest.get("document_store")))
+
+
+def clean_debris(index_dir: Path) -> list[str]:
+    """Remove what dead processes left: `.tmp-v-…`, `.CURRENT.tmp-…` and other temporary files of a pid
+    that is not running, and `.trash-…` (half-deleted old versions).  Returns the names removed."""
+    index_dir = Path(index_dir)
+    removed = []
+    if not index_dir.is_dir():
+        return removed
+    for path in sorted(index_dir.iterdir()):
+        n = path.name
+        if n.startswith(".trash-") or (n.startswith(".") and ".tmp-" in n and is_debris(path)) \
+                or (n.startswith(f".{CURRENT}.") and n[len(CURRENT) + 2:].isdigit()):  # the pointer of old builds
+            if path.is_dir():
+                remove_tree(path)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(n)
+    return removed
+
+
+def remove_old_versions(index_dir: Path, keep: str) -> list[str]:
+    """Remove the version folders other than `keep`, except any holding an upload the store lacks.
+
+    A folder is first renamed to `.trash-<name>` (atomic), then deleted: a crash
+    half-way leaves debris that `clean_debris` removes, never a half-deleted version.
     """
     index_dir = Path(index_dir)
+    store = DocumentStore(index_dir)
+    kept = version_upload_ids(index_dir / keep)
+    removed = []
+    for name in list_versions(index_dir):
+        if name == keep:
+            continue
+        unsafe = sorted(d for d in version_upload_ids(index_dir / name)
+                        if d not in kept and not store.holds(d) and not store.is_tombstoned(d))
+        if unsafe:
+            log.warning("keeping old index version %s: it holds uploaded documents the document store lacks (%s)",
+                        name, ", ".join(unsafe))
+            continue
+        os.rename(index_dir / name, index_dir / f".trash-{name}")
+        removed.append(name)
+    if removed:
+        fsync_dir(index_dir)
+    for path in sorted(index_dir.iterdir()):
+        if path.name.startswith(".trash-") and path.is_dir():
+            remove_tree(path, point="index.cleanup:partial")
+    return removed
+
+
+@contextmanager
+def index_lock(index_dir: Path, exclusive: bool, timeout: float = 120.0):
+    """Cross-process lock on `<index_dir>/LOCK`: writers exclusive, readers shared.
+
+    A reader never creates the file (a read command changes nothing on disk);
+    without it there is no writer to wait for.
+    """
+    index_dir = Path(index_dir)
+    path = index_dir / LOCK_FILE
+    if exclusive:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    else:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
     try:
-        name = (index_dir / CURRENT).read_text().strip()
-        folder = index_dir / name
-        if not name or "/" in name or not folder.is_dir():
-            return Uploads()
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        return _read_uploads(folder, manifest)
-    except IndexCorrupt as exc:
-        log.error("uploaded documents in %s cannot be recovered: %s", index_dir, exc)
-        return Uploads()
-    except (OSError, ValueError):
-        return Uploads()
-
-
-def _remove_old_versions(index_dir: Path, keep: str) -> None:
-    for entry in index_dir.iterdir():
-        if entry.is_dir() and entry.name.startswith(("v-", ".tmp-")) and entry.name != keep:
-            # Leave other processes' in-progress builds alone.
-            if entry.name.startswith(".tmp-") and time.time() - entry.stat().st_mtime < 3600:
-                continue
-            shutil.rmtree(entry, ignore_errors=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IndexError_(f"another process holds {LOCK_FILE} for more than {timeout:.0f}s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def build_index(chunks: list[Chunk], titles: dict[str, str], embedder, manifest_extra: dict,
@@ -455,9 +655,11 @@ def build_index(chunks: list[Chunk], titles: dict[str, str], embedder, manifest_
     """Embed and tokenize chunks into a fresh in-memory index."""
     started = time.perf_counter()
     indexed = [IndexedChunk.from_chunk(ch, titles[ch.doc_id]) for ch in chunks]
-    vectors = embedder.embed_passages([passage_text(c) for c in indexed], show_progress=show_progress)
+    leads = list_leads(indexed)
+    vectors = embedder.embed_passages([passage_text(c, lead) for c, lead in zip(indexed, leads)],
+                                      show_progress=show_progress)
     sentence_vectors = embed_sentences(indexed, vectors, embedder, show_progress=show_progress)
-    bm25_tokens = [tokens(keyword_text(c)) for c in indexed]
+    bm25_tokens = [tokens(keyword_text(c, lead)) for c, lead in zip(indexed, leads)]
     manifest = {
         "format_version": FORMAT_VERSION,
         "dimension": int(vectors.shape[1]) if len(vectors) else embedder.dimension,

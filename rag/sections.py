@@ -181,3 +181,19 @@ def metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list
         dated.sort(key=lambda r: ("印发" not in index.chunks[r].text, r))
         return dated[0] if dated else None
     return None
+
+
+def list_items_after(row: int, index: KnowledgeIndex, max_items: int = MAX_ITEMS) -> list[int]:
+    """Rows of the items a clause introduces ("…提供下列服务：" then （一）（二）…): the clauses one
+    heading level below it that follow it in the document."""
+    lead = index.chunks[row]
+    out = []
+    for r in range(row + 1, len(index.chunks)):
+        c = index.chunks[r]
+        if c.doc_id != lead.doc_id or c.section[: len(lead.section)] != lead.section:
+            break
+        if len(c.section) == len(lead.section) + 1 and c.part == 1:
+            out.append(r)
+        if len(out) >= max_items:
+            break
+    return out

@@ -146,7 +146,7 @@ def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex) -> lis
             and normalize_for_matching(n).lower() not in bare]  # English names were checked by pinyin
 
 
-def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> bool:
+def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, doc_id: str | None = None) -> bool:
     """Does `sentence` give a figure for the thing asked about?
 
     "深圳人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
@@ -154,8 +154,10 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex) -
     phrase before it (change phrases "由…提高到…"), or in other words
     (synonyms, shared characters) anywhere in the sentence.
     """
-    if missing_names(qa, sentence, index):
-        return False  # a figure about someone else ("长电科技" asked, "海思半导体" answered)
+    # a figure about someone else ("长电科技" asked, "海思半导体" answered): the names must be in the
+    # sentence's document (a district's plan need not repeat the district in every sentence)
+    if missing_names(qa, index.normalized_doc_texts.get(doc_id, sentence) if doc_id else sentence, index):
+        return False
     if qa.measured:
         # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
         # no document uses ("门槛" for 入围条件) are the asker's paraphrase: they count only when
@@ -194,7 +196,7 @@ def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
         return []
     if qa.asks_number:
         # A "how much" question is answered by a sentence giving a figure for what was asked.
-        supported = [p for p in picks if number_support(p.sentence, qa, index)]
+        supported = [p for p in picks if number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id)]
         picks = supported or picks
     picks.sort(key=lambda p: -p.score)
     best = picks[0].score

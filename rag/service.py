@@ -1,22 +1,48 @@
 """`Assistant`: the one core object the CLI, HTTP API and chat page all use.
 
-It loads the corpus and the embedding model, opens the index (rebuilding it
-when the seeds or the model changed, or when a file is corrupted), and answers
+It loads the corpus and the embedding model, opens the index, and answers
 `search` and `ask` calls.  Documents can be added and removed at run time
 (`add_document` / `remove_document`).
+
+Uploaded documents are the user's data and live in the document store
+(`index/documents/`, rag/store.py); the index versions are derived from the
+seeds plus the store and may be rebuilt at any time.  `open_index` has two modes:
+
+- `allow_rebuild=False` (the CLI's read commands): the index is used exactly as
+  it is on disk, or an `IndexError_` says what is wrong and that `rag index build`
+  fixes it.  Nothing is rebuilt, repaired, moved or deleted.
+- `allow_rebuild=True` (`rag index build`, `rag serve`, tests): crash debris is
+  removed, the store is verified and recovered from the version folders' copies
+  (which also migrates indexes from before the store), and the index is loaded,
+  brought in step with the store, or rebuilt (seeds, uploads re-parsed and
+  re-embedded from the store).  A rebuild or repair caused by damage is logged
+  at ERROR and recorded in `index/DEGRADED.json`, which /healthz reports until an
+  operator's `rag index build` acknowledges it; a rebuild because the seeds or
+  the model changed is routine (INFO).
 
 Concurrency: the index, corpus and chain a query uses are one immutable
 `_Snapshot`, read once per call.  A writer (upload or delete) builds the next
 snapshot off to the side, persists it atomically, then publishes it with a
 single reference assignment under the writer lock, so readers never block on
-a write and never see half of one.
+a write and never see half of one.  Across processes, writers take an exclusive
+lock on `index/LOCK` and read-only opens a shared one.
+
+Upload order: embed; write the new index version (not yet active); store the
+text durably in the document store; swap CURRENT; acknowledge.  Delete order:
+write the new version; tombstone and remove the document from the store; swap
+CURRENT.  A crash at any moment leaves the document whole or gone, and the next
+writing open brings the index in step with the store.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
+import unicodedata
+from pathlib import Path
 
 import numpy as np
 
@@ -26,26 +52,34 @@ from .config import MAX_QUESTION_CHARS, Settings
 from .catalog import DocumentInfo
 from .clauses import chunk_clause, parse_document
 from .corpus import Corpus, load_corpus, merge_uploads, upload_info
-from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, build_index,
-                    embed_sentences,
-                    keyword_text, passage_text, salvage_uploads)
+from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, Uploads,
+                    build_index, clean_debris, current_version, embed_sentences, index_lock, keyword_text,
+                    list_leads, list_versions, passage_text, remove_old_versions, version_copies, version_upload_ids)
 from .ingest import DocumentError, catalog_entry, check_doc_id, check_metadata, extract_text, text_fingerprint
 from .keywords import tokens
 from .retrieve import MODES, RetrievalResult, search
 from .routing import route
+from .store import DocumentStore, StoreScan, fsync_dir, sha256_bytes, write_atomic
 
 log = logging.getLogger(__name__)
 MAX_K = 50
+UPLOAD_EMBED_BATCH = 8  # passages per embedding call: queries interleave between batches
 
 
 class QuestionError(ValueError):
     """The question (or its options) cannot be answered as given: a user error, not a crash."""
 
 
+def _visible(text: str) -> str:
+    """`text` without control and format characters (NUL, zero-width, bidi marks, BOM: Unicode Cc/Cf),
+    whitespace kept."""
+    return "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
 def validate_question(question: object, k: int | None = None) -> str:
     if not isinstance(question, str):
         raise QuestionError("问题必须是文本 (question must be a string)")
-    q = question.strip()
+    q = _visible(question).strip()  # only NULs or zero-width characters: an empty question
     if not q:
         raise QuestionError("问题为空 (empty question)")
     if len(q) > MAX_QUESTION_CHARS:
@@ -55,31 +89,277 @@ def validate_question(question: object, k: int | None = None) -> str:
     return q
 
 
-def open_index(settings: Settings, corpus: Corpus, embedder, rebuild: bool = False,
-               show_progress: bool = False) -> tuple[KnowledgeIndex, str]:
-    """Load the index, or build it when missing, stale or corrupted. Returns (index, what happened).
+DEGRADED_FILE = "DEGRADED.json"
 
-    `corpus` holds the seed documents; uploaded documents come from the index
-    itself (`index.uploads`), and a rebuild carries them over from the
-    previous version so changing the seeds or the model never loses them.
+
+def read_damage(index_dir: Path) -> list[str]:
+    """The damage recorded by earlier opens and not yet acknowledged (empty: healthy)."""
+    try:
+        data = json.loads((Path(index_dir) / DEGRADED_FILE).read_text(encoding="utf-8"))
+        return [str(r) for r in data["reasons"]]
+    except FileNotFoundError:
+        return []
+    except Exception:
+        return [f"{DEGRADED_FILE} is unreadable (damage was recorded earlier)"]
+
+
+def record_damage(index_dir: Path, reasons: list[str]) -> None:
+    index_dir = Path(index_dir)
+    old = [r for r in read_damage(index_dir) if r not in reasons]
+    data = {"since": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "reasons": old + list(reasons),
+            "acknowledge": "check the index, then run `rag index build`"}
+    write_atomic(index_dir / DEGRADED_FILE, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"))
+
+
+def acknowledge_damage(index_dir: Path) -> list[str]:
+    """Clear the recorded damage (an operator's `rag index build`); returns what was recorded."""
+    reasons = read_damage(index_dir)
+    path = Path(index_dir) / DEGRADED_FILE
+    if path.exists():
+        path.unlink()
+        fsync_dir(path.parent)
+    return reasons
+
+
+def _relative(text: str, index_dir: Path) -> str:
+    """No absolute paths in logs and /healthz: the index folder's own path is left out."""
+    base = str(Path(index_dir))
+    return text.replace(base + os.sep, "").replace(base, ".")
+
+
+def _with_hint(exc: IndexError_) -> IndexError_:
+    msg = str(exc)
+    if "rag index build" not in msg:
+        msg += "; run `rag index build` to rebuild it (uploaded documents are kept)"
+    return type(exc)(msg)
+
+
+def _check_fresh(index: KnowledgeIndex, corpus: Corpus, settings: Settings) -> None:
+    m = index.manifest
+    if m.get("corpus_fingerprint") != corpus.fingerprint:
+        raise IndexStale("the seeds or catalog changed since the index was built")
+    if m.get("model") != settings.embed_model:
+        raise IndexStale(f"index was built with {m.get('model')!r}, settings say {settings.embed_model!r}")
+
+
+def _uploads_of(scan: StoreScan) -> Uploads:
+    docs = scan.documents.values()
+    return Uploads([d.entry for d in docs], {d.doc_id: d.text for d in docs})
+
+
+def _upload_diff(indexed: Uploads, stored: Uploads) -> tuple[list[str], list[str]]:
+    """(in the index but not, or not like that, in the store; in the store but not, or not like that, indexed)."""
+    def keyed(u: Uploads) -> dict:
+        return {e["doc_id"]: (json.dumps(e, sort_keys=True, ensure_ascii=False),
+                              sha256_bytes(u.texts[e["doc_id"]].encode("utf-8"))) for e in u.entries}
+    a, b = keyed(indexed), keyed(stored)
+    return [d for d in a if a[d] != b.get(d)], [d for d in b if b[d] != a.get(d)]
+
+
+def open_index(settings: Settings, corpus: Corpus, embedder, rebuild: bool = False, show_progress: bool = False,
+               allow_rebuild: bool = True) -> tuple[KnowledgeIndex, str]:
+    """Open the index over `corpus` (the seeds) and the document store. Returns (index, what happened).
+
+    With `allow_rebuild=False` nothing on disk changes: a missing, damaged or
+    stale index, a damaged store, or an index out of step with the store raises
+    an `IndexError_` naming the problem and the fix (`rag index build`).
+    Otherwise the index is recovered as the module docstring describes.
     """
-    reason = "forced rebuild"
+    if not allow_rebuild:
+        if rebuild:
+            raise ValueError("rebuild=True needs allow_rebuild=True")
+        return _open_read_only(settings, corpus), "loaded"
+    with index_lock(settings.index_dir, exclusive=True):
+        return _open_for_writing(settings, corpus, embedder, rebuild, show_progress)
+
+
+def _open_read_only(settings: Settings, corpus: Corpus) -> KnowledgeIndex:
+    index_dir = Path(settings.index_dir)
+    with index_lock(index_dir, exclusive=False):
+        store = DocumentStore(index_dir)
+        scan = store.scan()
+        if scan.damaged:
+            raise IndexCorrupt("; ".join(d.reason for d in scan.damaged.values())
+                               + "; run `rag index build` to restore it from an index version")
+        try:
+            index = KnowledgeIndex.load(index_dir)
+            _check_fresh(index, corpus, settings)
+        except IndexError_ as exc:
+            raise _with_hint(exc) from None
+        stray = set()
+        for name in list_versions(index_dir):
+            stray |= version_upload_ids(index_dir / name)
+        stray -= set(scan.documents) | scan.tombstones
+        if stray:
+            raise IndexStale(f"uploaded documents {', '.join(sorted(stray))} are in index versions but not in the "
+                             "document store (an index from before the store, or a damaged store); "
+                             "run `rag index build` to recover them")
+        extra, missing = _upload_diff(index.uploads, _uploads_of(scan))
+        if extra or missing:
+            raise IndexStale("the index is out of step with the document store (an interrupted upload or delete?): "
+                             + ", ".join([f"{d} not stored" for d in extra] + [f"{d} not indexed" for d in missing])
+                             + "; run `rag index build`")
+        return index
+
+
+def _recover_store(index_dir: Path, store: DocumentStore, store_existed: bool, damage: list[str]) -> None:
+    """Make the store hold every uploaded document that any intact copy of exists.
+
+    A stored document failing its checksum is restored from a version folder's
+    copy that passes (the damaged files are moved to quarantine, never deleted);
+    documents in version folders that the store lacks (and did not delete) are
+    copied in — the migration of indexes from before the store, or repair of a
+    damaged one.  `damage` collects what an operator must hear about.
+    """
+    scan = store.scan()
+    try:
+        active = current_version(index_dir)
+    except IndexError_:
+        active = None
+    order = ([active] if active else []) + [v for v in list_versions(index_dir) if v != active]
+    copies = [version_copies(index_dir, v) for v in order]
+
+    def copy_of(doc_id: str, text_sha: str | None):
+        for vc in copies:
+            text = vc.uploads.texts.get(doc_id)
+            if text is not None and (text_sha is None or sha256_bytes(text.encode("utf-8")) == text_sha):
+                return vc.version, next(e for e in vc.uploads.entries if e["doc_id"] == doc_id), text
+        return None
+
+    present = set(scan.documents)
+    for doc_id, bad in scan.damaged.items():
+        found = copy_of(doc_id, bad.text_sha256)
+        moved = store.quarantine(doc_id)
+        if found:
+            version, entry, text = found
+            store.put(entry, text)
+            present.add(doc_id)
+            damage.append(f"{bad.reason}: restored from {version}/uploads/{doc_id}.txt (damaged files moved to {moved})")
+        else:
+            damage.append(f"uploaded document {doc_id!r} is lost: {bad.reason} and no index version holds an intact "
+                          f"copy (damaged files moved to {moved})")
+    unverifiable: dict[str, str] = {}
+    for vc in copies:
+        for entry in vc.uploads.entries:
+            doc_id = entry["doc_id"]
+            if doc_id in present or doc_id in scan.tombstones:
+                continue
+            store.put(entry, vc.uploads.texts[doc_id])
+            present.add(doc_id)
+            if store_existed or vc.store_aware:
+                damage.append(f"uploaded document {doc_id!r} was missing from the document store: "
+                              f"recovered from {vc.version}/uploads/{doc_id}.txt")
+            else:
+                log.info("moved uploaded document %s into the document store (from %s)", doc_id, vc.version)
+        for doc_id in vc.unverifiable:
+            unverifiable.setdefault(doc_id, vc.version)
+    for doc_id, version in unverifiable.items():
+        if doc_id not in present and doc_id not in scan.tombstones:
+            damage.append(f"uploaded document {doc_id!r}: the copy in {version}/uploads/ cannot be verified against "
+                          f"its checksums and no intact copy exists; {version} is kept as it is")
+
+
+def _drop_tombstones(index_dir: Path, store: DocumentStore) -> None:
+    """A tombstone is needed only while some version folder still holds a copy of the deleted document."""
+    held = set()
+    for name in list_versions(index_dir):
+        held |= version_upload_ids(index_dir / name)
+    for doc_id in store.scan().tombstones:
+        if doc_id not in held or store.holds(doc_id):
+            store.remove_tombstone(doc_id)
+
+
+class _NeedsRebuild(Exception):
+    pass
+
+
+def _reconcile(index: KnowledgeIndex, stored: Uploads, extra: list[str], missing: list[str], embedder,
+               corpus: Corpus) -> KnowledgeIndex:
+    """The index with the store's documents: stray ones removed, missing ones parsed and embedded."""
+    for doc_id in extra:
+        index = index.without_document(doc_id)
+    seeds = {d.doc_id for d in corpus.documents}
+    for entry in stored.entries:
+        doc_id = entry["doc_id"]
+        if doc_id not in missing:
+            continue
+        if doc_id in seeds:
+            raise _NeedsRebuild
+        info, parsed, chunks, vectors, bm25, sentence_vectors = _embed_upload(embedder, entry, stored.texts[doc_id])
+        if not chunks:
+            raise _NeedsRebuild
+        index = index.with_document(entry, stored.texts[doc_id], chunks, vectors, bm25, len(parsed.clauses),
+                                    sentence_vectors=sentence_vectors)
+    return index
+
+
+def _open_for_writing(settings: Settings, corpus: Corpus, embedder, rebuild: bool,
+                      show_progress: bool) -> tuple[KnowledgeIndex, str]:
+    index_dir = Path(settings.index_dir)
+    store = DocumentStore(index_dir)
+    debris = clean_debris(index_dir) + store.clean_debris()
+    if debris:
+        log.info("removed what interrupted writes left behind: %s", ", ".join(debris))
+    store_existed = store.exists()
+    store.ensure()
+    damage: list[str] = []
+    _recover_store(index_dir, store, store_existed, damage)
+    stored = _uploads_of(store.scan())
+
+    index, reason = None, "forced rebuild"
     if not rebuild:
         try:
-            index = KnowledgeIndex.load(settings.index_dir)
-            m = index.manifest
-            if m.get("corpus_fingerprint") != corpus.fingerprint:
-                raise IndexStale("the seeds or catalog changed since the index was built")
-            if m.get("model") != settings.embed_model:
-                raise IndexStale(f"index was built with {m.get('model')!r}, settings say {settings.embed_model!r}")
-            return index, "loaded"
-        except IndexMissing as exc:
-            reason = str(exc)
-        except (IndexStale, IndexCorrupt) as exc:
-            reason = str(exc)
-            log.warning("index unusable, rebuilding: %s", exc)
-    started = time.perf_counter()
-    full, uploads = merge_uploads(corpus, salvage_uploads(settings.index_dir))
+            index = KnowledgeIndex.load(index_dir)
+            _check_fresh(index, corpus, settings)
+        except IndexMissing:
+            index = None
+            if list_versions(index_dir):
+                reason = "CURRENT is missing although index versions exist"
+                damage.append(f"index unusable: {reason}")
+            else:
+                reason = "no index yet"
+        except IndexCorrupt as exc:
+            index, reason = None, str(exc)
+            damage.append(f"index unusable: {exc}")
+        except IndexStale as exc:
+            index, reason = None, str(exc)
+    status = "loaded"
+    if index is not None:
+        extra, missing = _upload_diff(index.uploads, stored)
+        if extra or missing:
+            what = ", ".join([f"removing {d}" for d in extra] + [f"adding {d}" for d in missing])
+            log.warning("index out of step with the document store (interrupted upload or delete?): %s", what)
+            try:
+                index = _reconcile(index, stored, extra, missing, embedder, corpus)
+                index.save(index_dir)
+                status = f"updated (in step with the document store: {what})"
+            except _NeedsRebuild:
+                index, reason = None, f"the document store changed ({what})"
+        else:
+            remove_old_versions(index_dir, keep=current_version(index_dir))  # e.g. left by a crash after a swap
+    if index is None:
+        started = time.perf_counter()
+        index = _build(settings, corpus, embedder, stored, store, show_progress)
+        status = f"built ({reason})"
+        level = logging.ERROR if damage else logging.INFO
+        log.log(level, "index built in %.1fs (%s) with %d uploaded documents from the document store",
+                time.perf_counter() - started, _relative(reason, index_dir), len(index.uploads.entries))
+    _drop_tombstones(index_dir, store)
+    if damage:
+        damage = [_relative(d, index_dir) for d in damage]
+        for d in damage:
+            log.error("index damage: %s", d)
+        record_damage(index_dir, damage)
+        log.error("index was repaired after damage and is degraded until acknowledged: check it, then run "
+                  "`rag index build`")
+    return index, _relative(status, index_dir)
+
+
+def _build(settings: Settings, corpus: Corpus, embedder, stored: Uploads, store: DocumentStore,
+           show_progress: bool) -> KnowledgeIndex:
+    """A fresh index over the seeds and every stored document."""
+    full, uploads = merge_uploads(corpus, stored)
+    renamed = [(old, new) for old, new in zip(stored.entries, uploads.entries) if old["doc_id"] != new["doc_id"]]
     titles = {d.doc_id: d.title for d in full.documents}
     index = build_index(full.chunks, titles, embedder, {
         "model": settings.embed_model,
@@ -89,9 +369,31 @@ def open_index(settings: Settings, corpus: Corpus, embedder, rebuild: bool = Fal
         "upload_clause_counts": {d: len(full.parsed[d].clauses) for d in uploads.doc_ids},
     }, show_progress=show_progress)
     index.uploads = uploads
-    index.save(settings.index_dir)
-    log.info("index built in %.1fs (%s)", time.perf_counter() - started, reason)
-    return index, f"built ({reason})"
+
+    def rename_in_store():  # an upload whose id is now a seed's keeps its suffixed id in the store too
+        for old, new in renamed:
+            if not store.holds(new["doc_id"]):
+                store.put(new, uploads.texts[new["doc_id"]])
+            store.delete(old["doc_id"])
+
+    index.save(settings.index_dir, before_publish=rename_in_store if renamed else None)
+    return index
+
+
+def _embed_upload(embedder, entry: dict, text: str):
+    """(info, parsed, chunks, vectors, bm25 tokens, sentence vectors) of one uploaded document."""
+    info = upload_info(entry)
+    parsed = parse_document(info.doc_id, text)
+    chunks = [IndexedChunk.from_chunk(ch, info.title) for c in parsed.clauses for ch in chunk_clause(c)]
+    if not chunks:
+        return info, parsed, chunks, None, [], None
+    leads = list_leads(chunks)
+    passages = [passage_text(c, lead) for c, lead in zip(chunks, leads)]
+    vectors = np.vstack([embedder.embed_passages(passages[i:i + UPLOAD_EMBED_BATCH])
+                         for i in range(0, len(passages), UPLOAD_EMBED_BATCH)])
+    sentence_vectors = embed_sentences(chunks, vectors, embedder, batch=UPLOAD_EMBED_BATCH)
+    bm25 = [tokens(keyword_text(c, lead)) for c, lead in zip(chunks, leads)]
+    return info, parsed, chunks, vectors, bm25, sentence_vectors
 
 
 class _Snapshot:
@@ -129,17 +431,21 @@ class _Snapshot:
         return getattr(self._assistant, name)
 
 
-UPLOAD_EMBED_BATCH = 8  # passages per embedding call: queries interleave between batches
-
-
 class Assistant:
     def __init__(self, settings: Settings | None = None, embedder=None, rebuild: bool = False,
-                 show_progress: bool = False):
+                 show_progress: bool = False, allow_rebuild: bool = True):
+        """`allow_rebuild=False` (the CLI's read commands) opens the index exactly as it is on disk or
+        raises an `IndexError_` saying what is wrong (fix: `rag index build`); it never rebuilds,
+        repairs or deletes anything.  The default may recover and rebuild (see `open_index`)."""
         self.settings = settings or Settings()
         timings = {}
         t = time.perf_counter()
         seed_corpus = load_corpus(self.settings.seeds_dir)
         timings["corpus_s"] = time.perf_counter() - t
+        if not allow_rebuild:  # check the index before paying for the model: a broken one fails fast
+            t = time.perf_counter()
+            index, self.index_status = open_index(self.settings, seed_corpus, None, rebuild, allow_rebuild=False)
+            timings["index_s"] = time.perf_counter() - t
         t = time.perf_counter()
         if embedder is None:
             from .embeddings import SentenceTransformerEmbeddings
@@ -147,10 +453,13 @@ class Assistant:
             embedder = SentenceTransformerEmbeddings(self.settings.embed_model, self.settings)
         self.embedder = embedder
         timings["model_s"] = time.perf_counter() - t
+        if allow_rebuild:
+            t = time.perf_counter()
+            index, self.index_status = open_index(self.settings, seed_corpus, embedder, rebuild, show_progress)
+            timings["index_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        index, self.index_status = open_index(self.settings, seed_corpus, embedder, rebuild, show_progress)
         corpus, _ = merge_uploads(seed_corpus, index.uploads)
-        timings["index_s"] = time.perf_counter() - t
+        timings["index_s"] += time.perf_counter() - t
         self.startup_timings = timings
         self.reranker = None
         if self.settings.reranker:
@@ -200,6 +509,18 @@ class Assistant:
     def seed_doc_ids(self) -> list[str]:
         corpus = self.corpus
         return [d.doc_id for d in corpus.documents if not corpus.is_upload(d.doc_id)]
+
+    def health(self) -> dict:
+        """{"status": "ok"} or {"status": "degraded", "reason", "reasons"}: damage found and repaired at some
+        open (index/DEGRADED.json) that no operator has acknowledged yet (`rag index build`)."""
+        reasons = read_damage(self.settings.index_dir)
+        if not reasons:
+            return {"status": "ok"}
+        return {"status": "degraded", "reason": "; ".join(reasons), "reasons": reasons}
+
+    def acknowledge_damage(self) -> list[str]:
+        """An operator has seen the damage (`rag index build`): /healthz says ok again."""
+        return acknowledge_damage(self.settings.index_dir)
 
     # -- queries ----------------------------------------------------------------
 
@@ -295,22 +616,29 @@ class Assistant:
             snap = self._snapshot
             self._check_duplicate(snap.corpus, meta.doc_id, meta.title, text)
             entry = catalog_entry(meta, filename, kind, content, text)
-            info = upload_info(entry)
-            parsed = parse_document(info.doc_id, text)
-            chunks = [IndexedChunk.from_chunk(ch, info.title) for c in parsed.clauses for ch in chunk_clause(c)]
+            started = time.perf_counter()
+            info, parsed, chunks, vectors, bm25, sentence_vectors = _embed_upload(self.embedder, entry, text)
             if not chunks:
                 raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
-            started = time.perf_counter()
-            passages = [passage_text(c) for c in chunks]
-            vectors = np.vstack([self.embedder.embed_passages(passages[i:i + UPLOAD_EMBED_BATCH])
-                                 for i in range(0, len(passages), UPLOAD_EMBED_BATCH)])
-            sentence_vectors = embed_sentences(chunks, vectors, self.embedder, batch=UPLOAD_EMBED_BATCH)
-            bm25 = [tokens(keyword_text(c)) for c in chunks]
             index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses),
                                              sentence_vectors=sentence_vectors)
             corpus = snap.corpus.with_upload(info, parsed)
             new_snap = self._make_snapshot(index, corpus)
-            index.save(self.settings.index_dir)  # atomic; on failure nothing is published
+            store = DocumentStore(self.settings.index_dir)
+            stored = []
+
+            def store_text():  # durable in the store before the version that includes it is published
+                store.put(entry, text)
+                stored.append(entry["doc_id"])
+
+            with index_lock(self.settings.index_dir, exclusive=True):
+                try:
+                    index.save(self.settings.index_dir, before_publish=store_text)
+                except BaseException:
+                    if stored:  # stored but never published: take it back (the upload failed)
+                        store.delete(entry["doc_id"])
+                    raise
+                _drop_tombstones(self.settings.index_dir, store)
             self._snapshot = new_snap
             log.info("added %s (%d clauses, %d chunks) in %.1fs", info.doc_id, len(parsed.clauses), len(chunks),
                      time.perf_counter() - started)
@@ -331,7 +659,26 @@ class Assistant:
                 raise DocumentError(f"未知文档 (unknown doc_id {doc_id!r})", 404, "unknown_document")
             index = snap.index.without_document(doc_id)
             new_snap = self._make_snapshot(index, snap.corpus.without_upload(doc_id))
-            index.save(self.settings.index_dir)
+            store = DocumentStore(self.settings.index_dir)
+            entry = next(e for e in snap.index.uploads.entries if e["doc_id"] == doc_id)
+            deleted = []
+
+            def unstore():  # tombstone, then gone from the store, before the version without it is published
+                try:
+                    stored_ns = store.read(doc_id).stored_ns
+                except ValueError:
+                    stored_ns = None
+                store.delete(doc_id)
+                deleted.append(stored_ns)
+
+            with index_lock(self.settings.index_dir, exclusive=True):
+                try:
+                    index.save(self.settings.index_dir, before_publish=unstore)
+                except BaseException:
+                    if deleted:  # deleted from the store but not from the index: put it back whole
+                        store.put(entry, snap.index.uploads.texts[doc_id], stored_ns=deleted[0])
+                    raise
+                _drop_tombstones(self.settings.index_dir, store)
             self._snapshot = new_snap
             log.info("removed %s", doc_id)
 

@@ -63,6 +63,21 @@ def title_place(title: str) -> str:
     return place if first is not None and first.flag == "ns" else ""
 
 
+def dominant_place(text: str) -> str:
+    """The place a document is about when its title does not say: the county- or city-level
+    place it names most, clearly more than any other ("湖里区" in a district's reply letter)."""
+    from collections import Counter
+
+    counts = Counter()
+    for name in gazetteer():
+        if len(name) >= 3 and _ADMIN_SUFFIX.search(name) and name in text:
+            counts[name] = text.count(name)
+    # the most local place named at least three times: a district's letter names its city too
+    level = lambda n: 0 if n.endswith(("区", "县")) else 1 if n.endswith("市") else 2  # noqa: E731
+    named = [n for n, c in counts.items() if c >= 3]
+    return min(named, key=lambda n: (level(n), -counts[n])) if named else ""
+
+
 def derive_period(title: str, text: str = "") -> list[int] | None:
     """The years a document covers, from its title ("（2022-2025年）", "十四五")."""
     m = _YEAR_SPAN.search(title)
@@ -104,7 +119,7 @@ def enrich(info: DocumentInfo, text: str) -> DocumentInfo:
     """`info` with what the document itself says filled in: aliases from its title and
     region, its period and 文号 when the catalog has none.  Catalog values win."""
     aliases = list(info.aliases)
-    place = title_place(info.title)
+    place = title_place(info.title) or (dominant_place(text) if not info.region and not info.aliases else "")
     derived = place_aliases(info.region) + (place_aliases(place) if place else [])
     for a in derived:
         if a not in aliases and a not in info.weak_aliases:

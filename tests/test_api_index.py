@@ -1,4 +1,4 @@
-"""Uploads inside the index version folder: add/remove return new indexes, persist atomically, checksummed.
+"""Uploads in the index version folder: add/remove return new indexes, persist atomically, checksummed.
 
 Real FAISS and BM25 on small synthetic vectors (no embedding model needed).
 """
@@ -10,7 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from rag.index import CURRENT, FORMAT_VERSION, IndexCorrupt, IndexedChunk, KnowledgeIndex, salvage_uploads
+from rag.index import CURRENT, FORMAT_VERSION, IndexCorrupt, IndexedChunk, KnowledgeIndex, version_copies
+from rag.store import DocumentStore
 
 
 def _chunk(doc_id, clause_id, text):
@@ -82,11 +83,16 @@ def test_uploads_are_saved_inside_the_version_and_checksummed(base, tmp_path):
     assert loaded.uploads.doc_ids == ["up-1"] and loaded.uploads.texts["up-1"] == "up-1 全文"
     assert loaded.uploads.entries[0]["upload"] == {"filename": "x.txt"}
     assert len(loaded) == 6
-    # Removing it and saving again leaves no upload files in the new version.
+    # Removing it and saving again leaves no upload files in the new version; the old version,
+    # the only place up-1's text is (nothing put it in the document store), is kept.
     folder2 = loaded.without_document("up-1").save(tmp_path)
     assert not (folder2 / "uploads").exists()
-    assert not folder.exists()  # the old version is cleaned up
+    assert folder.exists()
     assert KnowledgeIndex.load(tmp_path).uploads.entries == []
+    # Once the store has it (or it was deleted: a tombstone), old versions are cleaned up.
+    DocumentStore(tmp_path).put(loaded.uploads.entries[0], loaded.uploads.texts["up-1"])
+    folder3 = KnowledgeIndex.load(tmp_path).save(tmp_path)
+    assert not folder.exists() and not folder2.exists() and folder3.exists()
 
 
 def test_a_corrupted_upload_text_is_detected(base, tmp_path):
@@ -94,7 +100,8 @@ def test_a_corrupted_upload_text_is_detected(base, tmp_path):
     (folder / "uploads" / "up-1.txt").write_text("tampered", encoding="utf-8")
     with pytest.raises(IndexCorrupt, match="up-1.txt"):
         KnowledgeIndex.load(tmp_path)
-    assert salvage_uploads(tmp_path).entries == []
+    copies = version_copies(tmp_path, folder.name)
+    assert copies.uploads.entries == [] and copies.unverifiable == {"up-1"}
 
 
 def test_a_manifest_naming_a_path_outside_uploads_is_corrupt(base, tmp_path):
@@ -106,14 +113,15 @@ def test_a_manifest_naming_a_path_outside_uploads_is_corrupt(base, tmp_path):
         KnowledgeIndex.load(tmp_path)
 
 
-def test_salvage_keeps_uploads_when_the_rest_of_the_version_is_broken(base, tmp_path):
+def test_upload_copies_are_recoverable_when_the_rest_of_the_version_is_broken(base, tmp_path):
     folder = _with_upload(base, "up-1").save(tmp_path)
     (folder / "dense.faiss").write_bytes(b"broken")
     with pytest.raises(IndexCorrupt):
         KnowledgeIndex.load(tmp_path)
-    kept = salvage_uploads(tmp_path)
+    kept = version_copies(tmp_path, folder.name).uploads
     assert kept.doc_ids == ["up-1"] and kept.texts["up-1"] == "up-1 全文"
-    assert salvage_uploads(tmp_path / "nowhere").entries == []
+    nowhere = version_copies(tmp_path, "v-20000101-000000-1-1")
+    assert nowhere.uploads.entries == [] and not nowhere.unverifiable
 
 
 def test_a_failing_save_leaves_current_and_the_old_version_untouched(base, tmp_path, monkeypatch):
