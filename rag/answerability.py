@@ -29,7 +29,7 @@ from .index import KnowledgeIndex
 from .keywords import STOPWORDS, normalize, variants
 from .question import QuestionAnalysis
 from .retrieve import Hit
-from .vocabulary import COUNTRY_WORDS, document_pinyin
+from .vocabulary import COUNTRY_WORDS, document_pinyin, gazetteer_pinyin
 
 REFUSAL_PREFIX = "文件中未找到"
 # Retrieval strength below which a question is not answered (calibrated on the dev split):
@@ -37,7 +37,8 @@ REFUSAL_PREFIX = "文件中未找到"
 MIN_DENSE = 0.80
 MIN_COVERAGE = 0.34
 ENGLISH_DENSE_MARGIN = 0.06  # cross-language similarities run lower
-OFF_TOPIC_DENSE = 0.83  # a question sharing no word with the documents needs this much similarity
+OFF_TOPIC_DENSE = 0.88  # a question sharing no word with the documents needs this much similarity
+ENGLISH_OFF_TOPIC_DENSE = 0.85  # an English question with no glossary word needs this much
 _FUNCTION_CHARS = set("的了和与及或在是对为以等有上下把被将从由其该这那之于并而也都就又各个年月日元亿万吗呢吧啊么请问你我他她它们"
                       "要会能可应给让向")
 _CJK_CHAR = re.compile(r"^[\u4e00-\u9fa5]$")
@@ -73,9 +74,16 @@ def _place_covered(name: str, scope: list[str], documents: list[DocumentInfo]) -
 
 
 def _latin_covered(name: str, index: KnowledgeIndex, scope: list[str], text: str) -> bool:
-    """An English name is covered when the documents write it, or write a name spelled so in pinyin."""
+    """An English name is covered when the documents write it, or write a name spelled so in
+    pinyin; a name that spells no Chinese place ("Hong Kong", "Nobel") cannot be checked, so it
+    is never a reason to refuse."""
     n = name.lower().removesuffix("'s").replace("-", "")
     if n in text:
+        return True
+    places = gazetteer_pinyin().get(n, frozenset()) | gazetteer_pinyin().get(n + "shi", frozenset())
+    if not places:
+        return True
+    if any(normalize(p) in text for p in places):
         return True
     texts = index.normalized_doc_texts
     spellings = set().union(*(document_pinyin(t) for d, t in texts.items() if d in scope)) if scope else set()
@@ -142,8 +150,7 @@ def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scop
     if names_a_document:
         return False
     best_dense = max((h.dense for h in hits), default=0.0)
-    threshold = OFF_TOPIC_DENSE - (ENGLISH_DENSE_MARGIN if qa.english else 0.0)
-    if best_dense >= threshold:
+    if best_dense >= (ENGLISH_OFF_TOPIC_DENSE if qa.english else OFF_TOPIC_DENSE):
         return False
     text = scope_text(index, scope)
     words = [k for k in qa.keywords if not re.fullmatch(r"\d+", k)]

@@ -121,6 +121,10 @@ def enrich(info: DocumentInfo, text: str) -> DocumentInfo:
     aliases = list(info.aliases)
     place = title_place(info.title) or (dominant_place(text) if not info.region and not info.aliases else "")
     derived = place_aliases(info.region) + (place_aliases(place) if place else [])
+    from pypinyin import lazy_pinyin
+
+    # English questions name places in pinyin: "Beijing" for 北京, "Nansha" for 南沙
+    derived += ["".join(lazy_pinyin(a)).capitalize() for a in derived if not _ADMIN_SUFFIX.search(a)]
     for a in derived:
         if a not in aliases and a not in info.weak_aliases:
             aliases.append(a)
@@ -185,6 +189,17 @@ def is_pinyin(word: str) -> bool:
     for i in range(1, len(word) + 1):
         ok[i] = any(ok[j] and word[j:i] in syl for j in range(max(0, i - 6), i))
     return len(word) >= 4 and ok[-1]
+
+
+@lru_cache(maxsize=1)
+def gazetteer_pinyin() -> dict[str, frozenset[str]]:
+    """Pinyin spelling -> the gazetteer's places spelled so ("hangzhou" -> {"杭州"})."""
+    from pypinyin import lazy_pinyin
+
+    out: dict[str, set[str]] = {}
+    for name in gazetteer():
+        out.setdefault("".join(lazy_pinyin(name)).lower(), set()).add(name)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def is_place(word: str) -> bool:
