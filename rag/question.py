@@ -21,7 +21,7 @@ _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|�
 # A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
 NON_YEAR_FIGURE = re.compile(r"百分之[零〇一两二三四五六七八九十百点]+|千分之[零〇一两二三四五六七八九十百点]+|"
                              r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
-                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|批|次|元|位)|\d{5,}|\d+-\d+家")
+                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|次|元|位)|\d{5,}|\d+-\d+家")
 _QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方件]|"
@@ -126,18 +126,28 @@ _COPULA = {"是", "有", "为", "要", "达到", "达", "占", "能", "会", "�
 _NOUNISH = ("n", "vn", "an", "j", "eng", "b", "l", "nz", "ng")
 
 
+def _question_word(words: list[str]) -> tuple[int, int] | None:
+    """(start, end) token span of the question word of a "how much" question."""
+    for i, w in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ""
+        if re.fullmatch(r"多少|几|多大|多高|多长|多久|哪一年|哪年|何时|几成|百分之几|几[家个名项条所年次倍]", w):
+            return i, i + 1
+        if (w == "多" and nxt in ("大", "高", "长", "久", "少")) or (w == "哪" and nxt in ("一年", "年")) \
+                or (w == "百分之" and nxt == "几"):
+            return i, i + 2
+    return None
+
+
 def measured_terms(question: str, known: set[str]) -> list[str]:
     """The thing a "how much" question asks the figure of: the nouns just before the question
     word ("安家补贴是多少" -> 安家, 补贴), or just after it ("有多少家企业" -> 企业); places,
     years and words that only say "a figure" (目标, 规模, 比例) left out."""
     toks = [(w.word, w.flag) for w in pseg.cut(normalize(question))]
     words = [w for w, _ in toks]
-    qi = next((i for i, w in enumerate(words) if re.fullmatch(r"多少|几|多大|多高|多长|多久|哪一年|哪年|何时", w)
-               or re.fullmatch(r"几[家个名项条所年次倍]", w)
-               or (w == "多" and i + 1 < len(words) and words[i + 1] in ("大", "高", "长", "久", "少"))), None)
-    if qi is None:  # "良率提出了什么目标": a rate is a number
+    span = _question_word(words)
+    if span is None:  # "良率提出了什么目标": a rate is a number
         return [w for w, f in toks if len(w) >= 2 and w.endswith("率") and w not in MEASURE_WORDS][:1]
-    q_end = qi + 1 + (words[qi] == "多")
+    qi, q_end = span
 
     def keep(word: str, flag: str) -> bool:
         return (flag.startswith(_NOUNISH) and word not in MEASURE_WORDS and word not in STOPWORDS
@@ -146,30 +156,40 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
     def part_of_name(i: int) -> bool:  # walking back over the asked-about phrase ("…的月产能")
         w, f = toks[i]
         return (re.fullmatch(r"[\u4e00-\u9fa5A-Za-z]+", w) is not None and f[:1] not in "pcrmtfdqux"
-                and not (f == "ns" and is_place(w)) and w not in ("的", "之") and not any(w in k or k in w for k in known if len(k) >= 2))
+                and not (f == "ns" and is_place(w)) and w not in ("的", "之")
+                and not any(w in k or k in w for k in known if len(k) >= 2))
 
-    out: list[str] = []
+    def time_phrase(i: int) -> bool:  # "产值2025年要达到多少": the year is not the thing measured
+        return words[i] in ("年", "到", "在", "于", "至") or bool(re.fullmatch(r"\d{4}", words[i]))
+
+    def walk_back(i: int, skip_verbs: bool) -> list[str]:
+        out: list[str] = []
+        while i >= 0 and (words[i] in _COPULA or time_phrase(i) or (skip_verbs and toks[i][1] == "v")):
+            i -= 1  # "比例提升到了多少": the change verb is not the thing measured
+        while i >= 0 and ((part_of_name(i) and words[i] not in _COPULA) or (not out and time_phrase(i))):
+            w = words[i]
+            if len(w) >= 2 and w not in MEASURE_WORDS and w not in STOPWORDS and not time_phrase(i):
+                out.insert(0, w)
+            i -= 1
+        return out
+
+    def walk_forward(i: int) -> list[str]:
+        out: list[str] = []
+        while i < len(toks) and (toks[i][1] in ("q", "m", "uj") or words[i] in ("家", "个", "名", "的")):
+            i += 1
+        while i < len(toks) and (toks[i][1].startswith(_NOUNISH) or words[i] in MEASURE_WORDS or toks[i][1] == "a"):
+            if keep(*toks[i]):
+                out.append(words[i])
+            i += 1
+        return out
+
     i = qi - 1
     while i >= 0 and words[i] in _COPULA:
         i -= 1
     verb_first = i >= 0 and toks[i][1].startswith("v") and toks[i][1] != "vn" and i == qi - 1
-    while i >= 0 and (words[i] in _COPULA or (toks[i][1] == "v" and not verb_first)):
-        i -= 1  # "比例提升到了多少": the change verb is not the thing measured
-    while not verb_first and i >= 0 and part_of_name(i) and words[i] not in _COPULA:
-        w = words[i]
-        if len(w) >= 2 and w not in MEASURE_WORDS and w not in STOPWORDS:
-            out.insert(0, w)
-        i -= 1
-    if out:
-        return out
-    i = q_end
-    while i < len(toks) and (toks[i][1] in ("q", "m", "uj") or words[i] in ("家", "个", "名", "的")):
-        i += 1
-    while i < len(toks) and (toks[i][1].startswith(_NOUNISH) or words[i] in MEASURE_WORDS or toks[i][1] == "a"):
-        if keep(*toks[i]):
-            out.append(words[i])
-        i += 1
-    return out
+    if verb_first:  # "引进多少高层次人才", "培育多少家IDM企业": the counted thing follows
+        return walk_forward(q_end) or walk_back(qi - 1, skip_verbs=True)
+    return walk_back(qi - 1, skip_verbs=True) or walk_forward(q_end)
 
 
 def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:

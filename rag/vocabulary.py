@@ -212,7 +212,9 @@ _registered: set[str] = set()
 def register(documents: list[DocumentInfo], texts: dict[str, str]) -> None:
     """Teach jieba the documents' names: aliases and regions as places, organisations as such."""
     for d in documents:
-        for word in [*d.aliases, *d.weak_aliases, *place_aliases(d.region)]:
+        # strong aliases and places only: a weak alias is a generic word ("园区"), and as a word of
+        # its own it would cut "产业园区" into 产业/园区
+        for word in [*d.aliases, *place_aliases(d.region)]:
             if re.search(r"[\u4e00-\u9fa5]", word) and word not in _registered:
                 jieba.add_word(word, freq=200000, tag="ns")
                 _registered.add(word)

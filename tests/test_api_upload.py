@@ -67,7 +67,9 @@ def test_upload_is_searchable_at_once_listed_persisted_and_deletable(own, name, 
     assert doc["source"] == "upload" and doc["upload"]["filename"] == name
     assert doc["upload"]["kind"] == name.rsplit(".", 1)[1]
     assert doc["clause_count"] >= 4 and doc["chunk_count"] >= doc["clause_count"]
-    assert doc["aliases"] == ["成都", "Chengdu"] and doc["issuer"] == "成都市人民政府"
+    # the given aliases first, then what the document itself gives (its region's city)
+    assert doc["aliases"][:2] == ["成都", "Chengdu"] and "成都市" in doc["aliases"]
+    assert doc["issuer"] == "成都市人民政府"
 
     # Searchable at once, routed by its alias, answered with a citation of the right clause.
     hits = client.post("/v1/search", json={"query": "首轮流片 补助", "k": 3}).json()["results"]

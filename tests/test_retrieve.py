@@ -38,7 +38,7 @@ def test_followups_keep_or_narrow_the_conversation_topic(corpus):
     docs = corpus.documents
     qp = [{"role": "user", "content": "青浦区集成电路营收目标是多少？"}, {"role": "assistant", "content": "350亿元"}]
     # a question naming no plan continues the plan being discussed...
-    assert rewrite_followup("主营业务收入超百亿的企业要有几家？", qp, docs) == "青浦主营业务收入超百亿的企业要有几家？"
+    assert rewrite_followup("主营业务收入超百亿的企业要有几家？", qp, docs) == "青浦区主营业务收入超百亿的企业要有几家？"
     # ...unless it asks across plans, or names its own
     assert rewrite_followup("哪些文件提到了光刻胶？", qp, docs) == "哪些文件提到了光刻胶？"
     assert rewrite_followup("深圳的人才目标是什么？", qp, docs) == "深圳的人才目标是什么？"
