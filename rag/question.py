@@ -194,7 +194,8 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
 
 def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
     known = known_names(documents)
-    english = bool(_ENGLISH.match(question))
+    english = bool(_ENGLISH.match(question)) or (not re.search(r"[\u3400-\u9fff]", question)
+                                                  and len(re.findall(r"[A-Za-z]", question)) >= 6)
     named = named_words(question, known)
     if english:
         named += _english_names(question, known)

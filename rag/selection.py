@@ -158,6 +158,9 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
     # sentence's document (a district's plan need not repeat the district in every sentence)
     if missing_names(qa, index.normalized_doc_texts.get(doc_id, sentence) if doc_id else sentence, index):
         return False
+    if qa.english:  # the Chinese text cannot be matched word for word: any figure of the chosen sentence
+        wants_year = bool(WANTS_YEAR.search(qa.text))
+        return bool(YEAR.search(sentence) if wants_year else NON_YEAR_FIGURE.search(sentence))
     if qa.measured:
         # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
         # no document uses ("门槛" for 入围条件) are the asker's paraphrase: they count only when
