@@ -29,7 +29,7 @@ from .index import KnowledgeIndex
 from .keywords import STOPWORDS, normalize, variants
 from .question import QuestionAnalysis
 from .retrieve import Hit
-from .vocabulary import COUNTRY_WORDS, document_pinyin, gazetteer_pinyin
+from .vocabulary import COUNTRY_WORDS, document_pinyin, gazetteer_pinyin, is_place
 
 REFUSAL_PREFIX = "文件中未找到"
 # Retrieval strength below which a question is not answered (calibrated on the dev split):
@@ -153,5 +153,6 @@ def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scop
     if best_dense >= (ENGLISH_OFF_TOPIC_DENSE if qa.english else OFF_TOPIC_DENSE):
         return False
     text = scope_text(index, scope)
-    words = [k for k in qa.keywords if not re.fullmatch(r"\d+", k)]
+    # a place is a constraint, not a topic: "北京今天天气怎么样" has no topic the documents share
+    words = [k for k in qa.keywords if not re.fullmatch(r"\d+", k) and not is_place(k)]
     return not any(v in text for k in words for v in variants(normalize(k)))

@@ -91,3 +91,46 @@ def test_a_single_plan_question_is_answered_from_one_plan(assistant):
     a = assistant.ask("十一五期间我国建成了多少个国家级集成电路产业园区和设计产业化基地？")
     assert "5个国家级集成电路产业园区" in a.answer
     assert {c.hit.chunk.doc_id for c in a.citations} == {"miit-2011-12th-fyp"}
+
+
+# -- the answer step's general mechanisms ------------------------------------------------
+
+@pytest.mark.parametrize("question", ["hello", "asdfghjkl", "北京今天天气怎么样？", "今天天气怎么样？", "帮我写一首诗",
+                                      "What's the weather like today?"])
+def test_nonsense_and_off_topic_questions_are_refused(assistant, question):
+    a = assistant.ask(question)
+    assert a.refused and a.reason in ("off_topic", "constraint"), (a.reason, a.answer)
+
+
+def test_an_ordinary_word_the_plan_does_not_use_is_no_reason_to_refuse(assistant):
+    """Users paraphrase: 钱 / 门槛 / 拿 are not in the plans' words, the answer is."""
+    a = assistant.ask("2010年国内设计企业要挤进前十名，销售收入门槛是多少？")
+    assert not a.refused and "6亿元" in a.answer
+
+
+def test_a_figure_for_another_thing_is_not_an_answer(assistant):
+    a = assistant.ask("湖里两岸集成电路产业园的占地面积有多大？")
+    assert a.refused and a.reason == "no_figure"
+
+
+def test_unknown_company_names_are_refused_without_a_list(assistant):
+    for q in ("中芯国际在深圳的12英寸生产线月产能是多少？", "台积电在苏州工业园区有什么项目？"):
+        a = assistant.ask(q)
+        assert a.refused and a.reason in ("unknown_name", "constraint"), (q, a.answer)
+
+
+def test_a_place_from_the_gazetteer_is_refused_in_english_too(assistant):
+    assert assistant.ask("合肥对集成电路企业有哪些税收优惠？").refused
+    assert assistant.ask("What revenue target does Hangzhou set for 2025?").refused
+
+
+def test_a_multi_part_question_gets_each_part(assistant):
+    a = assistant.ask("湖里区集成电路产业集群2023年产值是多少，增长了多少？")
+    assert not a.refused and "22.1亿元" in a.answer and "6.25%" in a.answer
+
+
+def test_a_standalone_question_in_a_conversation_keeps_its_own_place(assistant):
+    history = [{"role": "user", "content": "深圳到2025年集成电路产业营收目标是多少？"},
+               {"role": "assistant", "content": "…"}]
+    a = assistant.ask("广州市的集成电路产业目标是多少？", history=history)
+    assert a.rewritten_question in (None, "广州市的集成电路产业目标是多少？") and a.refused

@@ -1,0 +1,25 @@
+"""Question analysis: the measured thing of a "how much", the parts of a multi-part question."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.question import measured_terms, split_parts
+
+
+@pytest.mark.parametrize("question, measured", [
+    ("厦门市若干措施对引进人才的安家补贴是多少？", ["安家", "补贴"]),
+    ("产业园的占地面积有多大？", ["占地面积"]),
+    ("集群现在有多少家企业？", ["企业"]),
+    ("到2025年要引进多少高层次人才？", ["高层次", "人才"]),
+    ("制造业产值2025年要达到多少？", ["制造业", "产值"]),
+    ("对碳化硅衬底良率提出了什么目标？", ["良率"]),
+])
+def test_measured_terms(question, measured):
+    assert measured_terms(question, set()) == measured
+
+
+def test_split_parts_gives_later_parts_the_first_parts_topic():
+    parts = split_parts("深圳营收目标是多少？由哪个部门负责？")
+    assert len(parts) == 2 and parts[0] == "深圳营收目标是多少" and "负责" in parts[1] and "营收" in parts[1]
+    assert split_parts("深圳营收目标是多少？") == ["深圳营收目标是多少？"]

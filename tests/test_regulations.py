@@ -1,0 +1,109 @@
+"""Documents shaped unlike the seeds: regulations (第X章/第X条) and numbered 若干措施, uploaded
+the way a user would (file and title only), parsed, answered and summarised by structure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.clauses import cn_to_int, parse_document
+from rag.config import PROJECT_ROOT
+
+REGULATION = """某某省促进科技创新条例
+
+第一章 总则
+第一条 为了促进科技创新，根据有关法律、行政法规，结合本省实际，制定本条例。
+第二条 本条例适用于本省行政区域内的科技创新活动。
+第二章 创新主体
+第三条 县级以上人民政府应当采取下列措施支持企业创新：
+（一）设立科技创新专项资金；
+（二）对企业研发投入给予补助，最高不超过500万元；
+（三）建设公共服务平台。
+第四条 省科学技术主管部门负责全省科技创新工作。
+市、县科学技术主管部门负责本行政区域内的科技创新工作。
+第三章 附则
+第五条 本条例自2020年7月1日起施行。依照本条例第三条规定的资金，由财政部门安排。
+"""
+
+
+def test_cn_numerals_up_to_hundreds():
+    assert [cn_to_int(x) for x in ("一", "十", "十二", "二十", "一百", "一百零五", "两百三十", "12")] == \
+        [1, 10, 12, 20, 100, 105, 230, 12]
+
+
+def test_regulation_headings_nest_articles_items_and_paragraphs():
+    p = parse_document("reg", REGULATION)
+    ids = [c.clause_id for c in p.clauses]
+    assert ids[1:] == ["第一章.第一条", "第一章.第二条", "第二章.第三条", "第二章.第三条.(一)", "第二章.第三条.(二)",
+                       "第二章.第三条.(三)", "第二章.第四条.p1", "第二章.第四条.p2", "第三章.第五条"]
+    item = next(c for c in p.clauses if c.clause_id == "第二章.第三条.(二)")
+    assert item.section[:2] == ["第二章 创新主体", "第三条"] and "500万元" in item.text
+    # "依照本条例第三条规定" inside a sentence is a reference, not a heading
+    assert "第三条规定的资金" in p.clauses[-1].text
+
+
+def test_a_list_item_ending_in_a_semicolon_is_a_clause_not_a_title():
+    p = parse_document("reg", REGULATION)
+    assert any(c.text.startswith("（一）设立科技创新专项资金") for c in p.clauses)
+
+
+@pytest.fixture(scope="module")
+def uploaded(embedder, tmp_path_factory):
+    """A real Assistant over the seeds with the regulation uploaded as a user would."""
+    from rag.config import Settings
+    from rag.service import Assistant
+
+    a = Assistant(Settings(index_dir=tmp_path_factory.mktemp("index")), embedder=embedder)
+    info = a.add_document("条例.txt", REGULATION.encode(), title="某某省促进科技创新条例")
+    return a, info.doc_id
+
+
+@pytest.mark.slow
+def test_an_uploaded_regulation_answers_a_figure_with_its_article(uploaded):
+    a, doc = uploaded
+    ans = a.ask("企业研发投入最多能拿多少补助？", documents=[doc])
+    assert not ans.refused and "500万元" in ans.answer
+    assert ans.citations[0].hit.chunk.clause_id == "第二章.第三条.(二)"
+
+
+@pytest.mark.slow
+def test_a_sentence_announcing_a_list_is_answered_with_the_list(uploaded):
+    a, doc = uploaded
+    ans = a.ask("县级以上人民政府应当采取哪些措施支持企业创新？", documents=[doc])
+    assert not ans.refused
+    for item in ("专项资金", "500万元", "公共服务平台"):
+        assert item in ans.answer, ans.answer
+    ids = [c.hit.chunk.clause_id for c in ans.citations]
+    assert ids == sorted(ids, key=lambda i: ["第二章.第三条", "第二章.第三条.(一)", "第二章.第三条.(二)",
+                                             "第二章.第三条.(三)"].index(i) if i.startswith("第二章.第三条") else 9)
+
+
+@pytest.mark.slow
+def test_a_chapter_question_lists_its_articles(uploaded):
+    a, doc = uploaded
+    ans = a.ask("第二章讲了什么？", documents=[doc])
+    assert not ans.refused and "第三条" in ans.answer and "第四条" in ans.answer
+    assert {c.hit.chunk.clause_id.split(".")[0] for c in ans.citations} == {"第二章"}
+
+
+@pytest.mark.slow
+def test_an_uploaded_document_is_routed_by_the_place_its_title_names(uploaded):
+    a, doc = uploaded
+    ans = a.ask("某某省对企业研发投入的补助最高是多少？")
+    assert not ans.refused and ans.citations[0].hit.chunk.doc_id == doc
+
+
+@pytest.mark.slow
+def test_real_measures_document_upload_lists_its_numbered_items(embedder, tmp_path):
+    """A real 若干措施 (evals/documents) uploaded with its title only: its items are its clauses."""
+    from rag.config import Settings
+    from rag.service import Assistant
+
+    docs = json.loads((PROJECT_ROOT / "evals" / "documents" / "catalog.json").read_text(encoding="utf-8"))
+    entry = next(d for d in docs["documents"] if d["shape"] == "measures")
+    content = (PROJECT_ROOT / "evals" / "documents" / entry["file"]).read_bytes()
+    a = Assistant(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    info = a.add_document(entry["file"], content, title=entry["title"])
+    ids = [c.clause_id for c in a.corpus.parsed[info.doc_id].clauses]
+    assert sum(1 for i in ids if i.split(".")[0] in ("一", "二", "三", "四", "五")) >= 5

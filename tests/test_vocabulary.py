@@ -1,0 +1,86 @@
+"""Vocabulary from the documents, not from code: aliases, periods, 文号, places, names."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rag.catalog import DocumentInfo
+from rag.config import PROJECT_ROOT
+from rag.vocabulary import (derive_doc_number, derive_period, dominant_place, enrich, is_pinyin, is_place,
+                            organisations, place_aliases, title_place)
+
+
+def _info(**kw) -> DocumentInfo:
+    base = dict(doc_id="x", file="x.txt", title="", issuer="", date="", region="")
+    return DocumentInfo(**{**base, **kw})
+
+
+def test_aliases_come_from_the_title_and_region():
+    assert place_aliases("广东省深圳市") == ["深圳市", "深圳"]
+    assert place_aliases("江苏省苏州市苏州工业园区") == ["苏州工业园区", "苏州"]
+    assert title_place("无锡市集成电路产业发展三年行动计划（2024-2026年）") == "无锡市"
+    assert title_place("关于印发某某办法的通知") == ""
+    e = enrich(_info(title="无锡市集成电路产业发展三年行动计划（2024-2026年）"), "")
+    assert {"无锡市", "无锡", "Wuxi"} <= set(e.aliases) and e.period == [2024, 2026]
+
+
+def test_catalog_values_win_and_periods_read_five_year_plans():
+    e = enrich(_info(title="某某“十四五”规划", aliases=["某某"], period=[2020, 2020]), "")
+    assert e.aliases[0] == "某某" and e.period == [2020, 2020]
+    assert derive_period("集成电路产业“十二五”发展规划") == [2011, 2015]
+
+
+def test_doc_number_and_dominant_place_from_the_text():
+    text = "某某区人民政府办公室\n某府办发〔2023〕25号\n" + "湖里区推进。" * 3 + "厦门市支持。" * 2
+    assert derive_doc_number(text) == "某府办发〔2023〕25号"
+    assert dominant_place(text) == "湖里区"
+
+
+def test_gazetteer_and_pinyin():
+    assert is_place("合肥") and is_place("杭州") and is_place("南山区")
+    assert not is_place("和平") and not is_place("荣誉")  # a district's short form is a common word
+    assert is_pinyin("Hangzhou") and is_pinyin("hefei") and not is_pinyin("Nobel")
+
+
+def test_organisations_named_in_a_text():
+    orgs = organisations("依托厦门大学和材料科学姑苏实验室，推动某某科技有限公司发展。")
+    assert {"厦门大学", "材料科学姑苏实验室"} <= orgs
+
+
+def test_no_seed_names_in_code():
+    """Names of places, parks and companies the seeds mention never appear in the package's code."""
+    import json
+
+    catalog = json.loads((PROJECT_ROOT / "seeds" / "catalog.json").read_text(encoding="utf-8"))
+    names = set()
+    for d in catalog["documents"]:
+        names.update(a for a in d["aliases"] if re.search(r"[\u4e00-\u9fff]", a) and a not in ("十二五",))
+        text = (PROJECT_ROOT / "seeds" / d["file"]).read_text(encoding="utf-8")
+        names.update(o for o in organisations(text) if len(o) >= 4)
+    offenders = []
+    for module in PIPELINE:
+        path = PROJECT_ROOT / "rag" / f"{module}.py"
+        for literal in _code_strings(path.read_text(encoding="utf-8")):
+            offenders += [f"{module}.py: {name}: {literal[:60]}" for name in names if name in literal]
+    assert not offenders, "\n".join(offenders)
+
+
+# The modules between the documents and the answer (the API's OpenAPI examples are documentation).
+PIPELINE = ("cleaning", "clauses", "corpus", "vocabulary", "keywords", "index", "routing", "rewrite", "retrieve",
+            "question", "answerability", "selection", "sections", "answer", "chain")
+
+
+def _code_strings(source: str) -> list[str]:
+    """String constants of a module that are not docstrings."""
+    import ast
+
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
