@@ -130,6 +130,8 @@ def _sentence_picks(question: str, qa: QuestionAnalysis, hits: list[Hit], index:
 def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex):
     """A chosen sentence that announces a list ("…为中小企业提供下列服务：") is answered with the list:
     its items follow, each cited, in the document's order."""
+    if not getattr(index, "chunks", None):
+        return hits, picks  # an index without clause structure (the LangChain baseline)
     out = list(picks)
     hits = list(hits)
     for p in picks:

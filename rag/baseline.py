@@ -24,7 +24,7 @@ from .answer import Answer, answer_question
 from .cleaning import classify_artifacts, tidy_spaces
 from .corpus import Corpus
 from .index import IndexedChunk
-from .keywords import tokens
+from .keywords import normalize, tokens
 from .retrieve import Hit, RetrievalResult
 from .rewrite import rewrite_followup
 from .routing import Route
@@ -46,12 +46,17 @@ def plain_text(raw_text: str) -> str:
 
 
 class _Idf:
-    """Keyword IDF over the baseline's own chunks: what the extractive answerer weighs sentences with."""
+    """What the extractive answerer reads of an index, over the baseline's own chunks: keyword
+    IDF and each document's text (the answerability checks look for names in it)."""
 
-    def __init__(self, texts: list[str]):
+    def __init__(self, texts: list[str], doc_texts: dict[str, str] | None = None):
         from rank_bm25 import BM25Okapi
 
         self._bm25 = BM25Okapi([tokens(t) or ["_"] for t in texts])
+        self.normalized_doc_texts = {d: normalize(t) for d, t in (doc_texts or {}).items()}
+
+    def in_corpus(self, word: str) -> bool:
+        return any(normalize(word) in t for t in self.normalized_doc_texts.values())
 
     def idf(self, token: str) -> float:
         idf = self._bm25.idf
@@ -88,7 +93,7 @@ class LangChainBaseline:
         for i, d in enumerate(self.chunks):
             d.metadata["chunk"] = i
         self.store = FAISS.from_documents(self.chunks, embedder)
-        self._idf = _Idf([d.page_content for d in self.chunks])
+        self._idf = _Idf([d.page_content for d in self.chunks], {d.metadata["doc_id"]: d.page_content for d in docs})
         self.build_seconds = time.perf_counter() - started
 
     def _indexed(self, doc) -> IndexedChunk:

@@ -99,7 +99,7 @@ def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
 
 def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list[str]] | None:
     """For a broad question ("主要抓哪几件事"): the section holding the best clause and its siblings."""
-    if not hits:
+    if not hits or not getattr(index, "chunks", None):
         return None
     top = hits[0].chunk
     for depth in range(len(top.section) - 1, 0, -1):
