@@ -15,6 +15,7 @@ import os
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 from typing import Any, Literal
 
 import anyio
@@ -24,7 +25,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette._utils import parse_host_header
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .config import MAX_QUESTION_CHARS, Settings
 from .generate import backend_status
@@ -450,6 +454,94 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(status_code=413, detail=message)
 
 
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", b"frame-ancestors 'none'")]
+
+
+class _SecurityHeaders:
+    """nosniff, no framing (clickjacking), on every HTTP response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _TrustedHost(TrustedHostMiddleware):
+    """Starlette's Host check (DNS rebinding: a page whose name now points at 127.0.0.1), our error body."""
+
+    async def __call__(self, scope, receive, send):
+        if self.allow_any or scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        parsed = parse_host_header(Headers(scope=scope).get("host"))
+        host = parsed.host.strip("[]").lower() if parsed else ""
+        if host and any(host == p or (p.startswith("*") and host.endswith(p[1:])) for p in self.allowed_hosts):
+            await self.app(scope, receive, send)
+            return
+        await _json_error(400, "invalid_host", f"unknown Host header {host or '(none)'!r}: this server answers "
+                          f"{', '.join(self.allowed_hosts)} (add names with RAG_ALLOWED_HOSTS)")(scope, receive, send)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _same_origin(origin: str, host_header: str | None) -> bool:
+    """Does the browser's `Origin` name the host:port this request was sent to (its Host header)?"""
+    try:
+        o = urlsplit(origin)
+        if o.scheme not in _DEFAULT_PORTS or not o.hostname:
+            return False  # "null" (sandboxed frames, file: pages) and other schemes are never same-origin
+        o_port = o.port or _DEFAULT_PORTS[o.scheme]
+    except ValueError:
+        return False
+    parsed = parse_host_header(host_header)
+    if parsed is None:
+        return False
+    try:
+        port = int(parsed.port) if parsed.port else _DEFAULT_PORTS[o.scheme]
+    except ValueError:
+        return False
+    return parsed.host.strip("[]").lower() == o.hostname.lower() and port == o_port
+
+
+class _SameOriginWrites:
+    """Refuses cross-site writes (403): a web page open in a browser on this machine must not upload
+    or delete through an open (keyless, loopback) server.  Requests without an `Origin` (curl, SDKs,
+    the CLI) are not from a browser page and pass; so do the chat page's own same-origin calls."""
+
+    WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in self.WRITES:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin, fetch_site = headers.get("origin"), (headers.get("sec-fetch-site") or "").lower()
+        if fetch_site == "cross-site" or (origin is not None and not _same_origin(origin, headers.get("host"))):
+            await _json_error(403, "cross_origin_write",
+                              f"{scope['method']} from another site refused (Origin {origin or '(none)'}, "
+                              f"Sec-Fetch-Site {fetch_site or '(none)'})")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class _BodyLimit:
     """Rejects over-large bodies before they are parsed (413), and non-multipart uploads (415)."""
 
@@ -507,12 +599,16 @@ class _BodyLimit:
 
 
 def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig | None = None,
-               with_ui: bool = True, metrics: Metrics | None = None, batch_queries: bool = True) -> FastAPI:
+               with_ui: bool = True, metrics: Metrics | None = None, batch_queries: bool = True,
+               allowed_hosts: list[str] | None = None, metrics_public: bool | None = None) -> FastAPI:
     """The HTTP app over `assistant` (built from `settings` when not given).
 
     `keys` defaults to RAG_API_KEYS / RAG_ADMIN_KEYS; `with_ui` mounts the chat
     page at `/` when `ui.app` is importable; `batch_queries` wraps the
     assistant's embedder so concurrent requests share model calls (rag/query_batch.py).
+    `allowed_hosts` (`rag serve` passes `rag.security.allowed_hosts`) are the Host header values
+    answered, others get 400; None checks no Host.  `metrics_public` (default RAG_METRICS_PUBLIC=1)
+    leaves /metrics open when keys are configured.
     """
     if assistant is None:
         from .service import Assistant
@@ -964,8 +1060,12 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 "backends": {name: {"available": why is None, **({"detail": why} if why else {})}
                              for name, why in backend_status().items()}}
 
+    if metrics_public is None:
+        metrics_public = os.environ.get("RAG_METRICS_PUBLIC", "").strip().lower() in ("1", "true", "yes")
+
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response,
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+             dependencies=[] if metrics_public else [Depends(require_key)],
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **_errors(401)})
     async def prometheus_metrics():
         body, content_type = metrics.render(assistant)
         return Response(body, media_type=content_type)
@@ -973,6 +1073,10 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     app.state.started = time.time()
     app.add_middleware(_BodyLimit, upload_limit=max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(_SameOriginWrites)
+    if allowed_hosts is not None:
+        app.add_middleware(_TrustedHost, allowed_hosts=allowed_hosts)
+    app.add_middleware(_SecurityHeaders)  # outermost: every answer carries them, rejections included
     if with_ui:
         _mount_ui(app, assistant, keys)
     return app

@@ -378,7 +378,8 @@ def test_with_keys_every_v1_call_needs_a_valid_key(keyed):
         assert call(_auth("user-key")).status_code == 200
         assert call(_auth("admin-key")).status_code == 200
     assert keyed.get("/healthz").json()["auth"] == "api_keys"
-    assert keyed.get("/metrics").status_code == 200
+    assert keyed.get("/metrics").status_code == 401  # RAG_METRICS_PUBLIC=1 opens it (test_web_safety.py)
+    assert keyed.get("/metrics", headers=_auth("user-key")).status_code == 200
 
 
 def test_with_keys_upload_and_delete_need_an_admin_key(keyed, assistant):
