@@ -251,7 +251,7 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from .api import create_app
-    from .security import KeyConfig, bind_host
+    from .security import KeyConfig, allowed_hosts, bind_host
 
     # One intra-op thread per model call: requests run concurrently (and queries are micro-batched),
     # so a second OpenMP thread only contends with them for the same two cores.
@@ -261,12 +261,36 @@ def cmd_serve(args) -> int:
     keys = KeyConfig.from_env()
     host, message = bind_host(args.host, keys)
     print(f"rag serve: {message}", file=sys.stderr, flush=True)
-    app = create_app(_assistant(args), keys=keys, with_ui=not args.no_ui)
+    hosts = allowed_hosts(host)
+    app = create_app(_assistant(args), keys=keys, with_ui=not args.no_ui, allowed_hosts=hosts)
     print(f"rag serve: http://{host}:{args.port}  (API docs: /docs, health: /healthz, metrics: /metrics)",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=args.port, log_level=args.log_level, access_log=args.access_log,
-                timeout_graceful_shutdown=5)
+    if hosts == ["*"]:
+        print("rag serve: any Host header accepted (bound to a wildcard address); set RAG_ALLOWED_HOSTS to "
+              "the names clients use", file=sys.stderr, flush=True)
+    uvicorn.Server(server_config(app, host, args.port, log_level=args.log_level,
+                                 access_log=args.access_log)).run()
     return 0
+
+
+def server_config(app, host: str, port: int, **kw):
+    """uvicorn's settings for `rag serve`: slow or idle clients are cut off, connections are capped.
+
+    RAG_HTTP_KEEPALIVE_S (5) idle keep-alive; RAG_HTTP_HEADER_TIMEOUT_S (10) for a request head;
+    RAG_HTTP_BODY_TIMEOUT_S (30) between pieces of a request body; RAG_HTTP_MAX_CONNECTIONS (200)
+    connections and requests at once (beyond that: 503); no `server` header.
+    """
+    import uvicorn
+
+    from .security import env_float, guarded_http_protocol
+
+    return uvicorn.Config(
+        app, host=host, port=port, timeout_graceful_shutdown=5, server_header=False,
+        timeout_keep_alive=env_float("RAG_HTTP_KEEPALIVE_S", 5.0),
+        limit_concurrency=int(env_float("RAG_HTTP_MAX_CONNECTIONS", 200)) or None,
+        h11_max_incomplete_event_size=64 * 1024,
+        http=guarded_http_protocol(env_float("RAG_HTTP_HEADER_TIMEOUT_S", 10.0),
+                                   env_float("RAG_HTTP_BODY_TIMEOUT_S", 30.0)), **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
