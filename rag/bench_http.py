@@ -16,15 +16,19 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
+
+from .config import Settings
 
 QUESTIONS = [
     "深圳到2025年集成电路产业营收目标是多少？",
@@ -269,18 +273,37 @@ def format_report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def copy_index(index_dir: Path, dest: Path) -> Path:
+    """A private copy of `index_dir` (versions, CURRENT, document store; not crash debris) at `dest`."""
+    index_dir = Path(index_dir)
+    if index_dir.is_dir():
+        shutil.copytree(index_dir, dest, ignore=shutil.ignore_patterns(".tmp-*", ".trash-*"), symlinks=True)
+    else:  # nothing built yet: the server builds into the copy, never into the real folder
+        dest.mkdir(parents=True)
+    return dest
+
+
 def run_http_bench(args) -> int:
     questions = None
     if getattr(args, "questions", None):
         questions = [q.strip() for q in Path(args.questions).read_text(encoding="utf-8").splitlines() if q.strip()]
     proc = None
+    scratch = None
     url = args.url.rstrip("/") if args.url else None
     try:
         if url is None:
+            # The server under load gets a copy of the index (document store included): a load test must
+            # never write to, repair or rebuild the project's real index/.
+            scratch = tempfile.mkdtemp(prefix="rag-bench-")
+            index_copy = copy_index(Settings().index_dir, Path(scratch) / "index")
             port = _free_port()
             url = f"http://127.0.0.1:{port}"
-            print(f"starting `rag serve` on {url} ...", file=sys.stderr, flush=True)
-            proc = start_server(port, {"RAG_QUERY_CACHE": "0"} if args.no_cache else None)
+            print(f"starting `rag serve` on {url} (on a copy of the index in {index_copy}) ...", file=sys.stderr,
+                  flush=True)
+            env = {"RAG_INDEX_DIR": str(index_copy)}
+            if args.no_cache:
+                env["RAG_QUERY_CACHE"] = "0"
+            proc = start_server(port, env)
         health = wait_healthy(url, proc)
         print(f"server healthy: {health.get('chunks')} chunks, model {health.get('model')}", file=sys.stderr,
               flush=True)
@@ -289,5 +312,7 @@ def run_http_bench(args) -> int:
     finally:
         if proc is not None:
             stop_server(proc)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
     return 0 if report["errors"] == 0 and report["ok"] > 0 else 1
