@@ -60,7 +60,7 @@ def servers(assistant, session_index_dir, tmp_path_factory):
     """(open server, keyed server), both started from the CLI, both healthy."""
     base = tmp_path_factory.mktemp("servers")
     made = []
-    for name, host, env in (("open", "0.0.0.0", {}),
+    for name, host, env in (("open", "0.0.0.0", {"RAG_HTTP_HEADER_TIMEOUT_S": "2"}),
                             ("keyed", "127.0.0.1", {"RAG_API_KEYS": "user-key", "RAG_ADMIN_KEYS": "admin-key"})):
         shutil.copytree(session_index_dir, base / name)
         made.append(Server(base / name, base / f"{name}.log", host, env))
@@ -204,6 +204,34 @@ def test_metrics_endpoint_is_prometheus_text(servers):
     r = httpx.get(f"{s.url}/metrics", timeout=30)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert 'rag_http_requests_total{endpoint="/v1/ask",method="POST",status="200"}' in r.text
+
+
+def test_real_server_refuses_foreign_hosts_and_cross_site_writes_and_sets_security_headers(servers):
+    s, k = servers
+    r = httpx.delete(f"{s.url}/v1/documents/no-such-doc", headers={"Host": "attacker.example"}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_host"
+    r = httpx.post(f"{s.url}/v1/documents", headers={"Origin": "http://attacker.example"}, timeout=30,
+                   files={"file": ("a.txt", b"x", "text/plain")}, data={"title": "x"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "cross_origin_write"
+    r = httpx.get(f"{s.url}/healthz", timeout=30)
+    assert "server" not in r.headers  # no `server: uvicorn`
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert httpx.get(f"{k.url}/metrics", timeout=30).status_code == 401
+    assert httpx.get(f"{k.url}/metrics", headers={"Authorization": "Bearer user-key"}, timeout=30).status_code == 200
+
+
+def test_real_server_cuts_off_half_a_request_line(servers):
+    import socket
+
+    s, _ = servers  # started with RAG_HTTP_HEADER_TIMEOUT_S=2
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /heal")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert time.monotonic() - started < 6 and data.startswith(b"HTTP/1.1 408")
 
 
 def test_short_load_run_has_no_errors(servers):
