@@ -268,9 +268,10 @@ def cmd_serve(args) -> int:
     if hosts == ["*"]:
         print("rag serve: any Host header accepted (bound to a wildcard address); set RAG_ALLOWED_HOSTS to "
               "the names clients use", file=sys.stderr, flush=True)
-    uvicorn.Server(server_config(app, host, args.port, log_level=args.log_level,
-                                 access_log=args.access_log)).run()
-    return 0
+    server = uvicorn.Server(server_config(app, host, args.port, log_level=args.log_level,
+                                          access_log=args.access_log))
+    server.run()
+    return 0 if server.started else 3  # as uvicorn.run: 3 = could not start (e.g. the port is taken)
 
 
 def server_config(app, host: str, port: int, **kw):
