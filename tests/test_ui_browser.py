@@ -197,3 +197,17 @@ def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder,
         ask(page, "无锡到2026年集成电路产业营收目标是多少？")
         assert "3000亿元" in page.locator("#zc-chat .zc-answer").last.inner_text()
 
+
+
+def test_chat_page_works_behind_the_api_safety_layers(browser, assistant):
+    """The page as `rag serve` mounts it: Host allow-list, same-origin writes only, nosniff and
+    no-framing headers; its own calls (same origin) still answer."""
+    from ui.server import UIServer
+
+    from rag.api import create_app
+    from rag.security import KeyConfig, allowed_hosts
+
+    app = create_app(assistant, keys=KeyConfig(), with_ui=True, allowed_hosts=allowed_hosts("127.0.0.1", ""))
+    with UIServer(app) as url, open_page(browser, url + "/") as pg:
+        ask(pg, "深圳到2025年集成电路产业营收目标是多少？")
+        assert "2500" in pg.locator("#zc-chat").inner_text()
