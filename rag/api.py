@@ -652,7 +652,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @app.exception_handler(DocumentError)
     async def _document_error(request: Request, exc: DocumentError):
-        return _json_error(exc.status, exc.code, str(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
+        return _json_error(exc.status, exc.code, str(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):

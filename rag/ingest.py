@@ -39,10 +39,34 @@ class DocumentError(ValueError):
     unreadable or text-less file); `code` is a stable machine-readable name.
     """
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_document"):
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_document",
+                 retry_after: int | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after  # seconds, for 429 busy
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        value = int(os.environ.get(name, "").strip() or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def check_extracted_size(text: str, chunk_count: int | None = None) -> None:
+    """What an upload may cost after extraction (a 74 KB .docx can hold 2 M characters):
+    RAG_MAX_UPLOAD_CHARS characters (default 1,000,000) and RAG_MAX_UPLOAD_CHUNKS chunks
+    (default 4,000), each a 413 naming the limit, checked before anything is embedded."""
+    max_chars = _env_int("RAG_MAX_UPLOAD_CHARS", 1_000_000)
+    if len(text) > max_chars:
+        raise DocumentError(f"提取后的文本过长：{len(text)} 字，上限 {max_chars} 字（RAG_MAX_UPLOAD_CHARS）"
+                            f" (extracted text too long: {len(text)} > {max_chars} characters)", 413, "text_too_long")
+    max_chunks = _env_int("RAG_MAX_UPLOAD_CHUNKS", 4_000)
+    if chunk_count is not None and chunk_count > max_chunks:
+        raise DocumentError(f"文件切分出的检索段落过多：{chunk_count} 段，上限 {max_chunks} 段（RAG_MAX_UPLOAD_CHUNKS）"
+                            f" (too many chunks: {chunk_count} > {max_chunks})", 413, "too_many_chunks")
 
 
 def max_upload_bytes() -> int:

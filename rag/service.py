@@ -36,6 +36,7 @@ writing open brings the index in step with the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -55,7 +56,8 @@ from .corpus import Corpus, load_corpus, merge_uploads, upload_info
 from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, Uploads,
                     build_index, clean_debris, current_version, embed_sentences, index_lock, keyword_text,
                     list_leads, list_versions, passage_text, remove_old_versions, version_copies, version_upload_ids)
-from .ingest import DocumentError, catalog_entry, check_doc_id, check_metadata, extract_text, text_fingerprint
+from .ingest import (DocumentError, catalog_entry, check_doc_id, check_extracted_size, check_metadata, extract_text,
+                     text_fingerprint)
 from .keywords import tokens
 from .retrieve import MODES, RetrievalResult, search
 from .routing import route
@@ -380,11 +382,13 @@ def _build(settings: Settings, corpus: Corpus, embedder, stored: Uploads, store:
     return index
 
 
-def _embed_upload(embedder, entry: dict, text: str):
+def _embed_upload(embedder, entry: dict, text: str, check_limits: bool = False):
     """(info, parsed, chunks, vectors, bm25 tokens, sentence vectors) of one uploaded document."""
     info = upload_info(entry)
     parsed = parse_document(info.doc_id, text)
     chunks = [IndexedChunk.from_chunk(ch, info.title) for c in parsed.clauses for ch in chunk_clause(c)]
+    if check_limits:
+        check_extracted_size(text, len(chunks))  # before any embedding
     if not chunks:
         return info, parsed, chunks, None, [], None
     leads = list_leads(chunks)
@@ -611,13 +615,15 @@ class Assistant:
         the previous snapshot while the new document is embedded.
         """
         kind, text = extract_text(filename, content)
+        check_extracted_size(text)
         meta = check_metadata(filename, content, title, issuer, date, region, doc_id, aliases)
-        with self._lock:
+        with self._writer():
             snap = self._snapshot
             self._check_duplicate(snap.corpus, meta.doc_id, meta.title, text)
             entry = catalog_entry(meta, filename, kind, content, text)
             started = time.perf_counter()
-            info, parsed, chunks, vectors, bm25, sentence_vectors = _embed_upload(self.embedder, entry, text)
+            info, parsed, chunks, vectors, bm25, sentence_vectors = _embed_upload(self.embedder, entry, text,
+                                                                                  check_limits=True)
             if not chunks:
                 raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
             index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses),
@@ -644,12 +650,25 @@ class Assistant:
                      time.perf_counter() - started)
         return info
 
+    @contextlib.contextmanager
+    def _writer(self):
+        """The writer lock, or a clear 429 when another write holds it longer than RAG_WRITE_WAIT_S
+        (default 30 s): a client is told to come back instead of hanging."""
+        wait = float(os.environ.get("RAG_WRITE_WAIT_S", "") or 30)
+        if not self._lock.acquire(timeout=max(0.0, wait)):
+            raise DocumentError("另一个上传或删除正在进行，请稍后重试 (busy: another upload or delete is in progress)",
+                                429, "busy", retry_after=10)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def remove_document(self, doc_id: str) -> None:
         """Remove an uploaded document from both indexes and the corpus, atomically.
 
         Seed documents (seeds/catalog.json) cannot be removed: edit the seeds instead.
         """
-        with self._lock:
+        with self._writer():
             snap = self._snapshot
             if not snap.corpus.is_upload(doc_id):
                 if any(d.doc_id == doc_id for d in snap.corpus.documents):
