@@ -8,7 +8,7 @@ A question is refused only when
   searched documents verifiably do not contain (a year counts as covered when it
   lies in a document's period);
 - `unknown_name`: it names something jieba cannot cut into known words (a
-  company such as "长电科技") that occurs in no searched document;
+  company such as "某电科技") that occurs in no searched document;
 - `weak_retrieval`: the best clause is neither close in meaning nor covers
   the question's key words (thresholds calibrated on the dev split);
 - `no_figure` (in `rag.answer`): a "how much" question whose best sentences give

@@ -35,7 +35,6 @@ from .generate import backend_status
 from .ingest import DocumentError, check_doc_id, max_upload_bytes
 from .metrics import Metrics, MetricsMiddleware
 from .query_batch import BatchingQueryEmbedder
-from .retrieve import MODES
 from .security import ADMIN, KeyConfig
 from .service import MAX_K, QuestionError
 

@@ -200,7 +200,7 @@ class _Outline:
         if kind in ("L1", "FW", "CH", "SEC", "ART"):
             self.seen_body = True
         # A new heading restarts the numbering of everything below it; 1. runs on
-        # across （一）（二） in plans that number it through (青浦), which _continues allows.
+        # across （一）（二） in plans that number it through, which _continues allows.
         below = {"FW": ("L2", "L3", "L4"), "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",),
                  "L4": (), "BOX": ("L4",), "CH": ("SEC", "L2", "L3", "L4"), "SEC": ("L2", "L3", "L4"),
                  "ART": ("L2", "L3", "L4")}[kind]

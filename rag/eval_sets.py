@@ -290,7 +290,7 @@ def write_sets_report(records: dict[str, list[dict]], meta: dict, out_dir: Path)
         failures += [f"- `{r['id']}` {r['failure']}{' (' + r['reason'] + ')' if r.get('reason') else ''}: "
                      f"{r['question'][:60]} → {' '.join(r['answer'].split())[:100]}" for r in wrong]
         failures.append("")
-    body = [f"# Evaluation by question set", "", f"- run: {meta.get('timestamp')}, {meta.get('seconds')} s",
+    body = ["# Evaluation by question set", "", f"- run: {meta.get('timestamp')}, {meta.get('seconds')} s",
             f"- git commit: `{meta.get('git_commit')}`", f"- embedding model: `{meta.get('embedding_model')}`", "",
             render_sets(summary), "", *failures]
     (folder / "report.md").write_text("\n".join(body), encoding="utf-8")

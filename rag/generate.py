@@ -26,7 +26,7 @@ import os
 import re
 import threading
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from langchain_core.callbacks import CallbackManagerForLLMRun

@@ -125,7 +125,7 @@ _FULL_DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
 
 
 def field_label(chunk: IndexedChunk) -> str:
-    """Name the document field a header or signature line is ("工信部规〔2011〕565号" is the 文号).
+    """Name the document field a header or signature line is ("某部规〔2011〕1号" is the 文号).
 
     Bare, such lines share no word with "发文字号是什么？" or "哪天印发的？", so
     neither the embedding nor BM25 finds them; labelled, both do.

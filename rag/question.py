@@ -224,7 +224,7 @@ def analyze(question: str, documents: list[DocumentInfo]) -> QuestionAnalysis:
 def split_parts(question: str) -> list[str]:
     """The separate things a question asks, each made to stand alone.
 
-    "深圳营收目标是多少？由哪个部门负责？" -> ["深圳营收目标是多少", "深圳营收目标由哪个部门负责"]:
+    "无锡营收目标是多少？由哪个部门负责？" -> ["无锡营收目标是多少", "无锡营收目标由哪个部门负责"]:
     a later part without a subject of its own borrows the first part's topic words.
     """
     parts = [p.strip(" ，,。") for p in _PART_SPLIT.split(question) if p and p.strip(" ，,。")]

@@ -73,7 +73,7 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
 
     if route.compare and len(scope or []) >= 2 and not documents:
         # Each named document is searched with the question minus the *other* places'
-        # names, so "苏州工业园区" cannot pull 青浦工业园区 clauses up by the word 园区.
+        # names, so one "…工业园区" cannot pull another's clauses up by the word 园区.
         per_doc = {}
         for d in scope:
             sub_query = strip_other_places(query, d, route)

@@ -1,4 +1,4 @@
-"""Turn a follow-up ("那苏州工业园区呢？") into a standalone question before retrieval.
+"""Turn a follow-up ("那天河区呢？") into a standalone question before retrieval.
 
 Only elliptical questions are rewritten.  A question that names a place of its
 own (any document's alias, or any place in the gazetteer: "广州市…") stands
@@ -42,12 +42,12 @@ def names_own_place(question: str, documents: list[DocumentInfo]) -> bool:
 
 def continues_topic(question: str, documents: list[DocumentInfo]) -> bool:
     """A question in a conversation that names no plan or place and does not ask across plans
-    ("主营业务收入超百亿的企业要有几家？" after a question about 青浦) stays with the plan discussed."""
+    ("主营业务收入超百亿的企业要有几家？" after a question about one district) stays with the plan discussed."""
     return not names_own_place(question, documents) and not _ACROSS_PLANS.search(question)
 
 
 def _swap(text: str, old: str, new: str) -> str:
-    """Replace one place name by another, without doubling a suffix ("青浦区" -> "苏州工业园区", not "…区区")."""
+    """Replace one place name by another, without doubling a suffix ("天河区" -> "南沙区", not "…区区")."""
     out = text.replace(old, new, 1)
     for suffix in ("区", "市", "县", "省"):
         out = out.replace(new + suffix, new) if new.endswith(suffix) else out
@@ -86,7 +86,7 @@ def rewrite_followup(question: str, history: list[dict] | None, documents: list[
         if len(now) > len(before):
             rewritten = "、".join(a for _, a, _ in now[len(before):]) + rewritten
         for _, old, _ in before[len(now):]:
-            # "深圳和苏州…分别…？" then "那青浦区呢？": the question is now about 青浦 alone
+            # "甲市和乙市…分别…？" then "那丙区呢？": the question is now about 丙区 alone
             rewritten = re.sub(rf"[和与及、]?{re.escape(old)}|{re.escape(old)}[和与及、]?", "", rewritten, count=1)
         if len(now) == 1 and len(before) > 1:
             rewritten = re.sub(r"分别|各自|有什么不同|有何不同|有什么区别", "", rewritten)

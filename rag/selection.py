@@ -149,12 +149,12 @@ def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex) -> lis
 def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, doc_id: str | None = None) -> bool:
     """Does `sentence` give a figure for the thing asked about?
 
-    "深圳人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
+    "无锡人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
     but not for 人才.  The asked-about words may be in the figure's phrase, the
     phrase before it (change phrases "由…提高到…"), or in other words
     (synonyms, shared characters) anywhere in the sentence.
     """
-    # a figure about someone else ("长电科技" asked, "海思半导体" answered): the names must be in the
+    # a figure about someone else (one company asked, another answered): the names must be in the
     # sentence's document (a district's plan need not repeat the district in every sentence)
     if missing_names(qa, index.normalized_doc_texts.get(doc_id, sentence) if doc_id else sentence, index):
         return False

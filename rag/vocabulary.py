@@ -1,8 +1,8 @@
 """Vocabulary taken from the indexed documents themselves, never from code.
 
 Why: an uploaded plan must be treated like a seed.  Everything the answerer
-needs to know about a document's names — how users refer to it (深圳 for
-"深圳市培育发展…行动计划"), the years it covers, its 文号, the organisations it
+needs to know about a document's names — how users refer to it (无锡 for
+"无锡市集成电路产业发展三年行动计划"), the years it covers, its 文号, the organisations it
 mentions — is derived here from the document's title, catalog fields and
 text, the same way for seeds and uploads.  `register` teaches jieba these
 words so questions naming them are cut as one word.
@@ -21,7 +21,7 @@ from .catalog import DocumentInfo
 
 # Words that name the whole country or the world: every document is "about" them.
 COUNTRY_WORDS = frozenset({"中国", "我国", "全国", "国家", "国内", "国际", "全球", "世界", "中央", "国务院", "中华人民共和国"})
-# Administrative suffixes: "深圳市" is also called "深圳", "青浦区" stays "青浦区" and "青浦".
+# Administrative suffixes: "无锡市" is also called "无锡", "天河区" stays "天河区" and "天河".
 _SUFFIXES = ("特别行政区|自治区|自治州|自治县|工业园区|经济技术开发区|高新技术产业开发区|开发区|高新区|新区|"
              "省|市|区|县|镇|乡|街道")
 _ADMIN_SUFFIX = re.compile(rf"({_SUFFIXES})$")
@@ -38,7 +38,7 @@ _NAMED_POS = {"ns", "nt", "nr", "nrt", "nz"}
 
 
 def place_aliases(name: str) -> list[str]:
-    """"广东省深圳市" -> ["深圳市", "深圳"]; "江苏省苏州市苏州工业园区" -> ["苏州工业园区", "苏州"]."""
+    """"江苏省无锡市" -> ["无锡市", "无锡"]; "江苏省无锡市新吴区" -> ["新吴区", "新吴"]."""
     name = name.strip()
     if not name:
         return []
@@ -52,20 +52,20 @@ def place_aliases(name: str) -> list[str]:
 
 
 def title_place(title: str) -> str:
-    """The place a title opens with: "深圳市培育发展…" -> "深圳市", "青浦区促进…" -> "青浦区"."""
+    """The place a title opens with: "无锡市集成电路…" -> "无锡市", "天河区深化…" -> "天河区"."""
     title = re.sub(r"^(关于|印发|转发)+", "", title.strip())
     m = _PLACE_PREFIX.match(title)
     if not m:
         return ""
     place = m.group(1)
-    # jieba confirms the place: its first word must be a place name ("深圳市", not "培育发展区")
+    # jieba confirms the place: its first word must be a place name ("无锡市", not "培育发展区")
     first = next(iter(pseg.cut(place)), None)
     return place if first is not None and first.flag == "ns" else ""
 
 
 def dominant_place(text: str) -> str:
     """The place a document is about when its title does not say: the county- or city-level
-    place it names most, clearly more than any other ("湖里区" in a district's reply letter)."""
+    place it names most, clearly more than any other (a district in its reply letter)."""
     from collections import Counter
 
     counts = Counter()
@@ -97,11 +97,11 @@ def derive_doc_number(text: str) -> str | None:
 
 
 def organisations(text: str) -> set[str]:
-    """Organisation names the text mentions ("材料科学姑苏实验室", "区财政局")."""
+    """Organisation names the text mentions ("某某材料实验室", "区财政局")."""
     out = set()
     for m in _ORG.finditer(text):
         words = [w for w in pseg.cut(m.group(1))]
-        # drop leading words that are not part of a name (verbs, prepositions, pronouns: "依托厦门大学")
+        # drop leading words that are not part of a name (verbs, prepositions, pronouns: "依托某某大学")
         while words and (words[0].flag[:1] in "vpcdurmfq" or len(words[0].word) == 1):
             words.pop(0)
         name = "".join(w.word for w in words)

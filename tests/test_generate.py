@@ -63,7 +63,7 @@ def test_figure_matching_respects_number_boundaries():
 # -- verification rules ------------------------------------------------------------------
 
 def test_supported_answer_passes():
-    v = verify_answer(f"到2025年，深圳集成电路产业营收目标是突破2500亿元[1]。", CLAUSES, REFUSALS)
+    v = verify_answer("到2025年，深圳集成电路产业营收目标是突破2500亿元[1]。", CLAUSES, REFUSALS)
     assert v.ok and not v.dropped and v.cited == [1]
     assert v.text == "到2025年，深圳集成电路产业营收目标是突破2500亿元[1]。"
 

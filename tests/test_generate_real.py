@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from rag.answer import Answer
-from rag.llm_models import LLM_SPECS, fetch_llm
+from rag.llm_models import fetch_llm
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ free loopback port with a tiny app and 1-second timeouts; the rest use TestClien
 from __future__ import annotations
 
 import argparse
-import asyncio
 import socket
 import threading
 import time
