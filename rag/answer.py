@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUSAL_PREFIX, check_constraints,
                             off_topic, refusal_text, unknown_names)
 from .catalog import DocumentInfo
-from .index import KnowledgeIndex, chunk_sentences
+from .index import KnowledgeIndex, chunk_sentences, documents_text
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
 from .sections import enclosing_section, list_items_after, matched_section, metadata_answer, section_answer
@@ -222,8 +222,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place must be in the documents we cite, not merely somewhere in the corpus.
     cited_docs = {c.hit.chunk.doc_id for c in citations}
-    cited = " ".join(t for d, t in index.normalized_doc_texts.items() if d in cited_docs)
-    for name in missing_names(qa, cited, index):
+    cited = documents_text(index, sorted(cited_docs), matching=True)
+    for name in missing_names(qa, cited, index, bare=True):
         if not any(name in (d.region or "") for d in documents if d.doc_id in cited_docs):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)

@@ -25,7 +25,7 @@ import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
-from .index import KnowledgeIndex
+from .index import KnowledgeIndex, documents_text
 from .keywords import STOPWORDS, normalize, variants
 from .question import QuestionAnalysis
 from .retrieve import Hit
@@ -41,7 +41,6 @@ OFF_TOPIC_DENSE = 0.88  # a question sharing no word with the documents needs th
 ENGLISH_OFF_TOPIC_DENSE = 0.85  # an English question with no glossary word needs this much
 _FUNCTION_CHARS = set("的了和与及或在是对为以等有上下把被将从由其该这那之于并而也都就又各个年月日元亿万吗呢吧啊么请问你我他她它们"
                       "要会能可应给让向")
-_CJK_CHAR = re.compile(r"^[\u4e00-\u9fa5]$")
 # Single characters of these parts of speech are ordinary words, never pieces of a name.
 _NOT_NAME_POS = {"v", "vd", "vg", "d", "dg", "m", "mq", "q", "r", "rr", "rz", "p", "c", "u", "uj", "ul", "uz", "ud",
                  "ug", "uv", "y", "e", "o", "zg", "a", "ad", "ag", "an", "z"}
@@ -52,11 +51,6 @@ def refusal_text(what_zh: str, what_en: str, english: bool) -> str:
         return (f"{REFUSAL_PREFIX} (not found in the plans): the documents do not answer this question "
                 f"({what_en}). The closest clauses are listed below.")
     return f"{REFUSAL_PREFIX}{what_zh}。以下列出最接近的条款供参考。"
-
-
-def scope_text(index: KnowledgeIndex, scope: list[str] | None) -> str:
-    texts = index.normalized_doc_texts
-    return " ".join(t for d, t in texts.items() if not scope or d in scope)
 
 
 def _year_covered(year: str, scope: list[str], documents: list[DocumentInfo], text_norm: str) -> bool:
@@ -94,7 +88,7 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
                       scope: list[str] | None) -> tuple[str, str] | None:
     """(Chinese, English) name of the first constraint of the question the searched documents lack."""
     scope = scope or [d.doc_id for d in documents]
-    text = normalize(normalize_for_matching(scope_text(index, scope)))
+    text = documents_text(index, scope, matching=True)
     hit_text = normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
     for name in qa.named:
         if re.fullmatch(r"[A-Za-z\-']+", name):
@@ -120,7 +114,7 @@ def unknown_names(question: str, index: KnowledgeIndex, scope: list[str] | None)
     a word jieba's dictionary does not know ("中芯", guessed by its HMM) or a run of single
     characters ("台积"+"电"), standing before a word that ends names ("国际", "科技"), or
     three characters long on its own; and absent from every searched document."""
-    text = scope_text(index, scope)
+    text = documents_text(index, scope)
     toks = [w for w in pseg.cut(normalize(question))] + [pseg.pair("", "x")]
     out = []
     i = 0
@@ -152,7 +146,7 @@ def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scop
     best_dense = max((h.dense for h in hits), default=0.0)
     if best_dense >= (ENGLISH_OFF_TOPIC_DENSE if qa.english else OFF_TOPIC_DENSE):
         return False
-    text = scope_text(index, scope)
+    text = documents_text(index, scope)
     # a place is a constraint, not a topic: "北京今天天气怎么样" has no topic the documents share
     words = [k for k in qa.keywords if not re.fullmatch(r"\d+", k) and not is_place(k)]
     return not any(v in text for k in words for v in variants(normalize(k)))

@@ -55,9 +55,6 @@ class _Idf:
         self._bm25 = BM25Okapi([tokens(t) or ["_"] for t in texts])
         self.normalized_doc_texts = {d: normalize(t) for d, t in (doc_texts or {}).items()}
 
-    def in_corpus(self, word: str) -> bool:
-        return any(normalize(word) in t for t in self.normalized_doc_texts.values())
-
     def idf(self, token: str) -> float:
         idf = self._bm25.idf
         return float(idf.get(token, max(idf.values(), default=1.0)))

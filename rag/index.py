@@ -40,7 +40,7 @@ import faiss
 import numpy as np
 from rank_bm25 import BM25Okapi
 
-from .cleaning import split_sentences
+from .cleaning import normalize_for_matching, split_sentences
 from .clauses import Chunk
 from .keywords import normalize, tokens
 from .store import (IN_PROGRESS, STORE_FORMAT, DocumentStore, crash_point, fsync_dir, is_debris, remove_tree,
@@ -201,6 +201,28 @@ def keyword_text(chunk: IndexedChunk, lead: str = "") -> str:
     return " ".join(chunk.section[-2:]) + " " + field_label(chunk) + " " + lead + chunk.text
 
 
+def documents_text(index, scope: list[str] | None = None, matching: bool = False) -> str:
+    """The searched documents' normalized text (all documents when `scope` is empty), joined once
+    per index and scope: an index never changes.  `matching` also drops whitespace, as
+    `normalize_for_matching` does, for substring checks of names.  Works on any object with
+    `normalized_doc_texts` (the LangChain baseline's stand-in too)."""
+    cache = index.__dict__.setdefault("_documents_text", {})
+    key = (tuple(scope) if scope else None, matching)
+    if key not in cache:
+        text = " ".join(t for d, t in index.normalized_doc_texts.items() if not scope or d in scope)
+        cache[key] = normalize(normalize_for_matching(text)).lower() if matching else text
+    return cache[key]
+
+
+def in_corpus(index, word: str) -> bool:
+    """Does any indexed document use `word`?"""
+    cache = index.__dict__.setdefault("_in_corpus", {})
+    if word not in cache:
+        w = normalize(word)
+        cache[word] = any(w in t for t in index.normalized_doc_texts.values())
+    return cache[word]
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -280,14 +302,6 @@ class KnowledgeIndex:
         """Cosine similarity of the query to each sentence of chunk `row`."""
         a, b = self.sentence_start[row], self.sentence_start[row + 1]
         return self.sentence_vectors[a:b] @ np.asarray(query_vector, dtype=np.float32)
-
-    def in_corpus(self, word: str) -> bool:
-        """Does any indexed document use `word`?"""
-        cache = self.__dict__.setdefault("_in_corpus", {})
-        if word not in cache:
-            w = normalize(word)
-            cache[word] = any(w in t for t in self.normalized_doc_texts.values())
-        return cache[word]
 
     def idf(self, token: str) -> float:
         if self.bm25 is None:

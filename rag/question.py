@@ -44,8 +44,7 @@ _RESPONSIBLE = re.compile(r"负责|责任单位|责任部门|牵头|哪些部门
 _HOW = re.compile(r"如何|怎么|怎样|做了什么|做了哪些|采取|安排|部署|举措|措施|方面|how (does|do|did|will|is)|"
                   r"what (measures|steps|actions)", re.I)
 # jieba's proper-noun tags are too noisy to refuse on (新建/ns, 安家费/nr, 上市公司/nt): a named
-# place is one the gazetteer knows, or a jieba place name carrying an administrative suffix.
-_ADMIN_END = re.compile(r"(省|市|区|县|州|镇|乡|街道|新区|开发区|高新区|园区)$")
+# place is one the gazetteer knows, or a jieba place name of three or more characters.
 # Capitalised English words that are not names of places or organisations.
 _ENGLISH_COMMON = set("""
 what which who whom whose when where why how is are was were do does did the a an of in on for to by and or
@@ -113,9 +112,7 @@ def named_words(question: str, known: set[str]) -> list[str]:
     return out
 
 
-# The question word of a "how much" question and the words that only say "a figure of".
-_HOW_MUCH = re.compile(r"(是|有|为|达到|要达到|要|能|达|占|给予|提高到|超过)?(多少|几[家个名项条所年次倍]?|多大|多高|多长|多久|"
-                       r"哪一年|哪年|何时|什么水平|什么比例)")
+# Words that only say "a figure of" something.
 MEASURE_WORDS = {"比例", "比重", "占比", "数量", "规模", "金额", "标准", "目标", "水平", "情况", "要求", "幅度",
                  "额度", "上限", "期限", "时间", "程度", "速度", "增速", "总量", "人数", "个数", "家数", "数字", "多少",
                  "达到", "提出", "计划", "预计", "力争", "最高", "最多", "至少", "一共", "总共", "共", "分别", "现在", "目前"}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cleaning import normalize_for_matching
-from .index import KnowledgeIndex, chunk_sentences
+from .index import KnowledgeIndex, chunk_sentences, documents_text, in_corpus
 from .keywords import normalize, variants
 from .question import NON_YEAR_FIGURE, WANTS_YEAR, YEAR, QuestionAnalysis
 from .retrieve import Hit
@@ -139,11 +139,20 @@ def _share_found(words: list[str], text: str, synonyms: bool = True) -> float:
     return found / len(words)
 
 
-def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex) -> list[str]:
-    """Specific names of the question (not words every clause uses, like 集成电路) absent from `text`."""
-    bare = normalize_for_matching(text).lower()
+def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex, bare: bool = False) -> list[str]:
+    """Specific names of the question (not words every clause uses, like 集成电路) absent from `text`
+    (`bare`: already normalized for matching)."""
+    bare_text = text if bare else normalize_for_matching(text).lower()
     return [n for n in qa.named if index.idf(normalize(n)) >= GENERIC_IDF and not n.isascii()
-            and normalize_for_matching(n).lower() not in bare]  # English names were checked by pinyin
+            and normalize_for_matching(n).lower() not in bare_text]  # English names were checked by pinyin
+
+
+def _figure_phrases(sentence: str, qa: QuestionAnalysis) -> list[tuple[str, str, bool]]:
+    """(phrase, the phrase before it, whether it holds the kind of figure asked for) per phrase."""
+    phrases = PHRASE.split(sentence)
+    wants_year = bool(WANTS_YEAR.search(qa.text))
+    return [(p, phrases[i - 1] if i else "", bool(YEAR.search(p) if wants_year else NON_YEAR_FIGURE.search(p)))
+            for i, p in enumerate(phrases)]
 
 
 def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, doc_id: str | None = None) -> bool:
@@ -156,40 +165,32 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
     """
     # a figure about someone else (one company asked, another answered): the names must be in the
     # sentence's document (a district's plan need not repeat the district in every sentence)
-    if missing_names(qa, index.normalized_doc_texts.get(doc_id, sentence) if doc_id else sentence, index):
+    if doc_id and doc_id in index.normalized_doc_texts:
+        if missing_names(qa, documents_text(index, [doc_id], matching=True), index, bare=True):
+            return False
+    elif missing_names(qa, sentence, index):
         return False
     if qa.english:  # the Chinese text cannot be matched word for word: any figure of the chosen sentence
-        wants_year = bool(WANTS_YEAR.search(qa.text))
-        return bool(YEAR.search(sentence) if wants_year else NON_YEAR_FIGURE.search(sentence))
+        return bool(YEAR.search(sentence) if WANTS_YEAR.search(qa.text) else NON_YEAR_FIGURE.search(sentence))
+    figures = _figure_phrases(sentence, qa)
     if qa.measured:
         # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
         # no document uses ("门槛" for 入围条件) are the asker's paraphrase: they count only when
         # they are all there is to go on, and then a partial match is enough.
         specific = [k for k in qa.measured if index.idf(k) >= GENERIC_IDF] or qa.measured  # not 集成电路, 产业
-        known = [k for k in specific if index.in_corpus(k)]
+        known = [k for k in specific if in_corpus(index, k)]
         measured, need = (known, 0.5) if known else (specific, 1e-9)
         # when part of the asked phrase is the asker's own word, the rest must be there as written
         strict = len(known) < len(specific)
-        phrases = PHRASE.split(sentence)
-        wants_year = bool(WANTS_YEAR.search(qa.text))
-        for i, phrase in enumerate(phrases):
-            has_figure = bool(YEAR.search(phrase)) if wants_year else bool(NON_YEAR_FIGURE.search(phrase))
-            window = phrase if i == 0 else phrases[i - 1] + phrase
-            if has_figure and _share_found(measured, window, synonyms=not strict) >= need:
-                return True
-        return False
+        return any(has and _share_found(measured, before + phrase, synonyms=not strict) >= need
+                   for phrase, before, has in figures)
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
-    wants_year = bool(WANTS_YEAR.search(qa.text))
-    phrases = PHRASE.split(sentence)
-    has_any = False
-    for i, phrase in enumerate(phrases):
-        has_figure = bool(YEAR.search(phrase)) if wants_year else bool(NON_YEAR_FIGURE.search(phrase))
-        has_any = has_any or has_figure
-        window = phrase if i == 0 or not _CHANGE_PHRASE.match(phrase.strip()) else phrases[i - 1] + phrase
-        if has_figure and (not specific or coverage(specific, window, index) > 0):
+    for phrase, before, has in figures:
+        window = before + phrase if _CHANGE_PHRASE.match(phrase.strip()) else phrase
+        if has and (not specific or coverage(specific, window, index) > 0):
             return True
-    return has_any and (not specific or coverage(specific, sentence, index) >= 0.5)
+    return any(has for _, _, has in figures) and (not specific or coverage(specific, sentence, index) >= 0.5)
 
 
 def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, query_vector,
