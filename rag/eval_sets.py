@@ -2,6 +2,7 @@
 
 - `dev` / `test`: `evals/gold.jsonl` split by a hash of each question id (a
   third goes to test), so the split never depends on what the system gets right;
+  frozen in `evals/splits.json`;
 - `fresh`: `evals/test_fresh.jsonl`, written from the plans alone by someone who
   had not read the answerer, frozen before it was measured — test only;
 - `uploaded`: real documents of other shapes (`evals/documents/`, regulations
@@ -33,6 +34,7 @@ from .evaluate import GOLD_PATH, GoldItem, evaluate_item, held_text, load_gold
 EVALS = PROJECT_ROOT / "evals"
 FRESH_PATH = EVALS / "test_fresh.jsonl"
 UPLOADED_PATH = EVALS / "uploaded_gold.jsonl"
+SPLITS_PATH = EVALS / "splits.json"
 DOCUMENTS_DIR = EVALS / "documents"
 SETS = ("dev", "test", "fresh", "uploaded", "uploaded-dev", "uploaded-test", "loo")
 # The uploaded documents are split by document too: failures on these two may be read and tuned
@@ -42,11 +44,19 @@ TEST_SHARE = 3  # one question in three is test
 
 
 def split_of(item_id: str) -> str:
+    """How the split was drawn once (evals/splits.json freezes it): a third of the ids, by hash, to test."""
     return "test" if int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % TEST_SHARE == 0 else "dev"
 
 
+def load_splits(path: Path = SPLITS_PATH) -> dict[str, list[str]]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {"dev": list(data["dev"]), "test": list(data["test"])}
+
+
 def gold_split(name: str, path: Path = GOLD_PATH) -> list[GoldItem]:
-    return [g for g in load_gold(path) if split_of(g.id) == name]
+    """The gold questions of the frozen split `name` (dev or test), in gold order."""
+    wanted = set(load_splits()[name])
+    return [g for g in load_gold(path) if g.id in wanted]
 
 
 class CachedEmbedder:

@@ -137,3 +137,15 @@ def test_load_gold_rejects_malformed_files(tmp_path, lines, message):
     with pytest.raises(GoldError, match=message) as err:
         load_gold(path)
     assert "gold.jsonl:" in str(err.value)  # names the line
+
+
+def test_every_gold_question_is_in_exactly_one_frozen_split(gold):
+    from rag.eval_sets import load_splits, split_of
+
+    splits = load_splits()
+    dev, test = set(splits["dev"]), set(splits["test"])
+    assert not dev & test
+    assert {g.id for g in gold} == dev | test, "add new gold questions to evals/splits.json"
+    assert 0.25 <= len(test) / len(gold) <= 0.4
+    # the frozen file is the hash rule it was drawn by, not a hand-picked list
+    assert all(split_of(i) == "test" for i in test) and all(split_of(i) == "dev" for i in dev)
