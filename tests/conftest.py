@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,6 +41,33 @@ def assistant(embedder, session_index_dir):
 
     settings = Settings(index_dir=session_index_dir)
     return Assistant(settings, embedder=embedder)
+
+
+# A one-document seed corpus for tests that rebuild indexes (cheap to embed).
+SMALL_PLAN = """示例市集成电路行动计划
+
+一、发展目标
+
+到2025年，示例市集成电路产业规模达到800亿元，培育10家上市企业。
+
+二、重点任务
+
+（一）设计业倍增。支持芯片设计企业做大做强。（责任单位：市工信局）
+
+（二）人才引育。引进高层次人才500名。
+"""
+
+
+@pytest.fixture
+def small_seeds(tmp_path):
+    """A seeds folder holding only SMALL_PLAN and its catalog entry."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "demo.txt").write_text(SMALL_PLAN, encoding="utf-8")
+    (seeds / "catalog.json").write_text(json.dumps({"documents": [{
+        "doc_id": "demo-2025", "file": "demo.txt", "title": "示例市集成电路行动计划", "issuer": "示例市",
+        "date": "2023", "region": "示例市", "aliases": ["示例市"]}]}, ensure_ascii=False), encoding="utf-8")
+    return seeds
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ from rag.security import KeyConfig
 from rag.service import Assistant, QuestionError, validate_question
 from rag.store import DocumentStore
 from tests.test_api_files import PLAN_LINES
-from tests.test_index import SMALL_PLAN
+from tests.conftest import SMALL_PLAN
 
 WUXI_TITLE = "无锡市集成电路产业发展三年行动计划（2024-2026年）"
 WUXI_Q = "无锡到2026年集成电路产业营收目标是多少？"
@@ -110,17 +110,6 @@ class _RememberingEmbedder:
 def model(embedder):
     """conftest's `embedder`, remembering passage vectors (see `_RememberingEmbedder`)."""
     return _RememberingEmbedder(embedder)
-
-
-@pytest.fixture
-def small_seeds(tmp_path):
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "demo.txt").write_text(SMALL_PLAN, encoding="utf-8")
-    (seeds / "catalog.json").write_text(json.dumps({"documents": [{
-        "doc_id": "demo-2025", "file": "demo.txt", "title": "示例市集成电路行动计划", "issuer": "示例市",
-        "date": "2023", "region": "示例市", "aliases": ["示例市"]}]}, ensure_ascii=False), encoding="utf-8")
-    return seeds
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,30 +10,8 @@ from rag.config import Settings
 from rag.corpus import load_corpus
 from rag.index import CURRENT, IndexCorrupt, IndexMissing, KnowledgeIndex, build_index
 from rag.service import open_index
+from tests.conftest import SMALL_PLAN
 
-SMALL_PLAN = """示例市集成电路行动计划
-
-一、发展目标
-
-到2025年，示例市集成电路产业规模达到800亿元，培育10家上市企业。
-
-二、重点任务
-
-（一）设计业倍增。支持芯片设计企业做大做强。（责任单位：市工信局）
-
-（二）人才引育。引进高层次人才500名。
-"""
-
-
-@pytest.fixture
-def small_seeds(tmp_path):
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "demo.txt").write_text(SMALL_PLAN, encoding="utf-8")
-    (seeds / "catalog.json").write_text(json.dumps({"documents": [{
-        "doc_id": "demo-2025", "file": "demo.txt", "title": "示例市集成电路行动计划", "issuer": "示例市",
-        "date": "2023", "region": "示例市", "aliases": ["示例市"]}]}, ensure_ascii=False), encoding="utf-8")
-    return seeds
 
 
 @pytest.fixture
