@@ -29,8 +29,10 @@ def main(gold_path: str, docs_dir: str) -> int:
         for g in item["gold"]:
             clauses = parsed[g["doc_id"]].clauses
             holders = [c.clause_id for c in clauses if norm(g["quote"]) in norm(c.text)]
-            if not holders:  # a heading title: the first clause under that heading
-                holders = [c.clause_id for c in clauses if c.section and norm(g["quote"]) in norm(c.section[-1])][:1]
+            if not holders:  # a heading title: the first clause under that heading, at any depth
+                holders = [c.clause_id for c in clauses if any(norm(g["quote"]) in norm(s) for s in c.section)][:1]
+            if len(holders) > 1 and g["clause_id"] in holders:  # the writer's own reading settles a tie
+                holders = [g["clause_id"]]
             if len(holders) != 1:
                 print(f"{item['id']}: quote {g['quote']!r} held by {holders}", file=sys.stderr)
                 problems += 1
