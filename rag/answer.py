@@ -127,6 +127,16 @@ def _sentence_picks(question: str, qa: QuestionAnalysis, hits: list[Hit], index:
     return picks
 
 
+def _gives_asked_figure(question: str, qa: QuestionAnalysis, picks: list[Pick], hits: list[Hit],
+                        index: KnowledgeIndex, documents: list[DocumentInfo]) -> bool:
+    """Does a chosen sentence give a figure for what was asked, for the question or any of its
+    parts ("按什么比例奖补？封顶多少？" is answered when the ratio is there)?"""
+    parts = split_parts(question)
+    analyses = [qa] + ([analyze(p, documents) for p in parts] if len(parts) > 1 else [])
+    return any(number_support(p.sentence, a, index, hits[p.hit_rank].chunk.doc_id)
+               for a in analyses if a.asks_number for p in picks)
+
+
 def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex):
     """A chosen sentence that announces a list ("…为中小企业提供下列服务：") is answered with the list:
     its items follow, each cited, in the document's order."""
@@ -217,8 +227,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     text, citations = _compose(picks, hits, qa)
     if not citations:
         return refuse("相关条款", "no matching clause", "no_sentence")
-    if qa.asks_number and not whole_clause and not any(number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id)
-                                                              for p in picks):
+    if qa.asks_number and not whole_clause and not _gives_asked_figure(question, qa, picks, hits, index, documents):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place must be in the documents we cite, not merely somewhere in the corpus.
     cited_docs = {c.hit.chunk.doc_id for c in citations}

@@ -140,13 +140,15 @@ def unknown_names(question: str, index: KnowledgeIndex, scope: list[str] | None)
 
 def off_topic(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, scope: list[str] | None,
               names_a_document: bool = False) -> bool:
-    """No content word of the question occurs in the searched documents, and nothing is close in meaning."""
-    if names_a_document:
-        return False
+    """No content word of the question occurs in the searched documents, and nothing is close in meaning.
+    Naming a document is not a topic: "明天某某区会下雨吗" names a plan's place and asks the weather;
+    only a question that names a document and asks nothing else ("某某区那个规划") is never off topic."""
     best_dense = max((h.dense for h in hits), default=0.0)
     if best_dense >= (ENGLISH_OFF_TOPIC_DENSE if qa.english else OFF_TOPIC_DENSE):
         return False
     text = documents_text(index, scope)
     # a place is a constraint, not a topic: "北京今天天气怎么样" has no topic the documents share
     words = [k for k in qa.keywords if not re.fullmatch(r"\d+", k) and not is_place(k)]
+    if names_a_document and (not words or qa.english):  # the glossary lacks many English words
+        return False
     return not any(v in text for k in words for v in variants(normalize(k)))

@@ -27,10 +27,12 @@ MAX_CHUNK_CHARS = 360
 
 _L1 = re.compile(rf"^([{CN_NUMERALS}]{{1,3}})、\s*(.*)$")
 _L2 = re.compile(rf"^[（(]([{CN_NUMERALS}]{{1,3}})[）)]\s*(.*)$")
-_L3 = re.compile(r"^(\d{1,2})\s*[、.．]\s*(?!\d)(.*)$")
+_L3 = re.compile(r"^(\d{1,2})\s*[、.．﹒]\s*(?!\d)(.*)$")
 _L4 = re.compile(r"^[（(](\d{1,2})[）)]\s*(.*)$")
 _BOX = re.compile(r"^专栏\s*(\d{1,2})\s*[：:]?\s*(.*)$")
 _FOREWORD = re.compile(r"^前\s*言$")
+# An appendix restarts the numbering of everything: "附件", "附件2", "附件2：…名单" on a line of its own.
+_APPENDIX = re.compile(r"^附\s*件\s*(\d{1,2})?\s*(?:[：:]\s*(.*))?$")
 # Regulations: 第一章 总则 / 第一节 … / 第十二条 (article text follows on the same line).
 _CHAPTER = re.compile(rf"^第\s*([{_CN_BIG}]{{1,6}}|\d{{1,3}})\s*(编|章|部分)\s*(.*)$")
 _SECTION = re.compile(rf"^第\s*([{_CN_BIG}]{{1,6}}|\d{{1,3}})\s*节\s*(.*)$")
@@ -152,6 +154,7 @@ class _Outline:
         self.stack: list[Heading] = []
         self.last_number: dict[str, int] = {}
         self.seen_body = False
+        self.appendices: set[str] = set()
 
     def _continues(self, kind: str, number: int) -> bool:
         last = self.last_number.get(kind, 0)
@@ -163,6 +166,14 @@ class _Outline:
         """(kind, marker, shown marker, rest of line) if `text` opens a heading here."""
         if _FOREWORD.match(text):
             return ("FW", "前言", "", "前言")
+        m = _APPENDIX.match(text)
+        # a bare "附件：" (or "附件：1．…") in the notice only lists the appendices; the appendix itself
+        # starts with "附件" or "附件N" alone, or "附件N：title"
+        if m and self.seen_body and (m.group(1) or m.group(2) is None):
+            marker = f"附件{m.group(1) or ''}"
+            if marker in self.appendices:  # "附件" twice: the later one is the appendix itself
+                marker = f"{marker}#{len(self.appendices) + 1}"
+            return ("APX", marker, marker + " ", m.group(2) or "")
         m = _BOX.match(text)
         if m:
             return ("BOX", f"专栏{int(m.group(1))}", f"专栏{int(m.group(1))} ", m.group(2))
@@ -194,14 +205,16 @@ class _Outline:
             # Half a level below its parent, so （1） items inside the box nest under it.
             level = (self.stack[-1].level if self.stack else 0) + 0.5
         else:
-            level = {"FW": 1, "L1": 1, "CH": 1, "SEC": 1.3, "ART": 1.6, "L2": 2, "L3": 3, "L4": 4}[kind]
+            level = {"APX": 0.5, "FW": 1, "L1": 1, "CH": 1, "SEC": 1.3, "ART": 1.6, "L2": 2, "L3": 3, "L4": 4}[kind]
             while self.stack and (self.stack[-1].level >= level or (is_box(self.stack[-1]) and level <= 3)):
                 self.stack.pop()
-        if kind in ("L1", "FW", "CH", "SEC", "ART"):
+        if kind in ("L1", "FW", "CH", "SEC", "ART", "APX"):
             self.seen_body = True
         # A new heading restarts the numbering of everything below it; 1. runs on
         # across （一）（二） in plans that number it through, which _continues allows.
-        below = {"FW": ("L2", "L3", "L4"), "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",),
+        if kind == "APX":
+            self.appendices.add(marker)
+        below = {"APX": ("L1", "L2", "L3", "L4", "CH", "SEC", "ART"), "FW": ("L2", "L3", "L4"), "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",),
                  "L4": (), "BOX": ("L4",), "CH": ("SEC", "L2", "L3", "L4"), "SEC": ("L2", "L3", "L4"),
                  "ART": ("L2", "L3", "L4")}[kind]
         for k in below:
@@ -284,7 +297,11 @@ def _paragraphs(lines: list[Line], outline: _Outline, preamble: Heading) -> list
 
     for line in lines:
         boundary = not buf or _at_boundary(buf[-1].text, outline.seen_body, closing is not None)
-        hit = None if closing else outline.match(line.text, boundary)
+        hit = outline.match(line.text, boundary)
+        if closing and hit and hit[0] != "APX":
+            hit = None  # in the signature block only an appendix is a heading
+        if hit and hit[0] == "APX":
+            closing = None
         if hit:
             flush()
             kind, marker, shown, rest = hit

@@ -18,10 +18,14 @@ from .vocabulary import COUNTRY_WORDS, is_pinyin, is_place
 
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
-# A figure that is not just a year: "2500亿元", "15%", "10家", "5000名".
+# A figure that is not just a year: "2500亿元", "15%", "10家", "5000名"; never an article's
+# number ("第十六条", "第3条").
 NON_YEAR_FIGURE = re.compile(r"百分之[零〇一两二三四五六七八九十百点]+|千分之[零〇一两二三四五六七八九十百点]+|"
-                             r"(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
+                             r"(?<![第一两二三四五六七八九十百千万\d.])(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
                              r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|次|元|位)|\d{5,}|\d+-\d+家")
+# A duration ("10年内", "三个月", "15个工作日"): the figure of a "how long", never a year.
+DURATION = re.compile(r"(?<![第一两二三四五六七八九十百千万\d.])(?:\d{1,3}|[一两二三四五六七八九十]+)\s*"
+                      r"(?:年(?!度|级)|个月|个?工作日|天|周)")
 _QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方件]|"
@@ -36,6 +40,18 @@ _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
 _ASKS_NUMBER = re.compile(r"率[^，,。？?]{0,6}(?:目标|要求|是|达到|提高|为|多)|面积|多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
                           r"how (many|much|large|big)|what (percentage|share|proportion)|which year|when", re.I)
 WANTS_YEAR = re.compile(r"哪一年|哪年|何时|which year|when", re.I)
+WANTS_DURATION = re.compile(r"多少年|几年|多少个月|几个月|多少天|几天|多久|多长时间|期限|how long|how many (years|months|days)",
+                            re.I)
+
+
+def gives_figure(text: str, question: str) -> bool:
+    """Does `text` hold the kind of figure `question` asks for: a year for "哪一年", a duration
+    for "多久", an amount, share or count otherwise."""
+    if WANTS_YEAR.search(question):
+        return bool(YEAR.search(text))
+    if WANTS_DURATION.search(question) and DURATION.search(text):
+        return True
+    return bool(NON_YEAR_FIGURE.search(text))
 # A plan's goals and its review of the past live in different sections.
 _TARGET = re.compile(r"目标|希望|力争|要达到|要做到|将达到|到20\d\d年|预期|预计|计划|target|aim|goal|by 20\d\d", re.I)
 _REVIEW = re.compile(r"十一五|回顾|目前|现状|现在|现有|已经|已有|实现了|过去|去年|成效|取得|情况", re.I)

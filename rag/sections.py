@@ -21,7 +21,7 @@ from .retrieve import Hit
 GENERIC_IDF = 2.0
 MAX_ITEMS = 15
 _MARKER = re.compile(r"^(专栏\s*\d+|第[零〇一二三四五六七八九十百千两\d]+[编章节条]|[（(][一二三四五六七八九十\d]+[）)]|"
-                     r"[一二三四五六七八九十]+、|\d+[、.．])\s*")
+                     r"[一二三四五六七八九十]+、|\d+[、.．﹒])\s*")
 _ARTICLE = re.compile(r"^第[零〇一二三四五六七八九十百千两\d]+条$")
 # Words that ask for a section's items rather than adding a topic of their own.
 SECTION_WORDS = {"措施", "工程", "任务", "举措", "政策", "方面", "内容", "事项", "重点", "哪些", "包括", "包含",

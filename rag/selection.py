@@ -18,7 +18,7 @@ import numpy as np
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, chunk_sentences, documents_text, in_corpus
 from .keywords import normalize, variants
-from .question import NON_YEAR_FIGURE, WANTS_YEAR, YEAR, QuestionAnalysis
+from .question import YEAR, QuestionAnalysis, gives_figure
 from .retrieve import Hit
 
 SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
@@ -28,7 +28,7 @@ GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which fi
 SAME_CLAUSE_RATIO = 0.85
 OTHER_CLAUSE_RATIO = 0.95
 _NOTE_SENTENCE = re.compile(r"^[（(].*(负责|责任单位|责任部门)")
-HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．])")
+HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．﹒])")
 PHRASE = re.compile(r"[，,：:（）()]")
 _UNIT_WORD = re.compile(r"[亿万千百]?[元个家名人项条次位]?|%|亿元|万元|万人|个人")
 _CHANGE_PHRASE = re.compile(r"^(由|从|比|较|同比|年均)")
@@ -65,12 +65,12 @@ def lexical_score(sentence: str, context: str, qa: QuestionAnalysis, index: Know
         if not phrase.strip():
             continue
         value = coverage(qa.keywords, phrase, index)
-        if qa.quantity and value > 0 and NON_YEAR_FIGURE.search(phrase):
+        if qa.quantity and value > 0 and gives_figure(phrase, qa.text):
             value += 0.3
         best_phrase = max(best_phrase, value)
     score = (0.3 * coverage(qa.keywords, sentence, index) + 0.3 * coverage(qa.keywords, context, index)
              + 0.4 * best_phrase)
-    if qa.quantity and NON_YEAR_FIGURE.search(sentence):
+    if qa.quantity and gives_figure(sentence, qa.text):
         score += 0.1
     for year in qa.years:
         if year in sentence:
@@ -150,8 +150,7 @@ def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex, bare: 
 def _figure_phrases(sentence: str, qa: QuestionAnalysis) -> list[tuple[str, str, bool]]:
     """(phrase, the phrase before it, whether it holds the kind of figure asked for) per phrase."""
     phrases = PHRASE.split(sentence)
-    wants_year = bool(WANTS_YEAR.search(qa.text))
-    return [(p, phrases[i - 1] if i else "", bool(YEAR.search(p) if wants_year else NON_YEAR_FIGURE.search(p)))
+    return [(p, phrases[i - 1] if i else "", gives_figure(p, qa.text))
             for i, p in enumerate(phrases)]
 
 
@@ -171,7 +170,7 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
     elif missing_names(qa, sentence, index):
         return False
     if qa.english:  # the Chinese text cannot be matched word for word: any figure of the chosen sentence
-        return bool(YEAR.search(sentence) if WANTS_YEAR.search(qa.text) else NON_YEAR_FIGURE.search(sentence))
+        return gives_figure(sentence, qa.text)
     figures = _figure_phrases(sentence, qa)
     if qa.measured:
         # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
@@ -208,7 +207,7 @@ def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
     for p in picks[1:]:
         if len(chosen) >= max_sentences:
             break
-        if qa.quantity and not NON_YEAR_FIGURE.search(p.sentence):
+        if qa.quantity and not gives_figure(p.sentence, qa.text):
             continue
         if hits[p.hit_rank].chunk.doc_id != hits[chosen[0].hit_rank].chunk.doc_id:
             continue  # one plan answers a question that names at most one (comparisons go per document)

@@ -134,3 +134,10 @@ def test_a_standalone_question_in_a_conversation_keeps_its_own_place(assistant):
                {"role": "assistant", "content": "…"}]
     a = assistant.ask("广州市的集成电路产业目标是多少？", history=history)
     assert a.rewritten_question in (None, "广州市的集成电路产业目标是多少？") and a.refused
+
+
+def test_naming_a_plan_does_not_make_the_weather_a_topic(assistant):
+    a = assistant.ask("明天苏州会下雨吗？")
+    assert a.refused and a.reason == "off_topic", a.answer
+    assert not assistant.ask("苏州工业园区那个行动计划").refused
+

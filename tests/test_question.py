@@ -23,3 +23,13 @@ def test_split_parts_gives_later_parts_the_first_parts_topic():
     parts = split_parts("深圳营收目标是多少？由哪个部门负责？")
     assert len(parts) == 2 and parts[0] == "深圳营收目标是多少" and "负责" in parts[1] and "营收" in parts[1]
     assert split_parts("深圳营收目标是多少？") == ["深圳营收目标是多少？"]
+
+
+def test_article_numbers_are_not_figures_and_durations_are_only_when_asked():
+    from rag.question import NON_YEAR_FIGURE, gives_figure
+    assert not NON_YEAR_FIGURE.search("第十六条本市设立中小企业发展基金")
+    assert not NON_YEAR_FIGURE.search("依照本条例第3条规定")
+    assert NON_YEAR_FIGURE.search("资金占比不低于百分之五十") and NON_YEAR_FIGURE.search("出台十六条措施")
+    assert gives_figure("企业应承诺10年内不迁出", "多少年内不能迁走？")
+    assert not gives_figure("落户三年内纳入统计的", "能拿多少落户奖励？")
+    assert gives_figure("2025年", "哪一年完成？") and not gives_figure("2025年", "补贴多少？")

@@ -48,6 +48,13 @@ def test_a_list_item_ending_in_a_semicolon_is_a_clause_not_a_title():
     assert any(c.text.startswith("（一）设立科技创新专项资金") for c in p.clauses)
 
 
+MEASURES = """某某市支持工业互联网发展若干政策
+一、支持企业数字化改造。鼓励企业实施设备数字化、网络化技术改造，市级按照项目设备购置额的10%给予奖补，最高500万元。
+二、支持平台建设。对新认定的市级工业互联网平台，给予一次性奖补100万元。
+三、支持人才培训。对开展工业互联网实训的机构，按培训人数给予补助。
+"""
+
+
 @pytest.fixture(scope="module")
 def uploaded(embedder, tmp_path_factory):
     """A real Assistant over the seeds with the regulation uploaded as a user would."""
@@ -56,6 +63,7 @@ def uploaded(embedder, tmp_path_factory):
 
     a = Assistant(Settings(index_dir=tmp_path_factory.mktemp("index")), embedder=embedder)
     info = a.add_document("条例.txt", REGULATION.encode(), title="某某省促进科技创新条例")
+    a.add_document("若干政策.txt", MEASURES.encode(), title="某某市支持工业互联网发展若干政策", doc_id="measures")
     return a, info.doc_id
 
 
@@ -107,3 +115,47 @@ def test_real_measures_document_upload_lists_its_numbered_items(embedder, tmp_pa
     info = a.add_document(entry["file"], content, title=entry["title"])
     ids = [c.clause_id for c in a.corpus.parsed[info.doc_id].clauses]
     assert sum(1 for i in ids if i.split(".")[0] in ("一", "二", "三", "四", "五")) >= 5
+
+
+NOTICE_WITH_APPENDIX = """某某市人民政府办公室关于印发考评办法的通知
+一、考评对象
+各区人民政府。
+二、考评结果应用
+考评结果全市通报。
+附件：
+某某市考评指标
+2022年5月10日
+附件
+某某市考评指标
+一、政务服务（25分）
+（一）平台建设（3分）
+1﹒完善平台功能，全部事项网上可办。（6月底完成，牵头考核单位：市政务服务局）
+2﹒推进热线整合。（持续推进，牵头考核单位：市政府办公室）
+二、基础设施（10分）
+（一）网络覆盖（4分）
+3﹒新增5G基站1000座。（持续推进，牵头考核单位：市工信局）
+"""
+
+
+def test_an_appendix_restarts_the_numbering_under_its_own_heading():
+    """附件 after the body (even after the signature date) opens a new top-level part whose
+    一、/（一）/1﹒ headings nest under it, instead of being swallowed by the last section."""
+    p = parse_document("notice", NOTICE_WITH_APPENDIX)
+    ids = [c.clause_id for c in p.clauses]
+    assert len(ids) == len(set(ids))
+    assert "附件.一.(一).1" in ids and "附件.一.(一).2" in ids and "附件.二.(一).3" in ids
+    item = next(c for c in p.clauses if c.clause_id == "附件.二.(一).3")
+    assert item.section[:3] == ["附件", "二、基础设施（10分）", "（一）网络覆盖（4分）"]
+    assert item.text.startswith("3﹒新增5G基站1000座")
+    assert any(c.clause_id.startswith("二.") and c.text == "附件：" for c in p.clauses)  # the notice's list line
+
+
+@pytest.mark.slow
+def test_a_multi_part_figure_question_is_answered_when_one_part_has_its_figure(uploaded):
+    """"按什么比例…？封顶多少？": 封顶 is the asker's word for 最高; the ratio's part finds its
+    figure, so the question is answered, not refused for want of a figure."""
+    a, _ = uploaded
+    ans = a.ask("我们企业准备做设备数字化改造，市里按什么比例奖补？封顶多少？", documents=["measures"])
+    assert not ans.refused and "10%" in ans.answer and "500万元" in ans.answer, ans.answer
+    refused = a.ask("实训机构按每人多少钱补助？", documents=["measures"])
+    assert refused.refused and refused.reason == "no_figure", refused.answer
