@@ -19,7 +19,8 @@ from .catalog import DocumentInfo
 from .index import KnowledgeIndex, chunk_sentences, documents_text
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
-from .sections import enclosing_section, list_items_after, matched_section, metadata_answer, section_answer
+from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
+                       section_answer)
 from .selection import Pick, best_clauses, best_sentences, coverage, missing_names, number_support
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
@@ -204,6 +205,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     compare_docs = scope if retrieval.route.compare and scope and len(scope) >= 2 else None
     if (qa.summary or qa.broad) and not qa.quantity and not compare_docs:
         section = matched_section(question, qa, index, list(retrieval.route.aliases.values()), scope)
+        if section is None and not qa.asks_number:
+            section = document_outline(question, qa, index, scope, list(retrieval.route.aliases.values()))
         if section is None and qa.broad and not qa.asks_number:
             section = enclosing_section(hits, index)
         composed = section_answer(section, index, _doc_label(index.chunks[index.doc_rows[section[0]][0]],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from .catalog import DocumentInfo
+from .clauses import CLOSING_TITLE, PREAMBLE_TITLE
 from .cleaning import normalize_for_matching, split_sentences
 from .index import KnowledgeIndex
 from .keywords import key_terms, normalize
@@ -20,6 +21,9 @@ from .retrieve import Hit
 
 GENERIC_IDF = 2.0
 MAX_ITEMS = 15
+DETAIL_ITEMS = 6  # a section of at most this many items is answered with what each item says
+DETAIL_CHARS = 160  # of each item's own text, in whole sentences
+_NOTE_ONLY = re.compile(r"^[（(][^（）()]*(负责|责任单位|责任部门|牵头)[^（）()]*[）)][。；]?$")
 _MARKER = re.compile(r"^(专栏\s*\d+|第[零〇一二三四五六七八九十百千两\d]+[编章节条]|[（(][一二三四五六七八九十\d]+[）)]|"
                      r"[一二三四五六七八九十]+、|\d+[、.．﹒])\s*")
 _ARTICLE = re.compile(r"^第[零〇一二三四五六七八九十百千两\d]+条$")
@@ -97,6 +101,28 @@ def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
     return best[1], best[2]
 
 
+_OUTSIDE_BODY = {PREAMBLE_TITLE, CLOSING_TITLE}  # a whole document's parts are its body's
+# Words by which a question points at a whole document ("这份办法讲了什么").
+_DOCUMENT_WORDS = {"这份", "这个", "该", "文件", "办法", "条例", "政策", "若干政策", "措施", "若干措施", "规划", "计划",
+                   "方案", "意见", "细则", "通知", "行动计划", "实施方案", "实施意见", "实施细则", "全文", "整体", "总体",
+                   "大概", "大致", "些", "什么", "讲了", "讲", "说了", "写了"}
+
+
+def document_outline(question: str, qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None,
+                     route_aliases: list[str]) -> tuple[str, list[str]] | None:
+    """("doc_id", []) when a summary question points at one whole document and asks nothing narrower
+    ("这份若干政策主要讲了些什么", "概括一下这个条例"): its top-level parts are the answer."""
+    if not scope or len(scope) != 1 or not getattr(index, "chunks", None):
+        return None
+    doc_id = scope[0]
+    title = next((c.doc_title for c in index.chunks if c.doc_id == doc_id), "")
+    title_tokens = set(key_terms(title))
+    place_words = {t for a in route_aliases for t in key_terms(a)}
+    topic = [k for k in qa.keywords if k not in SECTION_WORDS and k not in _DOCUMENT_WORDS
+             and k not in place_words and not any(k in t or t in k for t in title_tokens)]
+    return None if topic else (doc_id, [])
+
+
 def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list[str]] | None:
     """For a broad question ("主要抓哪几件事"): the section holding the best clause and its siblings."""
     if not hits or not getattr(index, "chunks", None):
@@ -123,7 +149,8 @@ def section_items(section: tuple[str, list[str]], index: KnowledgeIndex) -> list
     """(label, chunk row) of each item of the section, in document order."""
     doc_id, prefix = section
     rows = [i for i, ch in enumerate(index.chunks)
-            if ch.doc_id == doc_id and ch.section[: len(prefix)] == prefix and ch.part == 1]
+            if ch.doc_id == doc_id and ch.section[: len(prefix)] == prefix and ch.part == 1
+            and (prefix or ch.section[0] not in _OUTSIDE_BODY)]
     items: list[tuple[str, int]] = []
     seen: set[str] = set()
     for row in rows:
@@ -144,18 +171,50 @@ def section_items(section: tuple[str, list[str]], index: KnowledgeIndex) -> list
     return items
 
 
+def _item_detail(label: str, text: str, n: int, max_chars: int = DETAIL_CHARS) -> str:
+    """The first sentences of an item after its label, verbatim, each with its [n]: what the item
+    does, not only what it is called."""
+    body = _MARKER.sub("", text.strip())
+    lead = label.split("：", 1)[1] if _ARTICLE.match(label.split("：", 1)[0]) and "：" in label else label
+    if body.startswith(lead):
+        body = body[len(lead):].lstrip("。；：:，, ")
+    out, used = [], 0
+    for sentence in split_sentences(body):
+        bare = sentence.strip()
+        if not bare or _NOTE_ONLY.match(bare):
+            continue
+        if out and used + len(bare) > max_chars:
+            break
+        out.append(bare)
+        used += len(bare)
+    return "".join(_cited(x, n) for x in out)
+
+
+def _cited(sentence: str, n: int) -> str:
+    """A sentence with its [n] before its closing punctuation."""
+    if sentence[-1] in "。；！？":
+        return f"{sentence[:-1]}[{n}]{sentence[-1]}"
+    return f"{sentence}[{n}]。"
+
+
 def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_prefix: str,
                    max_items: int = MAX_ITEMS):
-    """List a section's items, each cited: (text, [(n, Hit)])."""
+    """List a section's items, each cited: (text, [(n, Hit)]).  A short list (at most DETAIL_ITEMS)
+    gives each item's first sentences too, one item a line; a long one its labels."""
     items = section_items(section, index)
     if len(items) < 2:
         return None
     cited, parts = [], []
+    detailed = len(items) <= DETAIL_ITEMS
     for n, (label, row) in enumerate(items[:max_items], start=1):
         cited.append((n, Hit(index.chunks[row], 1.0, 0.0, 0.0, row)))
-        parts.append(f"{label}[{n}]")
+        detail = _item_detail(label, index.chunks[row].text, n) if detailed else ""
+        parts.append(f"{label}：{detail}" if detail else (_cited(label, n) if detailed else f"{label}[{n}]"))
     more = f"（另有{len(items) - max_items}项）" if len(items) > max_items else ""
-    return f"{label_prefix}「{section[1][-1]}」包括：" + "；".join(parts) + f"。{more}", cited
+    head = f"{label_prefix}「{section[1][-1]}」包括：" if section[1] else f"{label_prefix}全文包括："
+    if detailed:
+        return head + "\n" + "\n".join(f"{i}. {p}" for i, p in enumerate(parts, start=1)), cited
+    return head + "；".join(parts) + f"。{more}", cited
 
 
 _DOC_NUMBER_Q = re.compile(r"文号|字号|发文号|document number|reference number", re.I)

@@ -159,3 +159,22 @@ def test_a_multi_part_figure_question_is_answered_when_one_part_has_its_figure(u
     assert not ans.refused and "10%" in ans.answer and "500万元" in ans.answer, ans.answer
     refused = a.ask("实训机构按每人多少钱补助？", documents=["measures"])
     assert refused.refused and refused.reason == "no_figure", refused.answer
+
+
+@pytest.mark.slow
+def test_a_short_section_is_answered_with_what_each_item_says(uploaded):
+    """A section of a few items: each item's label and its first sentences, verbatim and cited,
+    one item a line, so "第二章讲了什么" says who does what, not only the items' names."""
+    a, doc = uploaded
+    ans = a.ask("第二章讲了什么？", documents=[doc])
+    lines = ans.answer.splitlines()
+    assert len(lines) == 3 and lines[1].startswith("1. 第三条") and lines[2].startswith("2. 第四条"), ans.answer
+    assert lines[2] == "2. 第四条：省科学技术主管部门负责全省科技创新工作[2]。", ans.answer  # said once
+
+
+@pytest.mark.slow
+def test_a_short_section_lists_each_items_own_sentences(uploaded):
+    a, _ = uploaded
+    ans = a.ask("这份若干政策主要讲了些什么？", documents=["measures"])
+    assert "10%" in ans.answer and "100万元" in ans.answer, ans.answer
+    assert len(ans.citations) == 3
