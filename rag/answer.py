@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUSAL_PREFIX, check_constraints,
                             off_topic, refusal_text, unknown_names)
 from .catalog import DocumentInfo
-from .index import KnowledgeIndex, chunk_sentences, documents_text
+from .index import KnowledgeIndex, chunk_sentences
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
@@ -232,10 +232,12 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         return refuse("相关条款", "no matching clause", "no_sentence")
     if qa.asks_number and not whole_clause and not _gives_asked_figure(question, qa, picks, hits, index, documents):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
-    # A named place must be in the documents we cite, not merely somewhere in the corpus.
+    # A named place must be in what we cite, not merely somewhere in the corpus: in the cited
+    # clauses themselves, unless it is the cited plan's own region ("武汉作为侧翼…目标是多少"
+    # is not answered by the national target of a plan that mentions 武汉 elsewhere).
     cited_docs = {c.hit.chunk.doc_id for c in citations}
-    cited = documents_text(index, sorted(cited_docs), matching=True)
-    for name in missing_names(qa, cited, index, bare=True):
+    cited = " ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations)
+    for name in missing_names(qa, cited, index):
         if not any(name in (d.region or "") for d in documents if d.doc_id in cited_docs):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)

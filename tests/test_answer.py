@@ -141,3 +141,11 @@ def test_naming_a_plan_does_not_make_the_weather_a_topic(assistant):
     assert a.refused and a.reason == "off_topic", a.answer
     assert not assistant.ask("苏州工业园区那个行动计划").refused
 
+
+
+def test_a_place_a_plan_mentions_only_in_passing_must_be_in_the_cited_clause(assistant):
+    """The national plan names 成都 among its regions; its national revenue target is not 成都's."""
+    a = assistant.ask("成都的集成电路产业到2015年营收要达到多少？")
+    assert a.refused and a.reason == "constraint", a.answer
+    ok = assistant.ask("工信部规划到2015年集成电路销售收入目标是多少？")
+    assert not ok.refused and "3300亿元" in ok.answer
