@@ -42,6 +42,8 @@ def test_followups_keep_or_narrow_the_conversation_topic(corpus):
     # ...unless it asks across plans, or names its own
     assert rewrite_followup("哪些文件提到了光刻胶？", qp, docs) == "哪些文件提到了光刻胶？"
     assert rewrite_followup("深圳的人才目标是什么？", qp, docs) == "深圳的人才目标是什么？"
+    # a place of its own but the topic by reference ("这方面"): the previous question, for that place
+    assert rewrite_followup("深圳在这方面的目标呢？", qp, docs) == "深圳集成电路营收目标是多少？"
     both = [{"role": "user", "content": "深圳和苏州工业园区2025年集成电路产业规模目标分别是多少？"},
             {"role": "assistant", "content": "…"}]
     # after a comparison, "那青浦区呢？" asks about 青浦 alone
