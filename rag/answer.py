@@ -11,12 +11,16 @@ No language model.  The steps, one module each:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUSAL_PREFIX, check_constraints,
                             off_topic, refusal_text, unknown_names)
 from .catalog import DocumentInfo
-from .index import KnowledgeIndex, chunk_sentences
+from .cleaning import normalize_for_matching
+from .index import KnowledgeIndex, chunk_sentences, documents_text
+from .keywords import normalize
+from .vocabulary import is_place
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
@@ -128,6 +132,22 @@ def _sentence_picks(question: str, qa: QuestionAnalysis, hits: list[Hit], index:
     return picks
 
 
+PLACE_MENTIONS = 3  # a place a document names this often is one it is about, not one it lists in passing
+
+
+def _is_about(name: str, doc: DocumentInfo, index: KnowledgeIndex) -> bool:
+    """Is the cited document about `name`: an organisation it names anywhere (an upload may write
+    its issuer's full name once and its short name once), or a place it is about (its region or
+    title, or one it names again and again)?"""
+    text = documents_text(index, [doc.doc_id], matching=True)
+    bare = normalize(normalize_for_matching(name))
+    if not is_place(bare):
+        return bare in text
+    bare = re.sub(r"(?<=..)[省市区县]$", "", bare)  # "上海市" is about where the text says 上海
+    own = normalize(normalize_for_matching(f"{doc.region or ''}{doc.title or ''}"))
+    return bare in own or text.count(bare) >= PLACE_MENTIONS
+
+
 def _gives_asked_figure(question: str, qa: QuestionAnalysis, picks: list[Pick], hits: list[Hit],
                         index: KnowledgeIndex, documents: list[DocumentInfo]) -> bool:
     """Does a chosen sentence give a figure for what was asked, for the question or any of its
@@ -233,11 +253,12 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     if qa.asks_number and not whole_clause and not _gives_asked_figure(question, qa, picks, hits, index, documents):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place must be in what we cite, not merely somewhere in the corpus: in the cited
-    # clauses themselves, unless it is the cited plan's own region ("武汉作为侧翼…目标是多少"
-    # is not answered by the national target of a plan that mentions 武汉 elsewhere).
-    cited_docs = {c.hit.chunk.doc_id for c in citations}
+    # clauses, or be a place the cited plan is about (its region or title, or a name it uses again
+    # and again).  "武汉作为侧翼…目标是多少" is not answered by the national target of a plan that
+    # lists 武汉 once among its regions.
+    cited_docs = sorted({c.hit.chunk.doc_id for c in citations})
     cited = " ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations)
     for name in missing_names(qa, cited, index):
-        if not any(name in (d.region or "") for d in documents if d.doc_id in cited_docs):
+        if not any(_is_about(name, d, index) for d in documents if d.doc_id in cited_docs):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)
