@@ -16,7 +16,7 @@ from .routing import mentions
 from .question import YEAR, named_words, known_names
 
 _FOLLOWUP = re.compile(r"^(那|那么|那末|还有|另外|同样|而|and\b|what about|how about|and what about)|呢[？?]?$|^它|^其", re.I)
-# Words pointing back at the previous question's topic: "青浦在这方面的目标呢？" asks the same for 青浦.
+# Words pointing back at the previous question's topic: "某某区在这方面的目标呢？" asks the same for 某某区.
 _ANAPHOR = re.compile(r"这方面|这一方面|这个方面|这块|这一块|这项|这一项|此项|同样的|相应的|in this (area|respect)|the same", re.I)
 _PRONOUNS = {"它", "它们", "其", "该", "这个", "那个", "这", "那", "呢", "那么", "还有", "另外", "同样", "about", "how"}
 
