@@ -18,11 +18,12 @@ import numpy as np
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, chunk_sentences, documents_text, in_corpus
 from .keywords import normalize, variants
-from .question import YEAR, QuestionAnalysis, gives_figure
+from .question import MEASURE_WORDS, YEAR, QuestionAnalysis, gives_figure
 from .retrieve import Hit
 
 SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
-PARTIAL_WEIGHT = 0.35  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
+PARTIAL_WEIGHT = 0.35
+MEASURE_WORD_WEIGHT = 0.3  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
 SEMANTIC_WEIGHT = 3.0  # per unit of cosine above the best sentence's (tuned on the dev split)
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which figure is meant
 SAME_CLAUSE_RATIO = 0.85
@@ -41,20 +42,26 @@ def _partial(word: str, text_n: str) -> bool:
     return len(word) > 2 and any(word[i:i + 2] in text_n for i in range(len(word) - 1))
 
 
+def _weight(keyword: str, index: KnowledgeIndex) -> float:
+    """IDF, but a word that only says "a figure of" (数量, 目标, 规模) weighs little: in
+    "人才数量的目标" the thing asked about is 人才."""
+    return index.idf(keyword) * (MEASURE_WORD_WEIGHT if keyword in MEASURE_WORDS else 1.0)
+
+
 def coverage(keywords: list[str], text: str, index: KnowledgeIndex, synonyms: bool = True) -> float:
-    """Share of the question's keyword IDF weight present in `text`."""
+    """Share of the question's keyword weight present in `text`."""
     if not keywords:
         return 0.0
     text_n = normalize(text)
-    total = sum(index.idf(k) for k in set(keywords)) or 1.0
+    total = sum(_weight(k, index) for k in set(keywords)) or 1.0
     found = 0.0
     for k in set(keywords):
         if normalize(k) in text_n:
-            found += index.idf(k)
+            found += _weight(k, index)
         elif synonyms and any(v in text_n for v in variants(k)):
-            found += SYNONYM_WEIGHT * index.idf(k)
+            found += SYNONYM_WEIGHT * _weight(k, index)
         elif _partial(normalize(k), text_n):
-            found += PARTIAL_WEIGHT * index.idf(k)
+            found += PARTIAL_WEIGHT * _weight(k, index)
     return found / total
 
 
