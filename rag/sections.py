@@ -50,8 +50,12 @@ def _section_text(index: KnowledgeIndex, doc_id: str, prefix: tuple[str, ...]) -
 
 
 def _chapter_ref(question: str) -> str | None:
+    """"第三章" as written; "第八部分" / "第八项" of a plan numbered 一、二、 as its heading's "八、"."""
     m = re.search(r"第[零〇一二三四五六七八九十百千两\d]+[章节编]", question)
-    return m.group(0) if m else None
+    if m:
+        return m.group(0)
+    m = re.search(r"第([一二三四五六七八九十]+)(?:部分|项|方面|大项)", question)
+    return f"{m.group(1)}、" if m else None
 
 
 def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
@@ -120,7 +124,15 @@ def document_outline(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
     place_words = {t for a in route_aliases for t in key_terms(a)}
     topic = [k for k in qa.keywords if k not in SECTION_WORDS and k not in _DOCUMENT_WORDS
              and k not in place_words and not any(k in t or t in k for t in title_tokens)]
-    return None if topic else (doc_id, [])
+    if topic:
+        return None
+    # a word of the question that is in one of its headings ("主要任务", "采取了哪些措施") asks for that part
+    asked = [k for k in qa.keywords if len(k) >= 2 and k not in _DOCUMENT_WORDS and k not in place_words
+             and not any(k in t or t in k for t in title_tokens)]
+    headings = {title_words(t) for c in index.chunks if c.doc_id == doc_id for t in c.section}
+    if any(k in h for k in asked for h in headings):
+        return None
+    return doc_id, []
 
 
 def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list[str]] | None:

@@ -178,3 +178,10 @@ def test_a_short_section_lists_each_items_own_sentences(uploaded):
     ans = a.ask("这份若干政策主要讲了些什么？", documents=["measures"])
     assert "10%" in ans.answer and "100万元" in ans.answer, ans.answer
     assert len(ans.citations) == 3
+
+
+def test_a_numbered_part_is_named_by_its_heading_numeral():
+    from rag.sections import _chapter_ref
+    assert _chapter_ref("第八部分“利用资本市场”主要讲了哪几件事？") == "八、"
+    assert _chapter_ref("第三章讲了什么？") == "第三章"
+    assert _chapter_ref("第三代半导体有哪些支持？") is None
