@@ -5,7 +5,7 @@ measured on each set (closing note of the generalisation issue), so a change
 that makes answers worse anywhere fails here.  Targets (the issue's; xfail
 until reached, so the run shows how far each set is): key facts ≥ 0.85 (uploaded
 ≥ 0.80), false refusals ≤ 0.05, refusal accuracy ≥ 0.85, citation precision ≥ 0.90,
-recall@5 ≥ 0.95.  Never tune on a test set to pass these: tune on dev and uploaded-dev.
+recall@5 ≥ 0.95.  Never tune on a test set to pass these: tune on dev, dev-fresh and uploaded-dev.
 """
 
 from __future__ import annotations
@@ -17,17 +17,20 @@ from rag.evaluate import aggregate
 
 pytestmark = pytest.mark.slow
 
-SETS = ("dev", "test", "fresh", "uploaded-dev", "uploaded-test", "loo")
-# Measured at the commit that introduced them (rag eval --sets …), minus 0.03 of headroom for ties.
+SETS = ("dev", "dev-fresh", "test", "fresh", "uploaded-dev", "uploaded-test", "loo")
+# Measured at the commit that set them (rag eval --sets …, closing note of 2026-12-02), minus 0.03 of
+# headroom for ties.  uploaded-* grew to eleven documents that day, so their floors are new.
 FLOORS = {
-    "dev": {"key_fact_accuracy": 0.81, "false_refusal_rate": 0.04, "refusal_accuracy": 0.95, "recall@5": 0.91},
-    "test": {"key_fact_accuracy": 0.79, "false_refusal_rate": 0.05, "refusal_accuracy": 0.50, "recall@5": 0.93},
-    "fresh": {"key_fact_accuracy": 0.66, "false_refusal_rate": 0.06, "refusal_accuracy": 0.77, "recall@5": 0.84},
-    "uploaded-dev": {"key_fact_accuracy": 0.67, "false_refusal_rate": 0.04, "refusal_accuracy": 0.50,
-                     "recall@5": 0.77},
-    "uploaded-test": {"key_fact_accuracy": 0.56, "false_refusal_rate": 0.20, "refusal_accuracy": 0.15,
-                      "recall@5": 0.87},
-    "loo": {"key_fact_accuracy": 0.75, "false_refusal_rate": 0.05, "recall@5": 0.88},
+    "dev": {"key_fact_accuracy": 0.82, "false_refusal_rate": 0.04, "refusal_accuracy": 0.95, "recall@5": 0.92},
+    "dev-fresh": {"key_fact_accuracy": 0.67, "false_refusal_rate": 0.04, "refusal_accuracy": 0.85,
+                  "recall@5": 0.92},
+    "test": {"key_fact_accuracy": 0.84, "false_refusal_rate": 0.05, "refusal_accuracy": 0.50, "recall@5": 0.93},
+    "fresh": {"key_fact_accuracy": 0.70, "false_refusal_rate": 0.05, "refusal_accuracy": 0.77, "recall@5": 0.85},
+    "uploaded-dev": {"key_fact_accuracy": 0.80, "false_refusal_rate": 0.05, "refusal_accuracy": 0.85,
+                     "recall@5": 0.86},
+    "uploaded-test": {"key_fact_accuracy": 0.58, "false_refusal_rate": 0.17, "refusal_accuracy": 0.47,
+                      "recall@5": 0.83},
+    "loo": {"key_fact_accuracy": 0.77, "false_refusal_rate": 0.05, "recall@5": 0.89},
 }
 TARGETS = {"key_fact_accuracy": 0.85, "false_refusal_rate": 0.05, "refusal_accuracy": 0.85,
            "citation_precision": 0.90, "recall@5": 0.95}
