@@ -65,7 +65,7 @@ from .store import DocumentStore, StoreScan, fsync_dir, sha256_bytes, write_atom
 
 log = logging.getLogger(__name__)
 MAX_K = 50
-UPLOAD_EMBED_BATCH = 8  # passages per embedding call: queries interleave between batches
+UPLOAD_EMBED_BATCH = 2  # passages per model call (~80 ms): a waiting query runs before the next one
 
 
 class QuestionError(ValueError):
