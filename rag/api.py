@@ -759,6 +759,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         if jobs is not None:  # upload jobs a crash or restart interrupted run again (rag/jobs.py)
             await run_in_threadpool(jobs.resume)
         yield
+        if jobs is not None:  # a running job stops at its next batch and runs again at the next start
+            await run_in_threadpool(jobs.shutdown, 10.0)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -59,6 +59,10 @@ KEEP_FINISHED = 100
 PROGRESS_SAVE_S = 5.0  # how often a running job's progress is written to its record
 
 
+class _Stopping(BaseException):
+    """The server is shutting down: the job stops at its next batch, left `running` for the next start."""
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -134,6 +138,7 @@ class UploadJobs:
         self._resumed = False
         self.active: Job | None = None  # the job holding the writer
         self._threads: list[threading.Thread] = []
+        self._stopping = False
         self.listeners: list = []  # called with each job that ends (the API counts them in /metrics)
 
     # -- records -------------------------------------------------------------------------------
@@ -202,6 +207,7 @@ class UploadJobs:
         """
         a = self.assistant
         a.acquire_writer()
+        self._stopping = False  # accepting work: a shutdown of some earlier app over this Assistant is over
         try:
             a.check_duplicate(prepared)
             job = Job(id=uuid.uuid4().hex, status=QUEUED, doc_id=prepared.doc_id, title=prepared.info.title,
@@ -229,6 +235,12 @@ class UploadJobs:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Server shutdown: a running job stops at its next batch (nothing of it published, its record
+        still `running`), so the next start runs it again; True if every job thread ended in time."""
+        self._stopping = True
+        return self.wait(timeout)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until no job runs (tests, tools); True if none does."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -255,6 +267,8 @@ class UploadJobs:
         last_save = [time.monotonic()]
 
         def progress(chunks_done: int, sentences_done: int) -> None:
+            if self._stopping:
+                raise _Stopping
             job.chunks_embedded, job.sentences_embedded = chunks_done, sentences_done
             if chunks_done >= 2:
                 crash_point("job:embedding")
@@ -265,6 +279,9 @@ class UploadJobs:
         try:
             self.assistant.check_duplicate(prepared)
             self.assistant.publish_upload(prepared, progress=progress)
+        except _Stopping:
+            log.warning("upload job %s stopped by the server's shutdown: it runs again at the next start", job.id)
+            self._save(job)
         except DocumentError as exc:  # refused, as a synchronous upload would be: nothing changes
             self.store.drop_pending(job.id)
             self._finish(job, FAILED, {"status": exc.status, "code": exc.code, "message": str(exc)})
@@ -303,6 +320,7 @@ class UploadJobs:
         """At server start: tidy the records, then run again every job a crash or restart interrupted
         (in one background thread, one job at a time, each holding the writer).  Returns those jobs."""
         with self._lock:
+            self._stopping = False
             if self._resumed:
                 return []
             self._resumed = True
@@ -323,6 +341,8 @@ class UploadJobs:
 
     def _resume_all(self, todo: list[Job]) -> None:
         for job in todo:
+            if self._stopping:
+                return
             self.assistant._lock.acquire()  # no 429 here: wait for whoever writes now
             self.active = job
             try:
