@@ -1107,13 +1107,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 metrics.documents.labels("upload", "accepted").inc()
                 return JSONResponse({"job": _job_out(job)}, status_code=202,
                                     headers={"Location": f"/v1/jobs/{job.id}"})
-
-            def add():
-                with assistant._writer():
-                    assistant.check_duplicate(prepared)
-                    return assistant.publish_upload(prepared)
-
-            info = await run_in_threadpool(add)
+            info = await run_in_threadpool(assistant.add_prepared, prepared)
         except DocumentError as exc:
             metrics.documents.labels("upload", exc.code).inc()
             raise

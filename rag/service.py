@@ -673,7 +673,10 @@ class Assistant:
         nothing changes, on disk or in memory.  Queries keep being answered from
         the previous snapshot while the new document is embedded.
         """
-        prepared = self.prepare_upload(filename, content, title, issuer, date, region, doc_id, aliases)
+        return self.add_prepared(self.prepare_upload(filename, content, title, issuer, date, region, doc_id, aliases))
+
+    def add_prepared(self, prepared: PreparedUpload) -> DocumentInfo:
+        """A synchronous upload of a prepared document: writer (429 busy), duplicates (409), publish."""
         with self._writer():
             self.check_duplicate(prepared)
             return self.publish_upload(prepared)
@@ -696,10 +699,9 @@ class Assistant:
         """409 when the id, the title or the text is already indexed (call with the writer held)."""
         self._check_duplicate(self._snapshot.corpus, prepared.doc_id, prepared.info.title, prepared.text)
 
-    def publish_upload(self, prepared: PreparedUpload, progress=None, before_publish=None) -> DocumentInfo:
+    def publish_upload(self, prepared: PreparedUpload, progress=None) -> DocumentInfo:
         """Embed, write the new index version, store the text, swap CURRENT, publish the snapshot.
-        The caller holds the writer.  `progress` as for `_embed_chunks`; `before_publish()` runs once
-        the text is durable in the store, before CURRENT is swapped."""
+        The caller holds the writer (`add_prepared`, or an upload job).  `progress` as for `_embed_chunks`."""
         snap = self._snapshot
         entry, text, info, parsed, chunks = (prepared.entry, prepared.text, prepared.info, prepared.parsed,
                                              prepared.chunks)
@@ -715,8 +717,6 @@ class Assistant:
         def store_text():  # durable in the store before the version that includes it is published
             store.put(entry, text)
             stored.append(entry["doc_id"])
-            if before_publish is not None:
-                before_publish()
 
         with index_lock(self.settings.index_dir, exclusive=True):
             try:
