@@ -9,6 +9,7 @@ API routes, so `/v1`, `/healthz`, `/metrics` and `/docs` keep precedence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,8 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Path, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import params as fastapi_params
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -32,7 +35,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from .config import MAX_QUESTION_CHARS, Settings
 from .generate import backend_status
-from .ingest import DocumentError, check_doc_id, max_upload_bytes
+from .ingest import MAX_FIELD_CHARS, MAX_TITLE_CHARS, DocumentError, check_doc_id, max_upload_bytes
 from .metrics import Metrics, MetricsMiddleware
 from .query_batch import BatchingQueryEmbedder
 from .security import ADMIN, KeyConfig
@@ -65,7 +68,8 @@ class ApiError(Exception):
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                 404: "not_found_error", 405: "invalid_request_error", 409: "conflict_error",
-                413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error"}
+                413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+                429: "rate_limit_error"}
 
 
 def error_body(status: int, code: str, message: str, param: str | None = None, details: list | None = None) -> dict:
@@ -100,7 +104,92 @@ def _errors(*codes: int) -> dict:
 
 _STATUS_TEXT = {400: "Bad input", 401: "Missing or invalid API key", 403: "Not allowed",
                 404: "Unknown document or clause", 409: "Duplicate document", 413: "File or body too large",
-                415: "Unsupported media type", 422: "Invalid request"}
+                415: "Unsupported media type", 422: "Invalid request", 429: "Busy: retry after `Retry-After` seconds"}
+
+
+# -- reading JSON bodies --------------------------------------------------------------------
+# One rule for bad requests: 400 when the body cannot be read as JSON at all, 422 when it is JSON but a
+# value fails validation (types are strict: `k` must be a JSON integer, not "5", 5.0 or true).
+
+MAX_JSON_DEPTH = 32  # our bodies nest 5 levels deep at most (RFC 8259 section 9 lets a parser limit it)
+
+
+def _not_json_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]}… is too large")
+    return value
+
+
+def _depth(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                stack.extend((c, d + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return deepest
+
+
+def parse_json_body(raw: bytes):
+    """The request body as JSON, or ApiError 400 `invalid_json` saying why it cannot be read: not UTF-8,
+    a syntax error, NaN/Infinity, a number too large to represent, nesting deeper than MAX_JSON_DEPTH."""
+    def bad(why: str) -> ApiError:
+        return ApiError(400, "invalid_json", f"the request body is not valid JSON: {why}")
+
+    if not raw.strip():
+        raise bad("it is empty (send a JSON object)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise bad(f"not UTF-8 (byte {exc.start})") from None
+    try:
+        value = json.loads(text, parse_constant=_not_json_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise bad(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise bad(f"{exc.msg} at character {exc.pos}") from None
+    except ValueError as exc:  # a constant, a float out of range, an integer of more than 4300 digits
+        why = str(exc)
+        raise bad("an integer of more than 4300 digits" if "integer string conversion" in why else why[:200]) \
+            from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise bad(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _json_content(content_type: str | None) -> bool:
+    """What FastAPI reads as JSON: no Content-Type, or application/json and application/*+json."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class StrictJSONRoute(APIRoute):
+    """Reads a JSON body with `parse_json_body` before FastAPI does: a body that is not JSON is a 400,
+    whatever the reason (FastAPI alone answers a syntax error with 422, bad UTF-8 or deep nesting with 400);
+    a body declared as something else (form, text) is a 415."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        if self.body_field is None or isinstance(self.body_field.field_info, fastapi_params.Form):
+            return handler  # no body, or a form (uploads: multipart, checked by _BodyLimit)
+
+        async def read_json_first(request: Request):
+            if not _json_content(request.headers.get("content-type")):
+                # Never read as JSON (a cross-site form post cannot pass as an API call): say what to send.
+                raise ApiError(415, "unsupported_media_type", "send the request body as JSON "
+                               "(Content-Type: application/json)")
+            request._json = parse_json_body(await request.body())  # FastAPI's request.json() returns it
+            return await handler(request)
+
+        return read_json_first
 
 
 # -- request / response models -----------------------------------------------------------
@@ -113,13 +202,13 @@ BACKEND_HELP = ("Who writes the answer: `extractive` (quoted sentences, no model
 
 
 class HistoryMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     role: Literal["user", "assistant"]
     content: str = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"question": EXAMPLE_QUESTION},
         {"question": "那苏州工业园区呢？", "history": [{"role": "user", "content": EXAMPLE_QUESTION},
                                                  {"role": "assistant", "content": "到2025年，产业营收突破2500亿元[1]。"}]},
@@ -171,7 +260,7 @@ class AskResponse(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"query": "第三代半导体", "k": 5}, {"query": "人才", "documents": ["qingpu-2023"], "mode": "bm25"}]})
     query: str = Field(description=f"Search text, 1-{MAX_QUESTION_CHARS} characters", max_length=MAX_QUESTION_CHARS * 4)
     k: int = Field(10, ge=1, le=MAX_K)
@@ -278,6 +367,49 @@ class ClauseContext(BaseModel):
     after: list[ClauseOut] = Field(description="Up to `context` following clauses, in document order")
 
 
+class JobProgress(BaseModel):
+    chunks_embedded: int
+    chunks_total: int
+    sentences_embedded: int
+    sentences_total: int
+    percent: float
+
+
+class JobError(BaseModel):
+    status: int = Field(description="The HTTP status a synchronous upload would have had")
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "4f1c2b8e9a7d4e0f8b6a5c3d2e1f0a9b", "status": "running", "doc_id": "guangzhou-2026",
+        "title": "广州市集成电路产业行动计划", "filename": "广州计划.pdf", "created_at": "2026-03-01T10:00:00+0800",
+        "started_at": "2026-03-01T10:00:00+0800", "finished_at": None, "attempts": 1,
+        "progress": {"chunks_embedded": 420, "chunks_total": 1500, "sentences_embedded": 0,
+                     "sentences_total": 2100, "percent": 11.7}, "error": None, "document": None}]})
+    id: str
+    status: Literal["queued", "running", "done", "failed"]
+    doc_id: str
+    title: str
+    filename: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    attempts: int = Field(description="Runs so far: more than 1 after the server was restarted during the job")
+    progress: JobProgress
+    error: JobError | None = Field(description="Why the job failed (failed only)")
+    document: DocumentOut | None = Field(None, description="The uploaded document, when done")
+
+
+class JobResponse(BaseModel):
+    job: JobOut
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
 class DeleteResponse(BaseModel):
     deleted: str
     documents: int = Field(description="Documents left in the index")
@@ -299,10 +431,11 @@ class HealthResponse(BaseModel):
     auth: Literal["api_keys", "open_loopback_only"]
     backends: dict[str, dict[str, Any]] = Field(
         description="Answer backends and whether each can answer now (`detail` says why not)")
+    jobs: dict[str, int] | None = Field(None, description="Upload jobs by status (queued, running, done, failed)")
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = None
 
@@ -310,7 +443,7 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     """OpenAI chat-completions request; sampling parameters are accepted and ignored (answers are extractive)."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"examples": [
         {"model": MODEL_ID, "messages": [{"role": "user", "content": EXAMPLE_QUESTION}]},
         {"model": MODEL_ID, "stream": True, "messages": [
             {"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": "……"},
@@ -620,7 +753,17 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     if isinstance(getattr(assistant, "embedder", None), BatchingQueryEmbedder):
         metrics.track_embedder(assistant.embedder)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        jobs = getattr(assistant, "jobs", None)
+        if jobs is not None:  # upload jobs a crash or restart interrupted run again (rag/jobs.py)
+            await run_in_threadpool(jobs.resume)
+        yield
+        if jobs is not None:  # a running job stops at its next batch and runs again at the next start
+            await run_in_threadpool(jobs.shutdown, 10.0)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="政策问答 API",
         version="1.0",
         description=(
@@ -656,6 +799,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):  # routes outside /v1 (none read JSON now)
+            return _json_error(400, "invalid_json", "the request body is not valid JSON")
         details = []
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ()) if x not in ("body",)]
@@ -666,7 +811,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
-        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+        code = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed",
                 413: "body_too_large"}.get(exc.status_code, "http_error")
         return _json_error(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 
@@ -696,11 +841,12 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     async def require_admin(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
         role = _role(credentials)
         if role != ADMIN:
-            raise ApiError(403, "admin_key_required", "uploading and deleting documents needs an admin key"
+            raise ApiError(403, "admin_key_required", "uploads, deletes and upload jobs need an admin key"
                            + ("" if keys.admin_keys else " (none is configured: set RAG_ADMIN_KEYS)"))
         return role
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422))
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_errors(401, 422),
+                   route_class=StrictJSONRoute)
     # The CPU-bound Python part of a query (retrieval, answer) runs in at most RAG_API_CONCURRENCY
     # (default: the core count, at most 4) threads at once; the rest queue here in order.  More threads
     # only fight over the GIL and the event loop, which stretches the latency tail.  Query embeddings
@@ -711,7 +857,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     # -- questions --
     @v1.post("/ask", tags=["questions"], response_model=AskResponse, response_model_exclude_none=True,
              summary="Answer a question with cited clauses",
-             responses={**_errors(400, 413), 200: {"description": "The answer; with `stream: true`, Server-Sent Events",
+             responses={**_errors(400, 413, 415), 200: {"description": "The answer; with `stream: true`, Server-Sent Events",
                                                    "content": {"text/event-stream": {
                                                        "schema": sse_event_schema(
                                                            'JSON `{"type": "delta", "text"}`, then one '
@@ -817,7 +963,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return generated()
 
     @v1.post("/search", tags=["questions"], response_model=SearchResponse, summary="Rank clauses for a query",
-             responses=_errors(400, 413))
+             responses=_errors(400, 413, 415))
     async def search_clauses(req: SearchRequest):
         started = time.perf_counter()
         await prefetch_query_vector(req.query, req.mode)
@@ -848,13 +994,13 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 "upload": _upload_details(index, doc_id)}
 
     def _checked_id(doc_id: str) -> str:
-        """Known ids pass as they are; an unknown one must at least look like an id (400 if path-like)."""
+        """Known ids pass as they are; an unknown one must at least look like an id (422 if path-like)."""
         if any(d.doc_id == doc_id for d in assistant.corpus.documents):
             return doc_id
         try:
             return check_doc_id(doc_id)
         except DocumentError as exc:
-            raise ApiError(400, exc.code, str(exc), param="doc_id") from None
+            raise ApiError(exc.status, exc.code, str(exc), param="doc_id") from None
 
     @v1.get("/documents", tags=["documents"], response_model=DocumentList, summary="List the documents")
     async def list_documents():
@@ -865,7 +1011,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return Path(description="Document id, e.g. `shenzhen-2022`", examples=["shenzhen-2022"], max_length=200)
 
     @v1.get("/documents/{doc_id}", tags=["documents"], response_model=DocumentDetail,
-            summary="A document's catalog entry and clause outline", responses=_errors(400, 404))
+            summary="A document's catalog entry and clause outline", responses=_errors(404))
     async def get_document(doc_id: str = doc_id_path()):
         snap = assistant.snapshot
         out = _document_out(_checked_id(doc_id), snap)
@@ -882,7 +1028,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         return {**out, "outline": outline, "clauses": clauses}
 
     @v1.get("/documents/{doc_id}/clauses/{clause_id}", tags=["documents"], response_model=ClauseContext,
-            summary="A clause with its neighbours (for 'show in context')", responses=_errors(400, 404))
+            summary="A clause with its neighbours (for 'show in context')", responses=_errors(404))
     async def get_clause(doc_id: str = doc_id_path(),
                          clause_id: str = Path(description="Clause id (or chunk id `id#n`), e.g. `二.(一)`",
                                                examples=["二.(一)"], max_length=200),
@@ -916,32 +1062,52 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @v1.post("/documents", tags=["documents"], status_code=201, response_model=DocumentOut,
              summary="Upload a plan (.txt, .pdf or .docx); admin key", dependencies=[Depends(require_admin)],
-             responses=_errors(400, 403, 409, 413, 415))
+             responses={**_errors(400, 403, 409, 413, 415, 429), 202: {
+                 "model": JobResponse, "description": "Accepted as a job (large uploads, `wait=false` or "
+                 "`Prefer: respond-async`): poll the `Location` (`GET /v1/jobs/{id}`)"}})
     async def upload_document(
+        request: Request,
         file: UploadFile = File(description="The plan: .txt (UTF-8 or GB18030), .pdf with a text layer, or .docx"),
-        title: str | None = Form(None, description="Document title (default: the file name)", max_length=400),
-        issuer: str = Form("", description="Issuing body, e.g. 广州市人民政府", max_length=400),
-        date: str = Form("", description="YYYY, YYYY-MM or YYYY-MM-DD", max_length=40),
-        region: str = Form("", description="Region, e.g. 广东省广州市", max_length=400),
+        title: str | None = Form(None, description="Document title (default: the file name)",
+                                 max_length=MAX_TITLE_CHARS),
+        issuer: str = Form("", description="Issuing body, e.g. 广州市人民政府", max_length=MAX_FIELD_CHARS),
+        date: str = Form("", description="YYYY, YYYY-MM or YYYY-MM-DD", max_length=MAX_FIELD_CHARS),
+        region: str = Form("", description="Region, e.g. 广东省广州市", max_length=MAX_FIELD_CHARS),
         doc_id: str | None = Form(None, description="Id to use (default: from the file name)", max_length=200),
         aliases: str = Form("", description="Comma-separated names that route questions here, e.g. 广州,Guangzhou",
                             max_length=2000),
+        wait: bool | None = Query(None, description="`true`: answer when indexed (201) whatever the size; "
+                                  "`false`: answer at once with a job (202).  Default: a job when the document "
+                                  "has more than RAG_ASYNC_UPLOAD_CHUNKS (200) chunks"),
     ):
-        """Parsed into clauses, embedded and added to both indexes; persisted atomically, searchable at once.
+        """Parsed into clauses, embedded and added to both indexes; persisted atomically, searchable when done.
 
-        Errors: 400 bad field, 409 duplicate (same id, title or text), 413 too large
-        (RAG_MAX_UPLOAD_MB, default 20), 415 wrong type or content not matching the extension,
-        422 unreadable file or a PDF with no text layer.  A failed upload changes nothing.
+        Small documents are indexed before the answer (201, the document).  Large ones (more chunks than
+        RAG_ASYNC_UPLOAD_CHUNKS, default 200), or any with `wait=false` or `Prefer: respond-async`, are
+        accepted as a job: 202 with `{"job": …}` and `Location: /v1/jobs/{id}`, once the text is durable
+        in the document store.  Errors: 409 duplicate (same id, title or text), 413 too large
+        (RAG_MAX_UPLOAD_MB, default 20), 415 wrong type or content not matching the extension, 422 a bad
+        field or an unreadable file, 429 busy (another upload, delete or job holds the writer).
+        A failed upload changes nothing.
         """
         limit = max_upload_bytes()
         content = await file.read(limit + 1)
         filename = file.filename or ""
         started = time.perf_counter()
         try:
-            info = await run_in_threadpool(
-                assistant.add_document, filename, content,
+            prepared = await run_in_threadpool(
+                assistant.prepare_upload, filename, content,
                 title if title not in (None, "") else _default_title(filename),
                 issuer=issuer, date=date, region=region, doc_id=doc_id or None, aliases=aliases)
+            if wait is None:
+                prefer = request.headers.get("prefer", "").lower()
+                wait = not ("respond-async" in prefer or len(prepared.chunks) > async_upload_chunks())
+            if not wait:
+                job = await run_in_threadpool(assistant.jobs.submit, prepared)
+                metrics.documents.labels("upload", "accepted").inc()
+                return JSONResponse({"job": _job_out(job)}, status_code=202,
+                                    headers={"Location": f"/v1/jobs/{job.id}"})
+            info = await run_in_threadpool(assistant.add_prepared, prepared)
         except DocumentError as exc:
             metrics.documents.labels("upload", exc.code).inc()
             raise
@@ -949,9 +1115,43 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         metrics.stage.labels("upload").observe(time.perf_counter() - started)
         return _document_out(info.doc_id)
 
+    def _job_out(job) -> dict:
+        out = job.public()
+        if job.status == "done":
+            try:
+                out["document"] = _document_out(job.doc_id)
+            except ApiError:  # deleted since
+                out["document"] = None
+        return out
+
+    def job_finished(job) -> None:  # the jobs' worker thread: count the outcome as a synchronous upload would
+        metrics.documents.labels("upload", "ok" if job.status == "done" else job.error["code"]).inc()
+        if job.status == "done" and job.finished and job.created:
+            metrics.stage.labels("upload").observe(max(0.0, job.finished - job.created))
+
+    if hasattr(assistant, "jobs"):
+        assistant.jobs.listeners.append(job_finished)
+
+    @v1.get("/jobs/{job_id}", tags=["documents"], response_model=JobResponse, response_model_exclude_none=False,
+            summary="An upload job: status, progress, the document when done; admin key",
+            dependencies=[Depends(require_admin)], responses=_errors(403, 404))
+    async def get_job(job_id: str = Path(description="The id from the upload's 202 answer", max_length=64)):
+        """`queued` → `running` (with progress) → `done` (with the document) or `failed` (with the error).
+        Jobs interrupted by a restart are run again when the server starts (`attempts` counts the runs)."""
+        job = assistant.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "unknown_job", f"no upload job {job_id!r} (finished jobs are kept for "
+                           "RAG_JOB_KEEP_DAYS days)", param="job_id")
+        return {"job": _job_out(job)}
+
+    @v1.get("/jobs", tags=["documents"], response_model=JobList, summary="Upload jobs, newest first; admin key",
+            dependencies=[Depends(require_admin)], responses=_errors(403))
+    async def list_jobs():
+        return {"jobs": [_job_out(j) for j in assistant.jobs.list()]}
+
     @v1.delete("/documents/{doc_id}", tags=["documents"], response_model=DeleteResponse,
                summary="Remove an uploaded document; admin key", dependencies=[Depends(require_admin)],
-               responses=_errors(400, 403, 404))
+               responses=_errors(403, 404, 429))
     async def delete_document(doc_id: str = doc_id_path()):
         """Removes the document from both indexes, atomically. Seed documents cannot be deleted (403)."""
         _checked_id(doc_id)
@@ -973,7 +1173,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @v1.post("/chat/completions", tags=["openai"], response_model=ChatResponse,
              summary="OpenAI-compatible chat completions (non-streaming and streaming)",
-             responses={**_errors(400, 413), 200: {
+             responses={**_errors(400, 413, 415), 200: {
                  "description": "A chat.completion, or with `stream: true` chat.completion.chunk events",
                  "content": {"text/event-stream": {"schema": sse_event_schema(
                      "JSON `chat.completion.chunk` objects (the last one with `citations`), then the literal "
@@ -1057,6 +1257,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
                 "uploads": len(index.uploads.entries), "clauses": int(m.get("clause_count", 0)),
                 "chunks": len(index), "built_at": m.get("built_at"),
                 "auth": "api_keys" if keys.enabled else "open_loopback_only",
+                **({"jobs": assistant.jobs.counts()} if hasattr(assistant, "jobs") else {}),
                 "backends": {name: {"available": why is None, **({"detail": why} if why else {})}
                              for name, why in backend_status().items()}}
 
@@ -1087,6 +1288,14 @@ def _upload_details(index, doc_id: str) -> dict | None:
         if entry["doc_id"] == doc_id:
             return dict(entry.get("upload") or {})
     return None
+
+
+def async_upload_chunks() -> int:
+    """RAG_ASYNC_UPLOAD_CHUNKS (default 200): uploads with more chunks are answered with a job (202)."""
+    try:
+        return max(0, int(os.environ.get("RAG_ASYNC_UPLOAD_CHUNKS", "") or 200))
+    except ValueError:
+        return 200
 
 
 def _default_title(filename: str) -> str:

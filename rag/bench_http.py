@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from .config import Settings
+from .config import PROJECT_ROOT, Settings
 
 QUESTIONS = [
     "深圳到2025年集成电路产业营收目标是多少？",
@@ -142,8 +142,9 @@ def percentile(values: list[float], p: float) -> float:
 
 async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, duration: float = 60.0,
                    warmup: float = 5.0, questions: list[str] | None = None, api_key: str | None = None,
-                   timeout: float = 30.0, seed: int = 0) -> dict:
-    """Closed-loop load: `clients` concurrent requesters for `duration` seconds after `warmup`."""
+                   timeout: float = 30.0, seed: int = 0, stop: asyncio.Event | None = None) -> dict:
+    """Closed-loop load: `clients` concurrent requesters for `duration` seconds after `warmup`, or until
+    `stop` is set (then the measured window ends there: `duration_s` in the report is what was measured)."""
     questions = questions or QUESTIONS
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -155,6 +156,12 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     measure_from, stop_at = t0 + warmup, t0 + warmup + duration
+    stopped_at: list[float] = []
+
+    def window_closed() -> bool:
+        if stop is not None and stop.is_set() and not stopped_at:
+            stopped_at.append(loop.time())
+        return loop.time() >= stop_at or bool(stopped_at)
 
     async def client(i: int, http: httpx.AsyncClient) -> None:
         nonlocal refused
@@ -162,7 +169,7 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
         order = questions[:]
         rng.shuffle(order)
         n = 0
-        while loop.time() < stop_at:
+        while not window_closed():
             q = order[n % len(order)]
             n += 1
             started = loop.time()
@@ -182,7 +189,8 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
             except ValueError as exc:
                 kind, detail = "invalid JSON", repr(exc)
             ended = loop.time()
-            if started < measure_from or ended > stop_at:
+            window_closed()
+            if started < measure_from or ended > (stopped_at[0] if stopped_at else stop_at):
                 continue  # warm-up, or finished after the window closed
             if kind:
                 errors[kind] += 1
@@ -206,8 +214,10 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
         await asyncio.gather(snapshot(side), *(client(i, http) for i in range(clients)))
         counters["end"] = await _embedding_counters(side)
     n_ok, n_err = len(latencies), sum(errors.values())
+    if stopped_at:
+        duration = max(0.0, min(stop_at, stopped_at[0]) - measure_from)
     report = {
-        "url": url, "endpoint": endpoint, "clients": clients, "duration_s": duration, "warmup_s": warmup,
+        "url": url, "endpoint": endpoint, "clients": clients, "duration_s": round(duration, 1), "warmup_s": warmup,
         "distinct_questions": len(set(questions)),
         "requests": n_ok + n_err, "ok": n_ok, "errors": n_err, "error_kinds": dict(errors),
         "error_examples": error_examples,
@@ -245,6 +255,91 @@ async def _embedding_counters(http: httpx.AsyncClient) -> dict | None:
         if name in names:
             out[names[name]] = float(value)
     return out if len(out) == 3 else None
+
+
+def _cn_numeral(n: int) -> str:
+    """1 -> 一, 15 -> 十五, 105 -> 一百零五, 1234 -> 一千二百三十四 (rag.clauses.cn_to_int reads them back)."""
+    digits, out, zero = "零一二三四五六七八九", "", False
+    for value, unit in ((1000, "千"), (100, "百"), (10, "十")):
+        d, n = divmod(n, value)
+        if d:
+            out += ("零" if zero and out else "") + ("" if value == 10 and d == 1 and not out else digits[d]) + unit
+            zero = False
+        elif out:
+            zero = True
+    return out + (("零" if zero and out else "") + digits[n] if n else "")
+
+
+def large_document(min_chunks: int = 1000) -> tuple[str, int]:
+    """(text, chunk count): a regulation-shaped document of at least `min_chunks` chunks, for load tests.
+
+    Every clause of the seeds and of evals/documents, in turn, as 第N条 under a 第N章 per source document
+    (numbered through, so every heading is distinct), repeated until it is long enough: real policy text
+    with real sentence lengths.
+    """
+    from .clauses import chunk_clause, parse_document
+
+    sources = sorted((PROJECT_ROOT / "seeds").glob("*.txt")) + sorted((PROJECT_ROOT / "evals" / "documents").glob("*.txt"))
+    parsed = [(s.read_text(encoding="utf-8").strip().splitlines()[0].strip(),
+               parse_document("src", s.read_text(encoding="utf-8")).clauses) for s in sources]
+    lines, chapter, article, chunks, round_ = ["政策文件汇编（压力测试用）"], 0, 0, 0, 0
+    while chunks < min_chunks:
+        round_ += 1
+        for title, clauses in parsed:
+            chapter += 1
+            lines.append(f"第{_cn_numeral(chapter)}章 {title}（第{round_}辑）")
+            for clause in clauses:
+                article += 1
+                text = " ".join(clause.text.split())
+                lines.append(f"第{_cn_numeral(article)}条 {text}" + ("" if text.endswith(("。", "；", "！", "？")) else "。"))
+        text = "\n".join(lines)
+        chunks = sum(len(chunk_clause(c)) for c in parse_document("big", text).clauses)
+    return text, chunks
+
+
+async def run_during_upload(url: str, content: bytes, filename: str, title: str, clients: int, duration: float,
+                            api_key: str | None = None, questions: list[str] | None = None,
+                            timeout: float = 30.0, job_timeout: float = 3600.0, wait_for_job: bool = True) -> dict:
+    """Upload `content` as a job (wait=false), then load the server while the job runs: the window ends
+    after `duration` seconds or when the job ends, whichever is first.  Returns {"load", "upload"}."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=httpx.Timeout(120.0)) as side:
+        t0 = loop.time()
+        r = await side.post("/v1/documents", params={"wait": "false"}, data={"title": title},
+                            files={"file": (filename, content, "text/plain")})
+        if r.status_code != 202:
+            raise RuntimeError(f"upload not accepted as a job: {r.status_code} {r.text[:300]}")
+        job = r.json()["job"]
+        accepted_s = loop.time() - t0
+        stop = asyncio.Event()
+        end: dict = {}
+
+        async def watch() -> None:
+            while True:
+                j = (await side.get(f"/v1/jobs/{job['id']}")).json()["job"]
+                end["job"] = j
+                if j["status"] in ("done", "failed"):
+                    end["at"] = loop.time()
+                    stop.set()
+                    return
+                await asyncio.sleep(0.5)
+
+        watcher = asyncio.create_task(watch())
+        load = await run_load(url, "/v1/ask", clients, duration, warmup=1.0, questions=questions, api_key=api_key,
+                              timeout=timeout, stop=stop)
+        load_ended = loop.time()
+        if wait_for_job:
+            await asyncio.wait_for(watcher, timeout=job_timeout)
+        else:
+            watcher.cancel()
+        j = end.get("job", job)
+        upload = {"job_id": job["id"], "status": j["status"], "chunks": job["progress"]["chunks_total"],
+                  "sentences": job["progress"]["sentences_total"], "accepted_s": round(accepted_s, 2),
+                  "percent_at_window_end": j["progress"]["percent"],
+                  "ran_through_window": "at" not in end or end["at"] >= load_ended - 0.6,
+                  "total_s": round(end["at"] - t0, 1) if "at" in end else None, "error": j.get("error")}
+    return {"load": load, "upload": upload}
 
 
 def format_report(r: dict) -> str:
@@ -309,10 +404,37 @@ def run_http_bench(args) -> int:
               flush=True)
         report = asyncio.run(run_load(url, args.endpoint, args.clients, args.duration, args.warmup, questions,
                                       args.api_key, args.timeout))
+        during = getattr(args, "during_upload", None)
+        if during:
+            if during == "large":
+                text, n = large_document()
+                content, filename = text.encode("utf-8"), f"large-{n}-chunks.txt"
+            else:
+                content, filename = Path(during).read_bytes(), Path(during).name
+            print(f"idle: p50 {report['latency_ms']['p50']} ms, p95 {report['latency_ms']['p95']} ms; uploading "
+                  f"{filename} ({len(content)} bytes) as a job and loading the server while it runs ...",
+                  file=sys.stderr, flush=True)
+            busy = asyncio.run(run_during_upload(url, content, filename, f"压力测试 {time.strftime('%H%M%S')}",
+                                                 args.clients, args.duration, args.api_key, questions, args.timeout))
+            report = {"idle": report, "during_upload": busy["load"], "upload": busy["upload"]}
     finally:
         if proc is not None:
             stop_server(proc)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+    if "idle" in report:
+        if args.json:
+            print(json.dumps(report, ensure_ascii=False, indent=2))
+        else:
+            u, i, b = report["upload"], report["idle"]["latency_ms"], report["during_upload"]["latency_ms"]
+            print("idle\n" + format_report(report["idle"]) + "\n\nduring the upload\n"
+                  + format_report(report["during_upload"]))
+            print(f"\nupload job {u['job_id']}: {u['chunks']} chunks + {u['sentences']} sentences, accepted in "
+                  f"{u['accepted_s']} s, {u['status']} after {u['total_s']} s"
+                  + ("" if u["ran_through_window"] else " (it ended before the load window did: the window is "
+                     "shorter than --duration)"))
+            print(f"p95 during the upload / idle: {b['p95'] / i['p95']:.2f}x  (p50 {b['p50'] / i['p50']:.2f}x)")
+        ok = all(r["errors"] == 0 and r["ok"] > 0 for r in (report["idle"], report["during_upload"]))
+        return 0 if ok and report["upload"]["status"] == "done" else 1
     print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
     return 0 if report["errors"] == 0 and report["ok"] > 0 else 1

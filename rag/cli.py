@@ -353,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     http.add_argument("--no-cache", action="store_true",
                       help="start the server with the query-vector cache off (every request embeds its query)")
+    http.add_argument("--during-upload", metavar="FILE|large",
+                      help="after the idle run, upload FILE as a job (`large`: a generated document of 1000+ chunks "
+                           "from seeds/ and evals/documents/) and measure again while it is indexed")
     sp.set_defaults(func=cmd_bench)
 
     from .evaluate import CONFIG_NAMES, CONFIGS

@@ -177,8 +177,9 @@ def sentence_text(chunk: IndexedChunk, sentence: str) -> str:
 
 
 def embed_sentences(chunks: list[IndexedChunk], chunk_vectors: np.ndarray, embedder,
-                    batch: int = 32, show_progress: bool = False) -> np.ndarray:
-    """One vector per sentence of every chunk, in order; a one-sentence chunk reuses its chunk vector."""
+                    batch: int = 32, show_progress: bool = False, progress=None) -> np.ndarray:
+    """One vector per sentence of every chunk, in order; a one-sentence chunk reuses its chunk vector.
+    `progress(n)`: called with the number of sentences embedded so far after each batch."""
     texts, slots, out = [], [], []
     for i, ch in enumerate(chunks):
         sents = chunk_sentences(ch)
@@ -188,7 +189,12 @@ def embed_sentences(chunks: list[IndexedChunk], chunk_vectors: np.ndarray, embed
                 texts.append(sentence_text(ch, s))
                 slots.append(len(out) - 1)
     if texts:
-        vecs = np.vstack([embedder.embed_passages(texts[j:j + batch]) for j in range(0, len(texts), batch)])
+        parts = []
+        for j in range(0, len(texts), batch):
+            parts.append(embedder.embed_passages(texts[j:j + batch]))
+            if progress is not None:
+                progress(min(len(texts), j + batch))
+        vecs = np.vstack(parts)
         for slot, v in zip(slots, vecs):
             out[slot] = v
     dim = chunk_vectors.shape[1] if len(chunk_vectors) else 0

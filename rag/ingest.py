@@ -34,12 +34,13 @@ _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 class DocumentError(ValueError):
     """An upload or delete that cannot be done as asked: a user error, never a crash.
 
-    `status` is the HTTP status the API answers with (400 bad field, 403 seed
-    document, 404 unknown id, 409 duplicate, 413 too large, 415 wrong type, 422
-    unreadable or text-less file); `code` is a stable machine-readable name.
+    `status` is the HTTP status the API answers with (403 seed document, 404
+    unknown id, 409 duplicate, 413 too large, 415 wrong type, 422 a bad field or
+    id, an empty, unreadable or text-less file, 429 busy); `code` is a stable
+    machine-readable name.  (400 is for requests that cannot be read at all.)
     """
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_document",
+    def __init__(self, message: str, status: int = 422, code: str = "invalid_document",
                  retry_after: int | None = None):
         super().__init__(message)
         self.status = status
@@ -86,7 +87,7 @@ def check_doc_id(doc_id: object) -> str:
     if not isinstance(doc_id, str) or not DOC_ID_RE.fullmatch(doc_id):
         raise DocumentError(
             f"无效的文档编号 (invalid doc_id {str(doc_id)[:80]!r}): use 1-64 lowercase letters, digits, '-' or '_'",
-            400, "invalid_doc_id")
+            422, "invalid_doc_id")
     return doc_id
 
 
@@ -200,16 +201,16 @@ def extract_text(filename: str, content: bytes, max_bytes: int | None = None) ->
     """(kind, plain text) of an upload, after checking its name, size, magic bytes and text.
 
     Raises `DocumentError` for: no/unsupported extension (415), empty or over-size
-    file (400/413), bytes that are not what the extension says (415), unreadable
+    file (422/413), bytes that are not what the extension says (415), unreadable
     file (422), no extractable text, e.g. a scanned PDF (422).
     """
     kind = _kind_from_name(filename)
     limit = max_upload_bytes() if max_bytes is None else max_bytes
     if not isinstance(content, (bytes, bytearray)):
-        raise DocumentError("文件内容必须是字节 (content must be bytes)", 400, "invalid_content")
+        raise DocumentError("文件内容必须是字节 (content must be bytes)", 422, "invalid_content")
     content = bytes(content)
     if len(content) == 0:
-        raise DocumentError("文件为空 (the uploaded file is empty)", 400, "empty_file")
+        raise DocumentError("文件为空 (the uploaded file is empty)", 422, "empty_file")
     if len(content) > limit:
         raise DocumentError(
             f"文件过大：{len(content) / 1048576:.1f} MB，上限 {limit / 1048576:g} MB (file too large)",
@@ -244,10 +245,10 @@ def _field(name: str, value: object, limit: int = MAX_FIELD_CHARS) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise DocumentError(f"{name} 必须是文本 ({name} must be a string)", 400, "invalid_field")
+        raise DocumentError(f"{name} 必须是文本 ({name} must be a string)", 422, "invalid_field")
     value = " ".join(value.split())
     if len(value) > limit:
-        raise DocumentError(f"{name} 过长：{len(value)} 字，上限 {limit} 字 ({name} too long)", 400, "invalid_field")
+        raise DocumentError(f"{name} 过长：{len(value)} 字，上限 {limit} 字 ({name} too long)", 422, "invalid_field")
     return value
 
 
@@ -268,10 +269,10 @@ def check_metadata(filename: str, content: bytes, title: object, issuer: object 
     """Validate the catalog fields of an upload; the id defaults to a slug of the file name."""
     t = _field("title", title, MAX_TITLE_CHARS)
     if not t:
-        raise DocumentError("标题不能为空 (title is required)", 400, "missing_title")
+        raise DocumentError("标题不能为空 (title is required)", 422, "missing_title")
     d = _field("date", date)
     if d and not _DATE_RE.fullmatch(d):
-        raise DocumentError(f"日期格式应为 YYYY、YYYY-MM 或 YYYY-MM-DD (invalid date {d!r})", 400, "invalid_date")
+        raise DocumentError(f"日期格式应为 YYYY、YYYY-MM 或 YYYY-MM-DD (invalid date {d!r})", 422, "invalid_date")
     if aliases is None:
         alias_list: list[str] = []
     elif isinstance(aliases, str):
@@ -279,10 +280,10 @@ def check_metadata(filename: str, content: bytes, title: object, issuer: object 
     elif isinstance(aliases, (list, tuple)):
         alias_list = list(aliases)
     else:
-        raise DocumentError("aliases 必须是文本列表 (aliases must be a list of strings)", 400, "invalid_field")
+        raise DocumentError("aliases 必须是文本列表 (aliases must be a list of strings)", 422, "invalid_field")
     alias_list = [a for a in (_field("alias", a, 40) for a in alias_list) if a]
     if len(alias_list) > MAX_ALIASES:
-        raise DocumentError(f"别名最多 {MAX_ALIASES} 个 (too many aliases)", 400, "invalid_field")
+        raise DocumentError(f"别名最多 {MAX_ALIASES} 个 (too many aliases)", 422, "invalid_field")
     ident = check_doc_id(doc_id) if doc_id not in (None, "") else slug_doc_id(filename, content)
     return UploadMeta(doc_id=ident, title=t, issuer=_field("issuer", issuer), date=d,
                       region=_field("region", region), aliases=list(dict.fromkeys(alias_list)))

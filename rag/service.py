@@ -43,6 +43,7 @@ import os
 import threading
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ from .catalog import DocumentInfo
 from .clauses import chunk_clause, parse_document
 from .corpus import Corpus, load_corpus, merge_uploads, upload_info
 from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, Uploads,
-                    build_index, clean_debris, current_version, embed_sentences, index_lock, keyword_text,
+                    build_index, chunk_sentences, clean_debris, current_version, embed_sentences, index_lock, keyword_text,
                     list_leads, list_versions, passage_text, remove_old_versions, version_copies, version_upload_ids)
 from .ingest import (DocumentError, catalog_entry, check_doc_id, check_extracted_size, check_metadata, extract_text,
                      text_fingerprint)
@@ -65,7 +66,7 @@ from .store import DocumentStore, StoreScan, fsync_dir, sha256_bytes, write_atom
 
 log = logging.getLogger(__name__)
 MAX_K = 50
-UPLOAD_EMBED_BATCH = 8  # passages per embedding call: queries interleave between batches
+UPLOAD_EMBED_BATCH = 2  # passages per model call (~80 ms): a waiting query runs before the next one
 
 
 class QuestionError(ValueError):
@@ -384,20 +385,68 @@ def _build(settings: Settings, corpus: Corpus, embedder, stored: Uploads, store:
 
 def _embed_upload(embedder, entry: dict, text: str, check_limits: bool = False):
     """(info, parsed, chunks, vectors, bm25 tokens, sentence vectors) of one uploaded document."""
+    info, parsed, chunks = _parse_upload(entry, text, check_limits)
+    if not chunks:
+        return info, parsed, chunks, None, [], None
+    return (info, parsed, chunks, *_embed_chunks(embedder, chunks))
+
+
+def _parse_upload(entry: dict, text: str, check_limits: bool = False):
+    """(info, parsed, chunks): cheap (no model), so it runs before anything waits or is embedded."""
     info = upload_info(entry)
     parsed = parse_document(info.doc_id, text)
     chunks = [IndexedChunk.from_chunk(ch, info.title) for c in parsed.clauses for ch in chunk_clause(c)]
     if check_limits:
         check_extracted_size(text, len(chunks))  # before any embedding
-    if not chunks:
-        return info, parsed, chunks, None, [], None
+    return info, parsed, chunks
+
+
+def _embed_chunks(embedder, chunks: list[IndexedChunk], progress=None):
+    """(vectors, bm25 tokens, sentence vectors) of an upload's chunks, in small batches (the model's
+    lock lets a waiting query go first between batches: rag/embeddings.py).
+
+    `progress(chunks_done, sentences_done)` is called after every batch.
+    """
     leads = list_leads(chunks)
     passages = [passage_text(c, lead) for c, lead in zip(chunks, leads)]
-    vectors = np.vstack([embedder.embed_passages(passages[i:i + UPLOAD_EMBED_BATCH])
-                         for i in range(0, len(passages), UPLOAD_EMBED_BATCH)])
-    sentence_vectors = embed_sentences(chunks, vectors, embedder, batch=UPLOAD_EMBED_BATCH)
+    parts = []
+    for i in range(0, len(passages), UPLOAD_EMBED_BATCH):
+        parts.append(embedder.embed_passages(passages[i:i + UPLOAD_EMBED_BATCH]))
+        if progress is not None:
+            progress(min(len(passages), i + UPLOAD_EMBED_BATCH), 0)
+    vectors = np.vstack(parts)
+    done_sentences = (lambda n: progress(len(passages), n)) if progress is not None else None
+    sentence_vectors = embed_sentences(chunks, vectors, embedder, batch=UPLOAD_EMBED_BATCH, progress=done_sentences)
     bm25 = [tokens(keyword_text(c, lead)) for c, lead in zip(chunks, leads)]
-    return info, parsed, chunks, vectors, bm25, sentence_vectors
+    return vectors, bm25, sentence_vectors
+
+
+@dataclass
+class PreparedUpload:
+    """An upload checked, extracted and parsed, not yet embedded: what `publish_upload` indexes."""
+
+    entry: dict
+    text: str
+    info: DocumentInfo
+    parsed: object
+    chunks: list[IndexedChunk]
+
+    @property
+    def doc_id(self) -> str:
+        return self.entry["doc_id"]
+
+    @classmethod
+    def from_stored(cls, entry: dict, text: str) -> "PreparedUpload":
+        """Again from the stored entry and text (a job resumed after a restart)."""
+        info, parsed, chunks = _parse_upload(entry, text, check_limits=True)
+        if not chunks:
+            raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
+        return cls(entry, text, info, parsed, chunks)
+
+    @property
+    def sentence_count(self) -> int:
+        """Sentences embedded on their own (those of chunks with more than one)."""
+        return sum(n for n in (len(chunk_sentences(c)) for c in self.chunks) if n > 1)
 
 
 class _Snapshot:
@@ -470,7 +519,8 @@ class Assistant:
             from .rerank import CrossEncoderReranker
 
             self.reranker = CrossEncoderReranker(self.settings.reranker)
-        self._lock = threading.RLock()  # serializes writers (uploads, deletes); readers never take it
+        self._lock = threading.Lock()  # serializes writers (uploads, deletes, upload jobs); readers never take it
+        self._jobs = None  # rag/jobs.py UploadJobs, made on first use (`jobs`)
         self.answerer = None  # last chain step; None = extractive (see set_answerer)
         self._snapshot: _Snapshot = self._make_snapshot(index, corpus)
 
@@ -480,6 +530,15 @@ class Assistant:
         snap = _Snapshot(self, index, corpus)
         snap.chain = build_chain(snap, self.answerer)
         return snap
+
+    @property
+    def jobs(self):
+        """The upload jobs of this index (rag/jobs.py), made on first use."""
+        if self._jobs is None:
+            from .jobs import UploadJobs
+
+            self._jobs = UploadJobs(self)
+        return self._jobs
 
     def set_answerer(self, answerer) -> None:
         """Replace the chain's answer step (e.g. a generative backend) for this and every later snapshot.
@@ -614,54 +673,87 @@ class Assistant:
         nothing changes, on disk or in memory.  Queries keep being answered from
         the previous snapshot while the new document is embedded.
         """
+        return self.add_prepared(self.prepare_upload(filename, content, title, issuer, date, region, doc_id, aliases))
+
+    def add_prepared(self, prepared: PreparedUpload) -> DocumentInfo:
+        """A synchronous upload of a prepared document: writer (429 busy), duplicates (409), publish."""
+        with self._writer():
+            self.check_duplicate(prepared)
+            return self.publish_upload(prepared)
+
+    def prepare_upload(self, filename: str, content: bytes, title: str, issuer: str = "", date: str = "",
+                       region: str = "", doc_id: str | None = None, aliases: list[str] | str | None = None
+                       ) -> PreparedUpload:
+        """Every check that needs no model and no lock: file type and text, fields, size and chunk limits.
+        The chunk count says whether the API answers at once or with a job (rag/jobs.py)."""
         kind, text = extract_text(filename, content)
         check_extracted_size(text)
         meta = check_metadata(filename, content, title, issuer, date, region, doc_id, aliases)
-        with self._writer():
-            snap = self._snapshot
-            self._check_duplicate(snap.corpus, meta.doc_id, meta.title, text)
-            entry = catalog_entry(meta, filename, kind, content, text)
-            started = time.perf_counter()
-            info, parsed, chunks, vectors, bm25, sentence_vectors = _embed_upload(self.embedder, entry, text,
-                                                                                  check_limits=True)
-            if not chunks:
-                raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
-            index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses),
-                                             sentence_vectors=sentence_vectors)
-            corpus = snap.corpus.with_upload(info, parsed)
-            new_snap = self._make_snapshot(index, corpus)
-            store = DocumentStore(self.settings.index_dir)
-            stored = []
+        entry = catalog_entry(meta, filename, kind, content, text)
+        info, parsed, chunks = _parse_upload(entry, text, check_limits=True)
+        if not chunks:
+            raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
+        return PreparedUpload(entry, text, info, parsed, chunks)
 
-            def store_text():  # durable in the store before the version that includes it is published
-                store.put(entry, text)
-                stored.append(entry["doc_id"])
+    def check_duplicate(self, prepared: PreparedUpload) -> None:
+        """409 when the id, the title or the text is already indexed (call with the writer held)."""
+        self._check_duplicate(self._snapshot.corpus, prepared.doc_id, prepared.info.title, prepared.text)
 
-            with index_lock(self.settings.index_dir, exclusive=True):
-                try:
-                    index.save(self.settings.index_dir, before_publish=store_text)
-                except BaseException:
-                    if stored:  # stored but never published: take it back (the upload failed)
-                        store.delete(entry["doc_id"])
-                    raise
-                _drop_tombstones(self.settings.index_dir, store)
-            self._snapshot = new_snap
-            log.info("added %s (%d clauses, %d chunks) in %.1fs", info.doc_id, len(parsed.clauses), len(chunks),
-                     time.perf_counter() - started)
+    def publish_upload(self, prepared: PreparedUpload, progress=None) -> DocumentInfo:
+        """Embed, write the new index version, store the text, swap CURRENT, publish the snapshot.
+        The caller holds the writer (`add_prepared`, or an upload job).  `progress` as for `_embed_chunks`."""
+        snap = self._snapshot
+        entry, text, info, parsed, chunks = (prepared.entry, prepared.text, prepared.info, prepared.parsed,
+                                             prepared.chunks)
+        started = time.perf_counter()
+        vectors, bm25, sentence_vectors = _embed_chunks(self.embedder, chunks, progress)
+        index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses),
+                                         sentence_vectors=sentence_vectors)
+        corpus = snap.corpus.with_upload(info, parsed)
+        new_snap = self._make_snapshot(index, corpus)
+        store = DocumentStore(self.settings.index_dir)
+        stored = []
+
+        def store_text():  # durable in the store before the version that includes it is published
+            store.put(entry, text)
+            stored.append(entry["doc_id"])
+
+        with index_lock(self.settings.index_dir, exclusive=True):
+            try:
+                index.save(self.settings.index_dir, before_publish=store_text)
+            except BaseException:
+                if stored:  # stored but never published: take it back (the upload failed)
+                    store.delete(entry["doc_id"])
+                raise
+            _drop_tombstones(self.settings.index_dir, store)
+        self._snapshot = new_snap
+        log.info("added %s (%d clauses, %d chunks) in %.1fs", info.doc_id, len(parsed.clauses), len(chunks),
+                 time.perf_counter() - started)
         return info
 
     @contextlib.contextmanager
     def _writer(self):
         """The writer lock, or a clear 429 when another write holds it longer than RAG_WRITE_WAIT_S
         (default 30 s): a client is told to come back instead of hanging."""
-        wait = float(os.environ.get("RAG_WRITE_WAIT_S", "") or 30)
-        if not self._lock.acquire(timeout=max(0.0, wait)):
-            raise DocumentError("另一个上传或删除正在进行，请稍后重试 (busy: another upload or delete is in progress)",
-                                429, "busy", retry_after=10)
+        self.acquire_writer()
         try:
             yield
         finally:
-            self._lock.release()
+            self.release_writer()
+
+    def acquire_writer(self) -> None:
+        """Take the writer lock (429 `busy` after RAG_WRITE_WAIT_S).  A plain lock, not an RLock: an upload
+        job takes it in the request's thread and its worker thread releases it when the job ends."""
+        wait = float(os.environ.get("RAG_WRITE_WAIT_S", "") or 30)
+        if not self._lock.acquire(timeout=max(0.0, wait)):
+            job = self._jobs.active if self._jobs is not None else None
+            what = (f"upload job {job.id} is indexing {job.doc_id}, {100 * job.fraction:.0f}% done" if job
+                    else "another upload or delete is in progress")
+            raise DocumentError(f"另一个上传或删除正在进行，请稍后重试 (busy: {what})", 429, "busy",
+                                retry_after=job.retry_after() if job else 10)
+
+    def release_writer(self) -> None:
+        self._lock.release()
 
     def remove_document(self, doc_id: str) -> None:
         """Remove an uploaded document from both indexes and the corpus, atomically.
@@ -674,7 +766,7 @@ class Assistant:
                 if any(d.doc_id == doc_id for d in snap.corpus.documents):
                     raise DocumentError(f"种子文档不能删除 (seed document {doc_id!r} cannot be deleted)",
                                         403, "seed_document")
-                check_doc_id(doc_id)  # a path-like id is a 400, any other unknown id a 404
+                check_doc_id(doc_id)  # a path-like id is a 422, any other unknown id a 404
                 raise DocumentError(f"未知文档 (unknown doc_id {doc_id!r})", 404, "unknown_document")
             index = snap.index.without_document(doc_id)
             new_snap = self._make_snapshot(index, snap.corpus.without_upload(doc_id))

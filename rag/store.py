@@ -8,6 +8,7 @@ document, and no index rebuild, cleanup or version swap ever removes one:
     documents/<doc_id>/entry.json   {"format", "doc_id", "entry": catalog entry, "text_sha256",
                                      "stored_ns", "sha256": checksum of everything else in the file}
     documents/.tombstones/<doc_id>  a deleted document: copies of it in old index versions are not recovered
+    documents/.pending/<job_id>/    an accepted upload still being indexed (rag/jobs.py): same two files
     documents/.quarantine/<doc_id>-<time>/   damaged files moved aside (never deleted)
     documents/.tmp-<doc_id>-<pid>-<n>/       a document being written: debris once <pid> is dead
     documents/.trash-<doc_id>-<pid>-<n>/     a document being deleted: debris
@@ -17,6 +18,11 @@ fsynced, then renamed into place (and the parent fsynced): it is either fully
 there or absent.  A delete writes the tombstone first, then renames the folder
 to `.trash-…` (atomic) before removing it, so a crash leaves the document
 either fully there or fully gone.
+
+An upload accepted as a job (202) is written the same way into `.pending/<job_id>/`
+before the client hears back; the job copies it into `<doc_id>/` when it publishes
+the index version that includes it, and only then removes the pending copy.
+Store scans and index recovery skip `.pending/`: a pending upload is the job's.
 
 `crash_point(name)` marks the moments the durability tests kill a process at
 (`RAG_TEST_PAUSE_AT=<name>` makes the process announce itself and wait to be killed).
@@ -41,6 +47,8 @@ STORE_DIR = "documents"
 STORE_FORMAT = 1
 TOMBSTONES = ".tombstones"
 QUARANTINE = ".quarantine"
+PENDING = ".pending"
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 DOC_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PID_NAME = re.compile(r"-(\d+)-\d+$")  # …-<pid>-<n> at the end of a temporary name
 
@@ -207,30 +215,32 @@ class DocumentStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def read(self, doc_id: str) -> StoredDocument:
-        """One stored document, verified; raises `DamagedDocument`-carrying ValueError when it fails."""
-        folder = self.root / doc_id
+    def read(self, doc_id: str, folder: Path | None = None, rel: tuple[str, ...] | None = None) -> StoredDocument:
+        """One stored document, verified; raises `DamagedDocument`-carrying ValueError when it fails.
+        (`folder`/`rel`: a pending upload's folder and its name relative to the store.)"""
+        folder = folder or self.root / doc_id
+        where = rel or (doc_id,)
         try:
             record = json.loads((folder / "entry.json").read_bytes())
             body = {k: v for k, v in record.items() if k != "sha256"}
             if record.get("sha256") != sha256_bytes(_canonical(body)):
-                raise _Damage(DamagedDocument(doc_id, f"{self.rel(doc_id, 'entry.json')} fails its checksum"))
+                raise _Damage(DamagedDocument(doc_id, f"{self.rel(*where, 'entry.json')} fails its checksum"))
         except _Damage:
             raise
         except (OSError, ValueError, AttributeError) as exc:
             why = "is missing" if isinstance(exc, FileNotFoundError) else "is unreadable"
-            raise _Damage(DamagedDocument(doc_id, f"{self.rel(doc_id, 'entry.json')} {why}")) from None
+            raise _Damage(DamagedDocument(doc_id, f"{self.rel(*where, 'entry.json')} {why}")) from None
         expected = record.get("text_sha256")
         if record.get("doc_id") != doc_id or not isinstance(record.get("entry"), dict) \
                 or record["entry"].get("doc_id") != doc_id:
-            raise _Damage(DamagedDocument(doc_id, f"{self.rel(doc_id, 'entry.json')} names another document"))
+            raise _Damage(DamagedDocument(doc_id, f"{self.rel(*where, 'entry.json')} names another document"))
         try:
             raw = (folder / "text.txt").read_bytes()
         except OSError as exc:
             why = "is missing" if isinstance(exc, FileNotFoundError) else "is unreadable"
-            raise _Damage(DamagedDocument(doc_id, f"{self.rel(doc_id, 'text.txt')} {why}", expected)) from None
+            raise _Damage(DamagedDocument(doc_id, f"{self.rel(*where, 'text.txt')} {why}", expected)) from None
         if sha256_bytes(raw) != expected:
-            raise _Damage(DamagedDocument(doc_id, f"{self.rel(doc_id, 'text.txt')} fails its checksum", expected))
+            raise _Damage(DamagedDocument(doc_id, f"{self.rel(*where, 'text.txt')} fails its checksum", expected))
         return StoredDocument(doc_id, record["entry"], raw.decode("utf-8"), int(record.get("stored_ns", 0)))
 
     def scan(self) -> StoreScan:
@@ -263,31 +273,84 @@ class DocumentStore:
         doc_id = entry["doc_id"]
         if not DOC_ID.fullmatch(doc_id):
             raise ValueError(f"refusing to store a document with id {doc_id!r}")
-        self.ensure()
-        target = self.root / doc_id
-        if target.exists():
-            raise FileExistsError(f"{self.rel(doc_id)} already exists")
-        data = text.encode("utf-8")
         stored_ns = stored_ns or time.time_ns()
-        tmp = self.root / f".tmp-{doc_id}-{unique_suffix()}"
+        self._write_folder(self.root / doc_id, doc_id, entry, text, stored_ns, "store.put")
+        self.remove_tombstone(doc_id)
+        crash_point("store.put:done")
+        return StoredDocument(doc_id, entry, text, stored_ns)
+
+    def _write_folder(self, target: Path, doc_id: str, entry: dict, text: str, stored_ns: int, point: str) -> None:
+        """text.txt + entry.json written into a temporary folder, fsynced, renamed to `target`."""
+        self.ensure()
+        if target.exists():
+            raise FileExistsError(f"{self.rel(*target.relative_to(self.root).parts)} already exists")
+        data = text.encode("utf-8")
+        tmp = self.root / f".tmp-{target.name}-{unique_suffix()}"
         IN_PROGRESS.add(tmp.name)
         try:
             tmp.mkdir()
             write_file(tmp / "text.txt", data)
-            crash_point("store.put:partial")
+            crash_point(f"{point}:partial")
             record = _record(doc_id, entry, sha256_bytes(data), stored_ns)
             write_file(tmp / "entry.json", json.dumps(record, ensure_ascii=False, indent=1).encode("utf-8"))
             fsync_dir(tmp)
             os.rename(tmp, target)
-            fsync_dir(self.root)
+            fsync_dir(target.parent)
+            if target.parent != self.root:
+                fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         finally:
             IN_PROGRESS.discard(tmp.name)
-        self.remove_tombstone(doc_id)
-        crash_point("store.put:done")
-        return StoredDocument(doc_id, entry, text, stored_ns)
+
+    # -- pending uploads (accepted jobs) ----------------------------------------------------------
+
+    def _pending(self, job_id: str) -> Path:
+        if not JOB_ID.fullmatch(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / PENDING / job_id
+
+    def put_pending(self, job_id: str, entry: dict, text: str) -> None:
+        """An accepted upload's text, durable before the client is told it was accepted."""
+        (self.root / PENDING).mkdir(parents=True, exist_ok=True)
+        self._write_folder(self._pending(job_id), entry["doc_id"], entry, text, time.time_ns(), "store.pending")
+
+    def read_pending(self, job_id: str) -> StoredDocument:
+        """The pending upload, verified like a stored document (ValueError naming the damage)."""
+        folder = self._pending(job_id)
+        try:
+            record = json.loads((folder / "entry.json").read_bytes())
+            doc_id = record["entry"]["doc_id"]
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.rel(PENDING, job_id)} is missing") from None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise _Damage(DamagedDocument(job_id, f"{self.rel(PENDING, job_id, 'entry.json')} is unreadable")) \
+                from None
+        return self.read(doc_id, folder=folder, rel=(PENDING, job_id))
+
+    def holds_pending(self, job_id: str) -> bool:
+        return self._pending(job_id).is_dir()
+
+    def drop_pending(self, job_id: str) -> None:
+        """The job published its document (or the upload was refused): its pending copy goes."""
+        folder = self._pending(job_id)
+        if not folder.exists():
+            return
+        trash = self.root / f".trash-pending-{job_id}-{unique_suffix()}"
+        os.rename(folder, trash)
+        fsync_dir(folder.parent)
+        remove_tree(trash)
+
+    def quarantine_pending(self, job_id: str) -> str:
+        """Move a pending upload that could not be indexed aside (never deleted); returns where (relative)."""
+        qdir = self.root / QUARANTINE
+        qdir.mkdir(parents=True, exist_ok=True)
+        name = f"pending-{job_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.rename(self._pending(job_id), qdir / name)
+        fsync_dir(self.root / PENDING)
+        fsync_dir(qdir)
+        return self.rel(QUARANTINE, name)
 
     def delete(self, doc_id: str, tombstone: bool = True) -> None:
         """Remove a stored document: tombstone, atomic rename out of the way, then removal."""

@@ -110,13 +110,17 @@ def test_bad_ask_input_is_a_422_naming_the_problem(client, payload, code, named)
     assert named in err["message"]
 
 
-@pytest.mark.parametrize("body,ctype", [(b"{not json", "application/json"), (b"[1, 2]", "application/json"),
-                                        (b"question=x", "application/x-www-form-urlencoded"), (b"", None)])
-def test_malformed_bodies_are_422(client, body, ctype):
+@pytest.mark.parametrize("body,ctype,status,code", [
+    (b"{not json", "application/json", 400, "invalid_json"),  # not JSON: 400 (see test_api_errors.py)
+    (b"", None, 400, "invalid_json"),
+    (b"[1, 2]", "application/json", 422, "invalid_request"),  # JSON, but not the object asked for: 422
+    (b"question=x", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+])
+def test_malformed_bodies_are_clean_4xx(client, body, ctype, status, code):
     headers = {"content-type": ctype} if ctype else {}
     r = client.post("/v1/ask", content=body, headers=headers)
-    assert r.status_code == 422, r.text
-    assert r.json()["error"]["code"] == "invalid_request"
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code
 
 
 def test_an_over_large_body_is_413_before_it_is_parsed(client):
@@ -195,13 +199,13 @@ def test_clause_in_context_gives_its_neighbours_in_order(client, assistant):
 
 @pytest.mark.parametrize("path,status,code", [
     ("/v1/documents/no-such-doc", 404, "unknown_document"),
-    ("/v1/documents/%2E%2E", 400, "invalid_doc_id"),
-    ("/v1/documents/..%5C..%5Cwindows", 400, "invalid_doc_id"),
-    ("/v1/documents/Shenzhen-2022", 400, "invalid_doc_id"),
+    ("/v1/documents/%2E%2E", 422, "invalid_doc_id"),
+    ("/v1/documents/..%5C..%5Cwindows", 422, "invalid_doc_id"),
+    ("/v1/documents/Shenzhen-2022", 422, "invalid_doc_id"),
     ("/v1/documents/no-such-doc/clauses/一", 404, "unknown_document"),
     ("/v1/documents/shenzhen-2022/clauses/九十九.(一)", 404, "unknown_clause"),
     ("/v1/documents/shenzhen-2022/clauses/%2E%2E", 404, "unknown_clause"),
-    ("/v1/documents/%2E%2E/clauses/一", 400, "invalid_doc_id"),
+    ("/v1/documents/%2E%2E/clauses/一", 422, "invalid_doc_id"),
     ("/v1/documents/shenzhen-2022/clauses/二.(一)?context=-1", 422, "invalid_request"),
     ("/v1/documents/shenzhen-2022/clauses/二.(一)?context=abc", 422, "invalid_request"),
     ("/v1/documents/..%2F..%2Fetc%2Fpasswd", 404, "not_found"),
@@ -226,7 +230,7 @@ def test_seed_documents_cannot_be_deleted_and_unknown_ones_are_404(client, assis
     assert r.status_code == 403 and r.json()["error"]["code"] == "seed_document"
     r = client.delete("/v1/documents/no-such-doc")
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_document"
-    assert client.delete("/v1/documents/%2E%2E").status_code == 400
+    assert client.delete("/v1/documents/%2E%2E").status_code == 422
     assert len(assistant.corpus.documents) == n
 
 
@@ -347,7 +351,7 @@ def test_openapi_documents_every_endpoint_with_examples(client):
     assert comps["AskRequest"]["examples"][0]["question"]
     assert comps["ChatRequest"]["examples"]
     assert "text/event-stream" in paths["/v1/ask"]["post"]["responses"]["200"]["content"]
-    assert {"404", "400"} <= set(paths["/v1/documents/{doc_id}"]["get"]["responses"])
+    assert {"404", "422"} <= set(paths["/v1/documents/{doc_id}"]["get"]["responses"])
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert client.get("/docs").status_code == 200
 
@@ -391,7 +395,7 @@ def test_with_keys_upload_and_delete_need_an_admin_key(keyed, assistant):
     assert keyed.post("/v1/documents", files=files, data={"title": "x"}).status_code == 401
     # The admin key gets past auth to the file checks (an empty file: nothing is added).
     r = keyed.post("/v1/documents", files=files, data={"title": "x"}, headers=_auth("admin-key"))
-    assert r.status_code == 400 and r.json()["error"]["code"] == "empty_file"
+    assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file"
     assert len(assistant.corpus.documents) == 5
 
 

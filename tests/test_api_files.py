@@ -164,7 +164,7 @@ def test_unsupported_extensions_are_415(name):
 
 
 def test_empty_file_is_refused():
-    _refused("plan.txt", b"", 400, "empty_file")
+    _refused("plan.txt", b"", 422, "empty_file")
 
 
 def test_over_the_size_limit_is_413_and_the_limit_comes_from_the_environment(monkeypatch):
@@ -207,7 +207,7 @@ def test_text_that_is_too_short_or_undecodable_is_refused():
 def test_path_like_or_malformed_doc_ids_are_refused(bad):
     with pytest.raises(DocumentError) as info:
         check_doc_id(bad)
-    assert info.value.status == 400 and info.value.code == "invalid_doc_id"
+    assert info.value.status == 422 and info.value.code == "invalid_doc_id"
 
 
 def test_generated_ids_are_valid_slugs_for_any_file_name():

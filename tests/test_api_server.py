@@ -111,7 +111,9 @@ def test_ask_and_errors_over_real_http(servers):
     r = httpx.post(f"{s.url}/v1/ask", json={"question": ""}, timeout=60)
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_question"
     r = httpx.get(f"{s.url}/v1/documents/%2E%2E", timeout=60)
-    assert r.status_code == 400
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_doc_id"
+    r = httpx.post(f"{s.url}/v1/ask", content=b'{"question": ', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
 
 
 def test_ask_streams_server_sent_events_over_real_http(servers):

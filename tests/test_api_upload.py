@@ -36,9 +36,10 @@ def own(assistant, session_index_dir, embedder, tmp_path):
         yield mine, client, index_dir
 
 
-def _upload(client, name, content, **fields):
+def _upload(client, name, content, params=None, **fields):
     fields.setdefault("title", "成都市集成电路产业高质量发展行动计划")
-    return client.post("/v1/documents", files={"file": (name, content, "application/octet-stream")}, data=fields)
+    return client.post("/v1/documents", files={"file": (name, content, "application/octet-stream")}, data=fields,
+                       params=params)
 
 
 def _state(index_dir):
@@ -110,12 +111,12 @@ def test_upload_is_searchable_at_once_listed_persisted_and_deletable(own, name, 
 BAD_UPLOADS = [
     ("a .pdf that is really text", "plan.pdf", PLAN_TXT, {}, 415, "type_mismatch"),
     ("a .docx that is really a pdf", "plan.docx", make_pdf([PLAN_LINES]), {}, 415, "type_mismatch"),
-    ("an empty file", "plan.txt", b"", {}, 400, "empty_file"),
+    ("an empty file", "plan.txt", b"", {}, 422, "empty_file"),
     ("an .exe", "plan.exe", PLAN_TXT, {}, 415, "unsupported_type"),
     ("a pdf with no text", "scan.pdf", make_pdf([[], []]), {}, 422, "no_text"),
     ("a truncated pdf", "plan.pdf", make_pdf([PLAN_LINES])[:300], {}, 422, "unreadable_pdf"),
-    ("a path-like doc_id", "plan.txt", PLAN_TXT, {"doc_id": "../../etc"}, 400, "invalid_doc_id"),
-    ("a bad date", "plan.txt", PLAN_TXT, {"date": "next year"}, 400, "invalid_date"),
+    ("a path-like doc_id", "plan.txt", PLAN_TXT, {"doc_id": "../../etc"}, 422, "invalid_doc_id"),
+    ("a bad date", "plan.txt", PLAN_TXT, {"date": "next year"}, 422, "invalid_date"),
     ("a seed's doc_id", "plan.txt", PLAN_TXT, {"doc_id": "shenzhen-2022"}, 409, "duplicate_document"),
     ("a seed's title", "plan.txt", PLAN_TXT,
      {"title": "深圳市培育发展半导体与集成电路产业集群行动计划（2022-2025年）"}, 409, "duplicate_document"),
@@ -213,7 +214,7 @@ def test_the_service_api_the_chat_page_uses(own):
     assert exc.value.status == 403
     with pytest.raises(DocumentError) as exc:
         mine.remove_document("../x")
-    assert exc.value.status == 400
+    assert exc.value.status == 422
     mine.remove_document(info.doc_id)
     assert info.doc_id not in mine.index.doc_ids
 
@@ -236,7 +237,8 @@ def test_queries_are_served_while_an_upload_is_indexed(own):
 
     def upload():
         with TestClient(create_app(mine, keys=KeyConfig(), with_ui=False)) as c2:
-            result["r"] = _upload(c2, "big-chengdu.txt", content, title="成都大计划")
+            # 201 chunks: over RAG_ASYNC_UPLOAD_CHUNKS, so a job unless asked to wait (jobs: test_upload_jobs*.py)
+            result["r"] = _upload(c2, "big-chengdu.txt", content, params={"wait": "true"}, title="成都大计划")
         done.set()
 
     t = threading.Thread(target=upload)

@@ -57,7 +57,7 @@ def test_same_origin_and_origin_less_writes_still_work(client):
         assert client.post("/v1/ask", json={"question": Q_SZ}, headers=headers).status_code == 200
         # These reach the endpoints: the empty file and the unknown id are refused there, not here.
         r = _upload(client, **headers)
-        assert r.status_code == 400 and r.json()["error"]["code"] == "empty_file"
+        assert r.status_code == 422 and r.json()["error"]["code"] == "empty_file"
         r = client.delete("/v1/documents/no-such-doc", headers=headers)
         assert r.status_code == 404
     # Reads are not writes: a foreign page may not read them anyway (no CORS), and GETs change nothing.
