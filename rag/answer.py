@@ -20,12 +20,12 @@ from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, chunk_sentences, documents_text
 from .keywords import normalize
-from .vocabulary import is_place
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
                        section_answer)
 from .selection import Pick, best_clauses, best_sentences, coverage, missing_names, number_support
+from .vocabulary import is_place
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
 SECOND_WHOLE_CLAUSE_RATIO = 0.85
@@ -113,15 +113,19 @@ def _structured(text_and_cites) -> tuple[str, list[Citation]]:
     return text, [Citation(n, hit) for n, hit in cited]
 
 
-def _sentence_picks(question: str, qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex,
-                    documents: list[DocumentInfo], qvec) -> list[Pick]:
-    """Best sentences for each part of the question ("是多少？由哪个部门负责？" gets both)."""
+def _part_analyses(question: str, documents: list[DocumentInfo]) -> list[QuestionAnalysis]:
+    """The analysis of each part of a multi-part question ("是多少？由哪个部门负责？"); [] for one part."""
     parts = split_parts(question)
-    if len(parts) == 1:
+    return [analyze(p, documents) for p in parts] if len(parts) > 1 else []
+
+
+def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits: list[Hit],
+                    index: KnowledgeIndex, qvec) -> list[Pick]:
+    """Best sentences for each part of the question ("是多少？由哪个部门负责？" gets both)."""
+    if not part_qas:
         return best_sentences(hits, qa, index, qvec, 3 if qa.listing else (1 if qa.quantity else 2))
     picks: list[Pick] = []
-    for part in parts:
-        pa = analyze(part, documents)
+    for pa in part_qas:
         for p in best_sentences(hits, pa, index, qvec, 3 if pa.listing else (1 if pa.quantity else 2)):
             if all((p.hit_rank, p.sentence_index) != (c.hit_rank, c.sentence_index) for c in picks):
                 picks.append(p)
@@ -148,14 +152,12 @@ def _is_about(name: str, doc: DocumentInfo, index: KnowledgeIndex) -> bool:
     return bare in own or text.count(bare) >= PLACE_MENTIONS
 
 
-def _gives_asked_figure(question: str, qa: QuestionAnalysis, picks: list[Pick], hits: list[Hit],
-                        index: KnowledgeIndex, documents: list[DocumentInfo]) -> bool:
+def _gives_asked_figure(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], picks: list[Pick],
+                        hits: list[Hit], index: KnowledgeIndex) -> bool:
     """Does a chosen sentence give a figure for what was asked, for the question or any of its
     parts ("按什么比例奖补？封顶多少？" is answered when the ratio is there)?"""
-    parts = split_parts(question)
-    analyses = [qa] + ([analyze(p, documents) for p in parts] if len(parts) > 1 else [])
     return any(number_support(p.sentence, a, index, hits[p.hit_rank].chunk.doc_id)
-               for a in analyses if a.asks_number for p in picks)
+               for a in [qa, *part_qas] if a.asks_number for p in picks)
 
 
 def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex):
@@ -226,7 +228,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     if (qa.summary or qa.broad) and not qa.quantity and not compare_docs:
         section = matched_section(question, qa, index, list(retrieval.route.aliases.values()), scope)
         if section is None and not qa.asks_number:
-            section = document_outline(question, qa, index, scope, list(retrieval.route.aliases.values()))
+            section = document_outline(qa, index, scope, list(retrieval.route.aliases.values()))
         if section is None and qa.broad and not qa.asks_number:
             section = enclosing_section(hits, index)
         composed = section_answer(section, index, _doc_label(index.chunks[index.doc_rows[section[0]][0]],
@@ -235,6 +237,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
             text, citations = _structured(composed)
             return Answer(question, text, False, citations)
 
+    part_qas = _part_analyses(question, documents)
     whole_clause = (qa.how or qa.listing or qa.summary) and not (qa.asks_number or qa.responsible or qa.quantity)
     if whole_clause:
         picks = best_clauses(hits, qa, index, qvec, compare_docs, SECOND_WHOLE_CLAUSE_RATIO)
@@ -245,12 +248,12 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
             for p in best_sentences([h for _, h in doc_hits], qa, index, qvec, max_sentences=2, max_hits=3):
                 picks.append(Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
     else:
-        picks = _sentence_picks(question, qa, hits, index, documents, qvec)
+        picks = _sentence_picks(qa, part_qas, hits, index, qvec)
     hits, picks = _with_announced_items(hits, picks, index)
     text, citations = _compose(picks, hits, qa)
     if not citations:
         return refuse("相关条款", "no matching clause", "no_sentence")
-    if qa.asks_number and not whole_clause and not _gives_asked_figure(question, qa, picks, hits, index, documents):
+    if qa.asks_number and not whole_clause and not _gives_asked_figure(qa, part_qas, picks, hits, index):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
     # A named place must be in what we cite, not merely somewhere in the corpus: in the cited
     # clauses, or be a place the cited plan is about (its region or title, or a name it uses again

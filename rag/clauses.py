@@ -214,8 +214,9 @@ class _Outline:
         # across （一）（二） in plans that number it through, which _continues allows.
         if kind == "APX":
             self.appendices.add(marker)
-        below = {"APX": ("L1", "L2", "L3", "L4", "CH", "SEC", "ART"), "FW": ("L2", "L3", "L4"), "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",),
-                 "L4": (), "BOX": ("L4",), "CH": ("SEC", "L2", "L3", "L4"), "SEC": ("L2", "L3", "L4"),
+        below = {"APX": ("L1", "L2", "L3", "L4", "CH", "SEC", "ART"), "FW": ("L2", "L3", "L4"),
+                 "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",), "L4": (), "BOX": ("L4",),
+                 "CH": ("SEC", "L2", "L3", "L4"), "SEC": ("L2", "L3", "L4"),
                  "ART": ("L2", "L3", "L4")}[kind]
         for k in below:
             self.last_number[k] = 0
@@ -298,10 +299,10 @@ def _paragraphs(lines: list[Line], outline: _Outline, preamble: Heading) -> list
     for line in lines:
         boundary = not buf or _at_boundary(buf[-1].text, outline.seen_body, closing is not None)
         hit = outline.match(line.text, boundary)
-        if closing and hit and hit[0] != "APX":
-            hit = None  # in the signature block only an appendix is a heading
         if hit and hit[0] == "APX":
-            closing = None
+            closing = None  # an appendix ends the signature block
+        elif closing:
+            hit = None  # in the signature block only an appendix is a heading
         if hit:
             flush()
             kind, marker, shown, rest = hit

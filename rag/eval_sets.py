@@ -184,10 +184,11 @@ def run_sets(assistant, sets: list[str], progress: bool = True) -> dict[str, lis
         raise ValueError(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
     dev, test = gold_split("dev"), gold_split("test")
     fresh = load_gold(FRESH_PATH)
-    dev_fresh = load_gold(DEV_FRESH_PATH) if any(s == "dev-fresh" for s in sets) else []
+    dev_fresh = load_gold(DEV_FRESH_PATH) if "dev-fresh" in sets else []
     loo_items = dev + test + fresh
-    sizes = {"dev": len(dev), "dev-fresh": len(dev_fresh), "test": len(test), "fresh": len(fresh), "uploaded": len(uploaded_items()),
-             "uploaded-dev": len(uploaded_items("dev")), "uploaded-test": len(uploaded_items("test")),
+    sizes = {"dev": len(dev), "dev-fresh": len(dev_fresh), "test": len(test), "fresh": len(fresh),
+             "uploaded": len(uploaded_items()), "uploaded-dev": len(uploaded_items("dev")),
+             "uploaded-test": len(uploaded_items("test")),
              "loo": sum(1 for g in loo_items if g.gold and len({x["doc_id"] for x in g.gold}) == 1)}
     bar = tqdm(total=sum(sizes[s] for s in sets), disable=not progress, unit="q", dynamic_ncols=True)
     out: dict[str, list[dict]] = {}

@@ -20,12 +20,12 @@ YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|名|人|亩|纳米|英寸|项|条)")
 # A figure that is not just a year: "2500亿元", "15%", "10家", "5000名"; never an article's
 # number ("第十六条", "第3条").
+_NUMBER_START = r"(?<![第一两二三四五六七八九十百千万\d.])"  # a whole number, not the tail of 第十六 or 2025
 NON_YEAR_FIGURE = re.compile(r"百分之[零〇一两二三四五六七八九十百点]+|千分之[零〇一两二三四五六七八九十百点]+|"
-                             r"(?<![第一两二三四五六七八九十百千万\d.])(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
+                             rf"{_NUMBER_START}(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
                              r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|次|元|位)|\d{5,}|\d+-\d+家")
 # A duration ("10年内", "三个月", "15个工作日"): the figure of a "how long", never a year.
-DURATION = re.compile(r"(?<![第一两二三四五六七八九十百千万\d.])(?:\d{1,3}|[一两二三四五六七八九十]+)\s*"
-                      r"(?:年(?!度|级)|个月|个?工作日|天|周)")
+DURATION = re.compile(rf"{_NUMBER_START}(?:\d{{1,3}}|[一两二三四五六七八九十]+)\s*(?:年(?!度|级)|个月|个?工作日|天|周)")
 _QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方件]|"
@@ -43,15 +43,6 @@ WANTS_YEAR = re.compile(r"哪一年|哪年|何时|which year|when", re.I)
 WANTS_DURATION = re.compile(r"多少年|几年|多少个月|几个月|多少天|几天|多久|多长时间|期限|how long|how many (years|months|days)",
                             re.I)
 
-
-def gives_figure(text: str, question: str) -> bool:
-    """Does `text` hold the kind of figure `question` asks for: a year for "哪一年", a duration
-    for "多久", an amount, share or count otherwise."""
-    if WANTS_YEAR.search(question):
-        return bool(YEAR.search(text))
-    if WANTS_DURATION.search(question) and DURATION.search(text):
-        return True
-    return bool(NON_YEAR_FIGURE.search(text))
 # A plan's goals and its review of the past live in different sections.
 _TARGET = re.compile(r"目标|希望|力争|要达到|要做到|将达到|到20\d\d年|预期|预计|计划|target|aim|goal|by 20\d\d", re.I)
 _REVIEW = re.compile(r"十一五|回顾|目前|现状|现在|现有|已经|已有|实现了|过去|去年|成效|取得|情况", re.I)
@@ -72,6 +63,16 @@ article chapter free trade zone
 """.split())
 # Where a question asks a second thing: "…是多少？由哪个部门负责？", "目标是什么，到哪一年？".
 _PART_SPLIT = re.compile(r"[？?；;]+|[，,]\s*(?=(?:另外|以及|并且|同时|还有|其中|分别由|由哪|谁|哪个部门|到哪一年|哪一年|何时))")
+
+
+def gives_figure(text: str, question: str) -> bool:
+    """Does `text` hold the kind of figure `question` asks for: a year for "哪一年", a duration
+    for "多久", an amount, share or count otherwise."""
+    if WANTS_YEAR.search(question):
+        return bool(YEAR.search(text))
+    if WANTS_DURATION.search(question) and DURATION.search(text):
+        return True
+    return bool(NON_YEAR_FIGURE.search(text))
 
 
 @dataclass

@@ -107,32 +107,30 @@ def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
 
 _OUTSIDE_BODY = {PREAMBLE_TITLE, CLOSING_TITLE}  # a whole document's parts are its body's
 # Words by which a question points at a whole document ("这份办法讲了什么").
-_DOCUMENT_WORDS = {"这份", "这个", "该", "文件", "办法", "条例", "政策", "若干政策", "措施", "若干措施", "规划", "计划",
+_DOCUMENT_WORDS = {"这份", "这个", "文件", "办法", "条例", "政策", "若干政策", "措施", "若干措施", "规划", "计划",
                    "方案", "意见", "细则", "通知", "行动计划", "实施方案", "实施意见", "实施细则", "全文", "整体", "总体",
-                   "大概", "大致", "些", "什么", "讲了", "讲", "说了", "写了"}
+                   "大概", "大致", "讲了", "说了", "写了"}
 
 
-def document_outline(question: str, qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None,
+def document_outline(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None,
                      route_aliases: list[str]) -> tuple[str, list[str]] | None:
     """("doc_id", []) when a summary question points at one whole document and asks nothing narrower
     ("这份若干政策主要讲了些什么", "概括一下这个条例"): its top-level parts are the answer."""
-    if not scope or len(scope) != 1 or not getattr(index, "chunks", None):
+    rows = getattr(index, "doc_rows", {}).get(scope[0], ()) if scope and len(scope) == 1 else ()
+    if not len(rows):
         return None
-    doc_id = scope[0]
-    title = next((c.doc_title for c in index.chunks if c.doc_id == doc_id), "")
-    title_tokens = set(key_terms(title))
+    chunks = [index.chunks[r] for r in rows]
+    title_tokens = set(key_terms(chunks[0].doc_title))
     place_words = {t for a in route_aliases for t in key_terms(a)}
-    topic = [k for k in qa.keywords if k not in SECTION_WORDS and k not in _DOCUMENT_WORDS
-             and k not in place_words and not any(k in t or t in k for t in title_tokens)]
-    if topic:
-        return None
-    # a word of the question that is in one of its headings ("主要任务", "采取了哪些措施") asks for that part
-    asked = [k for k in qa.keywords if len(k) >= 2 and k not in _DOCUMENT_WORDS and k not in place_words
+    asked = [k for k in qa.keywords if k not in _DOCUMENT_WORDS and k not in place_words
              and not any(k in t or t in k for t in title_tokens)]
-    headings = {title_words(t) for c in index.chunks if c.doc_id == doc_id for t in c.section}
+    if any(k not in SECTION_WORDS for k in asked):
+        return None  # a topic of its own
+    # a section word that is in one of its headings ("主要任务", "采取了哪些措施") asks for that part
+    headings = {title_words(t) for c in chunks for t in c.section}
     if any(k in h for k in asked for h in headings):
         return None
-    return doc_id, []
+    return scope[0], []
 
 
 def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list[str]] | None:
@@ -187,7 +185,8 @@ def _item_detail(label: str, text: str, n: int, max_chars: int = DETAIL_CHARS) -
     """The first sentences of an item after its label, verbatim, each with its [n]: what the item
     does, not only what it is called."""
     body = _MARKER.sub("", text.strip())
-    lead = label.split("：", 1)[1] if _ARTICLE.match(label.split("：", 1)[0]) and "：" in label else label
+    head, colon, rest = label.partition("：")
+    lead = rest if colon and _ARTICLE.match(head) else label  # "第四条：省…负责…" leads with "省…负责…"
     if body.startswith(lead):
         body = body[len(lead):].lstrip("。；：:，, ")
     out, used = [], 0
@@ -220,8 +219,11 @@ def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_
     detailed = len(items) <= DETAIL_ITEMS
     for n, (label, row) in enumerate(items[:max_items], start=1):
         cited.append((n, Hit(index.chunks[row], 1.0, 0.0, 0.0, row)))
-        detail = _item_detail(label, index.chunks[row].text, n) if detailed else ""
-        parts.append(f"{label}：{detail}" if detail else (_cited(label, n) if detailed else f"{label}[{n}]"))
+        if not detailed:
+            parts.append(f"{label}[{n}]")
+            continue
+        detail = _item_detail(label, index.chunks[row].text, n)
+        parts.append(f"{label}：{detail}" if detail else _cited(label, n))
     more = f"（另有{len(items) - max_items}项）" if len(items) > max_items else ""
     head = f"{label_prefix}「{section[1][-1]}」包括：" if section[1] else f"{label_prefix}全文包括："
     if detailed:

@@ -22,8 +22,8 @@ from .question import MEASURE_WORDS, YEAR, QuestionAnalysis, gives_figure
 from .retrieve import Hit
 
 SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
-PARTIAL_WEIGHT = 0.35
-MEASURE_WORD_WEIGHT = 0.3  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
+PARTIAL_WEIGHT = 0.35  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
+MEASURE_WORD_WEIGHT = 0.3  # a word that only says "a figure of" (数量, 目标) next to what is measured
 SEMANTIC_WEIGHT = 3.0  # per unit of cosine above the best sentence's (tuned on the dev split)
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which figure is meant
 SAME_CLAUSE_RATIO = 0.85
