@@ -383,7 +383,7 @@ class UploadJobs:
                                     "while it ran); not tried again", "job_interrupted")
             return
         try:
-            prepared = PreparedUpload.from_stored(pending.entry, pending.text)
+            prepared = PreparedUpload.from_entry(pending.entry, pending.text)
         except DocumentError as exc:
             self.store.drop_pending(job.id)
             self._finish(job, FAILED, {"status": exc.status, "code": exc.code, "message": str(exc)})

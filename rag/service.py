@@ -436,8 +436,9 @@ class PreparedUpload:
         return self.entry["doc_id"]
 
     @classmethod
-    def from_stored(cls, entry: dict, text: str) -> "PreparedUpload":
-        """Again from the stored entry and text (a job resumed after a restart)."""
+    def from_entry(cls, entry: dict, text: str) -> "PreparedUpload":
+        """Parsed from its catalog entry and extracted text: a new upload, or a job resumed after a
+        restart from what it stored; 413 over the chunk limit, 422 when no clause is found."""
         info, parsed, chunks = _parse_upload(entry, text, check_limits=True)
         if not chunks:
             raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
@@ -689,11 +690,7 @@ class Assistant:
         kind, text = extract_text(filename, content)
         check_extracted_size(text)
         meta = check_metadata(filename, content, title, issuer, date, region, doc_id, aliases)
-        entry = catalog_entry(meta, filename, kind, content, text)
-        info, parsed, chunks = _parse_upload(entry, text, check_limits=True)
-        if not chunks:
-            raise DocumentError("文件中没有可索引的条款 (no clauses found in the text)", 422, "no_text")
-        return PreparedUpload(entry, text, info, parsed, chunks)
+        return PreparedUpload.from_entry(catalog_entry(meta, filename, kind, content, text), text)
 
     def check_duplicate(self, prepared: PreparedUpload) -> None:
         """409 when the id, the title or the text is already indexed (call with the writer held)."""
