@@ -23,6 +23,7 @@ from .keywords import normalize
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
+                       sibling_section,
                        section_answer)
 from .selection import Pick, best_clauses, best_sentences, coverage, missing_names, number_support
 from .vocabulary import is_place
@@ -225,10 +226,12 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
                       [Citation(1, Hit(chunk, 1.0, 0.0, 0.0, row))])
 
     compare_docs = scope if retrieval.route.compare and scope and len(scope) >= 2 else None
-    if (qa.summary or qa.broad) and not qa.quantity and not compare_docs:
+    if (qa.summary or qa.broad or qa.listing) and not qa.quantity and not compare_docs:
         section = matched_section(question, qa, index, list(retrieval.route.aliases.values()), scope)
         if section is None and not qa.asks_number:
             section = document_outline(qa, index, scope, list(retrieval.route.aliases.values()))
+        if section is None and not qa.asks_number and not qa.responsible:
+            section = sibling_section(hits, qa, index)
         if section is None and qa.broad and not qa.asks_number:
             section = enclosing_section(hits, index)
         composed = section_answer(section, index, _doc_label(index.chunks[index.doc_rows[section[0]][0]],

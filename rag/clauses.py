@@ -155,15 +155,18 @@ class _Outline:
         self.last_number: dict[str, int] = {}
         self.seen_body = False
         self.appendices: set[str] = set()
+        self.outer_l2 = 0  # last （N） opened above the articles ("(二)绩效奖励" then 第4条 …)
 
     def _continues(self, kind: str, number: int) -> bool:
         last = self.last_number.get(kind, 0)
         if kind in ("CH", "ART"):  # chapters and articles number through the whole document
-            return number == last + 1
+            # a regulation may open with its articles and no "第一章 总则" heading: 第二章 then follows 第九条
+            return number == last + 1 or (kind == "CH" and last == 0 and self.last_number.get("ART", 0) > 0)
         return number == last + 1 or (number == 1 and kind != "L1")
 
     def match(self, text: str, at_boundary: bool) -> tuple[str, str, str, str] | None:
         """(kind, marker, shown marker, rest of line) if `text` opens a heading here."""
+        text = tidy_spaces(text)  # text from a PDF: "第 1 0 条", "二 、"
         if _FOREWORD.match(text):
             return ("FW", "前言", "", "前言")
         m = _APPENDIX.match(text)
@@ -194,7 +197,13 @@ class _Outline:
             if m and m.group(2) and self._continues(kind, to_int(m.group(1))):
                 marker = f"({m.group(1)})" if kind != "L3" else m.group(1)
                 return (kind, marker, text[: m.start(2)].strip(), m.group(2))
+            if m and m.group(2) and kind == "L2" and self._in_article() and to_int(m.group(1)) == self.outer_l2 + 1:
+                # "(二)绩效奖励" after 第3条: the next group of articles, not an item of 第3条
+                return ("OL2", f"({m.group(1)})", text[: m.start(2)].strip(), m.group(2))
         return None
+
+    def _in_article(self) -> bool:
+        return any(h.marker.startswith("第") and h.marker.endswith("条") for h in self.stack)
 
     def open(self, kind: str, marker: str, shown: str, title: str, line: int, title_only: bool) -> Heading:
         is_box = lambda h: h.marker.startswith("专栏")  # noqa: E731
@@ -205,21 +214,29 @@ class _Outline:
             # Half a level below its parent, so （1） items inside the box nest under it.
             level = (self.stack[-1].level if self.stack else 0) + 0.5
         else:
-            level = {"APX": 0.5, "FW": 1, "L1": 1, "CH": 1, "SEC": 1.3, "ART": 1.6, "L2": 2, "L3": 3, "L4": 4}[kind]
+            if kind == "ART" and self.stack and self.stack[-1].marker.startswith("(") and self.stack[-1].title_only \
+                    and not self._in_article():
+                self.stack[-1].level = 1.3  # "(一)固定资产投资奖励" titles the articles that follow it
+            level = {"APX": 0.5, "FW": 1, "L1": 1, "CH": 1, "SEC": 1.3, "OL2": 1.3, "ART": 1.6, "L2": 2, "L3": 3, "L4": 4}[kind]
             while self.stack and (self.stack[-1].level >= level or (is_box(self.stack[-1]) and level <= 3)):
                 self.stack.pop()
         if kind in ("L1", "FW", "CH", "SEC", "ART", "APX"):
             self.seen_body = True
-        # A new heading restarts the numbering of everything below it; 1. runs on
-        # across （一）（二） in plans that number it through, which _continues allows.
+        # A new heading restarts the numbering of everything below it; 1. runs on across
+        # （一）（二）, and （六） across 一、二、, in plans that number them through, which
+        # _continues allows (it accepts a restart at 1 as well).
         if kind == "APX":
             self.appendices.add(marker)
         below = {"APX": ("L1", "L2", "L3", "L4", "CH", "SEC", "ART"), "FW": ("L2", "L3", "L4"),
-                 "L1": ("L2", "L4"), "L2": ("L4",), "L3": ("L4",), "L4": (), "BOX": ("L4",),
+                 "L1": ("L4",), "L2": ("L4",), "L3": ("L4",), "L4": (), "BOX": ("L4",),
                  "CH": ("SEC", "L2", "L3", "L4"), "SEC": ("L2", "L3", "L4"),
-                 "ART": ("L2", "L3", "L4")}[kind]
+                 "ART": ("L2", "L3", "L4"), "OL2": ("L2", "L3", "L4")}[kind]
         for k in below:
             self.last_number[k] = 0
+        if kind == "L1":
+            self.outer_l2 = 0
+        if kind == "OL2" or (kind == "L2" and not self._in_article()):
+            self.outer_l2 = cn_to_int(marker.strip("()"))
         if kind in ("L1", "L2"):
             self.last_number[kind] = cn_to_int(marker.strip("()"))
         elif kind in ("CH", "SEC", "ART"):

@@ -76,12 +76,14 @@ def body_lines(raw_text: str) -> tuple[list[Line], dict[int, str]]:
 _ASCII_WORD = re.compile(r"[A-Za-z0-9%]")
 # A space between a CJK character (or CJK punctuation) and a digit/letter is a PDF artifact.
 _CJK = r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef\u2e80-\u2fdf“”‘’—…、]"
+_SPACED_ARTICLE = re.compile(r"第 *\d(?: *\d)* *条")  # "第 1 0 条" in text taken from a PDF
 _STRAY_SPACE = re.compile(rf"(?<={_CJK})[ \t\u3000]+(?=[0-9A-Za-z])|(?<=[0-9A-Za-z%])[ \t\u3000]+(?={_CJK})"
                           rf"|(?<={_CJK})[ \t\u3000]+(?={_CJK})")
 
 
 def tidy_spaces(text: str) -> str:
     """Remove stray spaces around numbers and between CJK characters; keep spaces between Latin words."""
+    text = _SPACED_ARTICLE.sub(lambda m: m.group(0).replace(" ", ""), text)
     return _STRAY_SPACE.sub("", text)
 
 

@@ -23,9 +23,11 @@ _FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s*(%|％|亿元|万元|亿|万|家|个|�
 _NUMBER_START = r"(?<![第一两二三四五六七八九十百千万\d.])"  # a whole number, not the tail of 第十六 or 2025
 NON_YEAR_FIGURE = re.compile(r"百分之[零〇一两二三四五六七八九十百点]+|千分之[零〇一两二三四五六七八九十百点]+|"
                              rf"{_NUMBER_START}(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
-                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|次|元|位)|\d{5,}|\d+-\d+家")
-# A duration ("10年内", "三个月", "15个工作日"): the figure of a "how long", never a year.
-DURATION = re.compile(rf"{_NUMBER_START}(?:\d{{1,3}}|[一两二三四五六七八九十]+)\s*(?:年(?!度|级)|个月|个?工作日|天|周)")
+                             r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|次|元|位|岁|周岁)|\d{5,}|\d+-\d+家|"
+                             rf"{_NUMBER_START}\d+(?:\.\d+)?\s*分(?![之钟])")  # a score: "满150分", "计2分"
+# A duration ("10年内", "三个月", "15个工作日", "三十日内", "2小时"): the figure of a "how long",
+# never a year or a date's day ("6月1日").
+DURATION = re.compile(rf"(?<!月){_NUMBER_START}(?:\d{{1,3}}|[一两二三四五六七八九十]+)\s*(?:年(?!度|级)|个月|个?工作日|天|周|日(?!期)|个?小时|分钟)")
 _QUANTITY = re.compile(r"多少|(?<!哪)几[家个名项条所]|比例|规模|目标|数量|金额|产值|产量|营收|收入|人数|占比|增长|"
                        r"how (many|much)|target|revenue|percentage|number of", re.I)
 _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举措|哪[一二两三四五六七八九十几]+[个项条家类种方件]|"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from .catalog import DocumentInfo
-from .clauses import CLOSING_TITLE, PREAMBLE_TITLE
+from .clauses import CLOSING_TITLE, PREAMBLE_TITLE, cn_to_int
 from .cleaning import normalize_for_matching, split_sentences
 from .index import KnowledgeIndex
 from .keywords import key_terms, normalize
@@ -144,6 +144,49 @@ def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list
                     if c.doc_id == top.doc_id and c.section[:depth] == prefix and len(c.section) > depth}
         if len(children) >= 2:
             return top.doc_id, prefix
+    return None
+
+
+SIBLING_HITS = 4  # of the top SIBLING_TOP clauses, this many under one heading (the best among them)
+SIBLING_TOP = 6
+_ASKED_COUNT = re.compile(r"哪([两二三四五六七八九十]|\d{1,2})[个项类条家种大件块方]|([两二三四五六七八九十]|\d{1,2})大")
+
+
+def _asked_count(question: str) -> int | None:
+    """"具体是哪十个" -> 10, "六大主赛道" -> 6."""
+    m = _ASKED_COUNT.search(question)
+    if not m:
+        return None
+    n = m.group(1) or m.group(2)
+    return cn_to_int("二" if n == "两" else n)
+
+
+def sibling_section(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex) -> tuple[str, list[str]] | None:
+    """For a list question ("分别有什么奖励", "具体是哪十个", "招商引资有哪些路径"): the deepest heading
+    holding the best clause and most of the next ones.  When retrieval spreads over sibling items,
+    the answer is their list, not the one item that ranked first.  Not when the question names the
+    best item itself ("产业平台强基工程要建哪些平台" asks inside that item), nor when it asks for a
+    count ("哪三类") the heading's items do not have: that list is inline, in one clause."""
+    if not getattr(index, "chunks", None) or not hits:
+        return None
+    top = hits[0].chunk
+    if top.text.rstrip().endswith(("：", ":")):
+        return None  # "…提供下列服务：" announces its own items (see rag.answer)
+    own = set(key_terms(title_words(top.section[-1]))) if top.section else set()
+    if own and len(own & set(qa.keywords)) / len(own) >= 0.5:
+        return None
+    count = _asked_count(qa.text)
+    for depth in range(len(top.section), 0, -1):
+        prefix = top.section[:depth]
+        if prefix[0] in _OUTSIDE_BODY:
+            return None
+        inside = sum(h.chunk.doc_id == top.doc_id and h.chunk.section[:depth] == prefix
+                     for h in hits[:SIBLING_TOP])
+        if count is not None:
+            if inside >= 2 and len(section_items((top.doc_id, list(prefix)), index)) == count:
+                return top.doc_id, list(prefix)
+        elif inside >= SIBLING_HITS:
+            return top.doc_id, list(prefix)
     return None
 
 

@@ -149,3 +149,17 @@ def test_a_place_a_plan_mentions_only_in_passing_must_be_in_the_cited_clause(ass
     assert a.refused and a.reason == "constraint", a.answer
     ok = assistant.ask("工信部规划到2015年集成电路销售收入目标是多少？")
     assert not ok.refused and "3300亿元" in ok.answer
+
+
+def test_a_list_spread_over_sibling_items_is_answered_with_their_list(assistant):
+    """The paths lie in six items of one box: the answer lists them all, each cited, not the first."""
+    answer = assistant.ask("青浦方案里提了哪几种招商引资的路径？")
+    assert not answer.refused
+    cited = {c.hit.chunk.clause_id.split("#")[0] for c in answer.citations}
+    assert len([c for c in cited if c.startswith("专栏3.")]) >= 5, answer.answer
+    assert all(f"[{c.n}]" in answer.answer for c in answer.citations)
+
+
+def test_a_list_inside_the_question_s_own_item_stays_that_item(assistant):
+    answer = assistant.ask("青浦“1核+1基地+2片区”分别指哪些地方？")
+    assert not answer.refused and len(answer.citations) <= 2, answer.answer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.question import measured_terms, split_parts
+from rag.question import gives_figure, measured_terms, split_parts
 
 
 @pytest.mark.parametrize("question, measured", [
@@ -33,3 +33,18 @@ def test_article_numbers_are_not_figures_and_durations_are_only_when_asked():
     assert gives_figure("企业应承诺10年内不迁出", "多少年内不能迁走？")
     assert not gives_figure("落户三年内纳入统计的", "能拿多少落户奖励？")
     assert gives_figure("2025年", "哪一年完成？") and not gives_figure("2025年", "补贴多少？")
+
+
+@pytest.mark.parametrize("text, question", [
+    ("旅游者有权在旅游行程结束后三十日内，要求旅行社办理退货", "多少天内还能退货？"),
+    ("航空应急力量基本实现2小时内到达灾害事故易发多发地域", "多长时间内赶到？"),
+    ("计算总积分满150分", "总分要攒到多少分才能申请？"),
+    ("工作每满1年计2分，最高不超过10分", "能加多少分？"),
+])
+def test_figures_in_days_hours_and_points_are_figures(text, question):
+    assert gives_figure(text, question)
+
+
+def test_a_date_is_not_a_duration_and_very_is_not_a_score():
+    assert not gives_figure("本条例自2017年6月1日起施行", "多少天内办结？")
+    assert not gives_figure("这一点十分重要", "能加多少分？")

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from rag.clauses import cn_to_int, parse_document
+from rag.cleaning import tidy_spaces
 from rag.config import PROJECT_ROOT
 
 REGULATION = """某某省促进科技创新条例
@@ -185,3 +186,29 @@ def test_a_numbered_part_is_named_by_its_heading_numeral():
     assert _chapter_ref("第八部分“利用资本市场”主要讲了哪几件事？") == "八、"
     assert _chapter_ref("第三章讲了什么？") == "第三章"
     assert _chapter_ref("第三代半导体有哪些支持？") is None
+
+
+def test_regulation_without_a_first_chapter_heading_still_finds_its_later_chapters():
+    text = ("某省优化营商环境条例\n第一条 为了优化营商环境，制定本条例。\n第二条 本条例适用于本省。\n"
+            "第二章  优化市场环境\n第三条 各类市场主体依法享有平等的市场准入权利。\n"
+            "第三章  法律责任\n第四条 违反本条例规定的，依法追究责任。\n")
+    ids = [c.clause_id for c in parse_document("r", text).clauses]
+    assert "第二章.第三条" in ids and "第三章.第四条" in ids
+
+
+def test_pdf_spaced_article_numbers_and_title_groups_above_articles():
+    text = ("某县关于支持重点产业加快发展的实施意见\n为支持重点产业发展，制定如下实施意见。\n一、政策支持\n"
+            "第 1 条 设立总规模不低于1亿元的引导资金。\n二 、支持范围\n(一)固定资产投资奖励\n"
+            "第 2 条 固定资产投资1000万元及以上的，给予奖励。\n(二)绩效奖励\n"
+            "第 3 条 亩均税收达到10万元的，给予奖励。\n")
+    ids = [c.clause_id for c in parse_document("r", text).clauses]
+    assert ids[-3:] == ["一.第1条", "二.(一).第2条", "二.(二).第3条"], ids
+    assert tidy_spaces("第 1 0 条 鼓励企业标准创制") == "第10条鼓励企业标准创制"
+
+
+def test_items_numbered_through_the_whole_document():
+    text = ("若干措施\n为支持科创走廊建设，制定以下措施。\n一、强化策源\n（一）支持研发。给予最高500万元支持。\n"
+            "（二）支持平台。给予最高300万元支持。\n二、优化生态\n（三）支持人才。给予最高100万元奖励。\n"
+            "（四）支持金融。给予贴息。\n")
+    ids = [c.clause_id for c in parse_document("m", text).clauses]
+    assert ids[-4:] == ["一.(一)", "一.(二)", "二.(三)", "二.(四)"], ids
