@@ -56,6 +56,15 @@ def _swap(text: str, old: str, new: str) -> str:
     return out
 
 
+def _names(found) -> str:
+    """The places of `mentions`, each once ("在广州…广州市…" names 广州 once, not "广州广州")."""
+    out: list[str] = []
+    for _, alias, _ in found:
+        if not any(alias in a or a in alias for a in out):
+            out.append(alias)
+    return "".join(out)
+
+
 def rewrite_followup(question: str, history: list[dict] | None, documents: list[DocumentInfo]) -> str:
     """Standalone form of `question` given the conversation; unchanged when it already stands alone."""
     previous = last_user_message(history)
@@ -97,5 +106,5 @@ def rewrite_followup(question: str, history: list[dict] | None, documents: list[
         return "".join(a for _, a, _ in now) + previous
     if before and content:
         # A new aspect of the same document(s): keep the place, drop the old question.
-        return "".join(a for _, a, _ in before) + re.sub(r"^(那么|那|还有|另外|它的?|其)", "", question.strip())
+        return _names(before) + re.sub(r"^(那么|那|还有|另外|它的?|其)", "", question.strip())
     return f"{previous} {question.strip()}"

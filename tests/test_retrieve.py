@@ -112,3 +112,14 @@ def test_header_fields_are_found_by_their_name(assistant, question, clause_id):
     """"工信部规〔2011〕565号" shares no word with "文号": the index labels header lines by field."""
     hits = assistant.search(question, k=5).hits
     assert clause_id in [h.chunk.clause_id for h in hits]
+
+
+def test_a_place_two_documents_share_is_written_once_in_a_rewrite():
+    from rag.catalog import DocumentInfo
+    from rag.rewrite import rewrite_followup
+
+    docs = [DocumentInfo("gz-a", "a.txt", "某市积分制入户管理办法", "某市人民政府", "2025", "广东省广州市", aliases=["广州"]),
+            DocumentInfo("gz-b", "b.txt", "某市就业见习基地管理办法", "某市人社局", "2019", "广东省广州市", aliases=["广州"])]
+    history = [{"role": "user", "content": "在广州有发明专利，积分入户能加分吗？"}, {"role": "assistant", "content": "可以。"}]
+    rewritten = rewrite_followup("那在高新技术企业做研发的，又能加多少分？", history, docs)
+    assert rewritten.count("广州") == 1, rewritten
