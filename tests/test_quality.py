@@ -26,9 +26,11 @@ FLOORS = {
                   "recall@5": 0.92},
     "test": {"key_fact_accuracy": 0.84, "false_refusal_rate": 0.05, "refusal_accuracy": 0.50, "recall@5": 0.93},
     "fresh": {"key_fact_accuracy": 0.70, "false_refusal_rate": 0.05, "refusal_accuracy": 0.77, "recall@5": 0.85},
-    "uploaded-dev": {"key_fact_accuracy": 0.80, "false_refusal_rate": 0.05, "refusal_accuracy": 0.85,
-                     "recall@5": 0.86},
-    "uploaded-test": {"key_fact_accuracy": 0.58, "false_refusal_rate": 0.17, "refusal_accuracy": 0.47,
+    # uploaded-dev grew from four documents to twelve on 2026-12-02 (eight a helper found and wrote
+    # questions for, never having seen the answerer): a harder pool, so lower floors, same targets
+    "uploaded-dev": {"key_fact_accuracy": 0.60, "false_refusal_rate": 0.13, "refusal_accuracy": 0.77,
+                     "recall@5": 0.79},
+    "uploaded-test": {"key_fact_accuracy": 0.58, "false_refusal_rate": 0.13, "refusal_accuracy": 0.47,
                       "recall@5": 0.83},
     "loo": {"key_fact_accuracy": 0.77, "false_refusal_rate": 0.05, "recall@5": 0.89},
 }
