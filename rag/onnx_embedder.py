@@ -34,7 +34,7 @@ import numpy as np
 from .model_lock import QueriesFirstLock
 from .unigram import PIECES_FILE, PIPELINE_FILE, SCORES_FILE, LightUnigramTokenizer
 
-ONNX_FORMAT_VERSION = 1  # bump when the exported folder changes: `rag models prepare` re-exports
+ONNX_FORMAT_VERSION = 2  # bump when the exported folder changes: `rag models prepare` re-exports
 ONNX_DIR_NAME = "multilingual-e5-small-onnx"
 CONFIG_FILE = "onnx_config.json"
 MODEL_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}

@@ -10,7 +10,8 @@ input of the traced graph (a trace on an unpadded batch may drop it: padded
 batches then come out wrong).
 
 `model.onnx` is quantised with `onnxruntime.quantization.quantize_dynamic`
-(int8 weights, per output channel) into `model-int8.onnx`.  Before the folder is published both are
+(int8 weights, per output channel; a few outlier-prone layers stay fp32:
+`INT8_FP32_NODES`) into `model-int8.onnx`.  Before the folder is published both are
 checked against sentence-transformers on padded and unpadded batches of real
 passages and queries (fp32 must reach cosine >= 0.999 on every vector); the
 figures go into `onnx_config.json`.  Everything is written to a temporary
@@ -33,6 +34,11 @@ from .onnx_embedder import CONFIG_FILE, DATA_SUFFIX, MODEL_FILES, ONNX_FORMAT_VE
 from .unigram import write_light_files
 
 OPSET = 17
+# Left in fp32 by the int8 export: the FFN down-projections of the first six layers, whose inputs (after
+# GELU) have the outliers that a per-tensor dynamic activation scale handles worst.  Measured on the seeds
+# (cosine to fp32 / top-5 agreement of dense retrieval): all quantised 0.9973 / 0.825; these six kept
+# 0.9991 / 0.904; the last six kept instead 0.9974 / 0.830; all twelve kept 0.9993 / 0.900 at 2/3 the speed.
+INT8_FP32_NODES = [f"/bert/encoder/layer.{i}/output/dense/MatMul" for i in range(6)]
 FP32_MIN_COSINE = 0.999  # the issue's bar: fp32 vectors must match torch's on padded and unpadded batches
 INT8_MIN_COSINE = 0.99  # a sanity floor; int8's real bar is retrieval quality (rag eval, README)
 
@@ -147,7 +153,8 @@ def export_onnx(st_folder: Path, out: Path, force: bool = False, log=print) -> P
                               "attention_mask": {0: "batch", 1: "sequence"},
                               "sentence_embedding": {0: "batch"}})
         # per-channel int8 weights: cosine to fp32 ~0.997 on the seeds' passages (per-tensor: ~0.988)
-        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+        quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_exclude=INT8_FP32_NODES)
         for graph in (fp32, int8):
             _to_external_data(graph)
         # The tokenizer sentence-transformers really runs: transformers builds its own normalizer and
@@ -162,6 +169,7 @@ def export_onnx(st_folder: Path, out: Path, force: bool = False, log=print) -> P
             "dimension": int(model.get_embedding_dimension()),
             "inputs": ["input_ids", "attention_mask"], "output": "sentence_embedding",
             "pooling": "mean over attention_mask, then L2 normalisation (in the graph)",
+            "int8": {"quantize_dynamic": "QInt8 weights, per channel", "fp32_nodes": INT8_FP32_NODES},
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
         checks = {}
