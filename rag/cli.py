@@ -347,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--questions", help="file with one question per line (default: evals questions)")
     sp.add_argument("-n", type=int, default=60, help="number of queries to time")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--backends", metavar="LIST",
+                    help="embedding backends to time (default all: onnx-int8,onnx,torch)")
+    sp.add_argument("--passages", type=int, default=200,
+                    help="300-character passages embedded to measure build throughput (default 200)")
     http = sp.add_argument_group("HTTP load test (--http; see rag/bench_http.py)")
     http.add_argument("--http", action="store_true", help="load-test the HTTP API instead of the library")
     http.add_argument("--url", help="server to test (default: start `rag serve` on a free loopback port)")
