@@ -81,6 +81,24 @@ def make_embedder(settings: Settings | None = None, threads: int | None = None):
     return OnnxEmbeddings(onnx_dir(settings.models_dir), backend, model_name=settings.embed_model, threads=threads)
 
 
+def as_langchain(embedder):
+    """`embedder` as a LangChain `Embeddings` (LangChain's vector stores check the type): itself when it
+    is one (the torch backend), else a thin view over its embed_documents / embed_query."""
+    from langchain_core.embeddings import Embeddings
+
+    if isinstance(embedder, Embeddings):
+        return embedder
+
+    class LangChainView(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return embedder.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            return embedder.embed_query(text)
+
+    return LangChainView()
+
+
 def embedder_backend(embedder) -> str:
     """What an embedder object is running on (wrappers pass the attribute through)."""
     return getattr(embedder, "backend", None) or "torch"

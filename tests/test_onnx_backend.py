@@ -188,3 +188,12 @@ def test_manifest_records_the_backend_and_the_other_precision_warns(small_seeds,
     assert backend_mismatch(None, "onnx") is None  # indexes from before: torch, fp32 like onnx
     assert backend_mismatch("torch", "onnx") is None
     assert backend_mismatch("onnx", "onnx-int8")
+
+
+def test_the_onnx_runner_serves_langchain_vector_stores(int8):
+    from langchain_community.vectorstores import FAISS
+
+    from rag.embed_backend import as_langchain
+
+    store = FAISS.from_texts(["深圳集成电路产业营收突破2500亿元", "苏州工业园区引进高层次人才"], as_langchain(int8))
+    assert "深圳" in store.similarity_search("深圳营收目标", k=1)[0].page_content
