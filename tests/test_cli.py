@@ -110,3 +110,13 @@ def test_one_shot_search_stays_under_400_mb(session_index_dir, assistant):
     assert len(json.loads(proc.stdout)) == 3
     peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
     assert peak_mb <= 400, f"rag search peaked at {peak_mb:.0f} MB"
+
+
+def test_jiebas_dictionary_is_cached_in_our_cache_dir(assistant):
+    import jieba
+
+    from rag.config import jieba_cache_dir
+
+    jieba.initialize()
+    assert jieba.dt.tmp_dir == jieba_cache_dir()
+    assert jieba_cache_dir() and os.path.exists(os.path.join(jieba_cache_dir(), "jieba.cache"))
