@@ -77,6 +77,8 @@ class LangChainBaseline:
         from langchain_core.documents import Document
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+        from .embed_backend import as_langchain
+
         started = time.perf_counter()
         self.corpus = corpus
         self.k = k
@@ -89,7 +91,7 @@ class LangChainBaseline:
         self.chunks = splitter.split_documents(docs)
         for i, d in enumerate(self.chunks):
             d.metadata["chunk"] = i
-        self.store = FAISS.from_documents(self.chunks, embedder)
+        self.store = FAISS.from_documents(self.chunks, as_langchain(embedder))  # the ONNX runner is duck-typed
         self._idf = _Idf([d.page_content for d in self.chunks], {d.metadata["doc_id"]: d.page_content for d in docs})
         self.build_seconds = time.perf_counter() - started
 

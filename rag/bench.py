@@ -3,6 +3,12 @@
 Cold build = a fresh process-level model load plus embedding and indexing the
 five plans into a temporary index folder.  Warm latency = p50/p95 of `search`
 and `ask` over the benchmark questions after one warm-up pass.
+
+Embedding, per backend (RAG_EMBED_BACKEND: onnx-int8, onnx, torch; `--backends`):
+model load time, query-embedding latency (p50/p95 over the benchmark questions,
+one at a time, after a warm-up) and build throughput — passages per second on
+300-character passages cut from the seeds' clause text (`--passages`, 200), as
+an index build embeds them.  The default backend is marked.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -46,15 +53,66 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def bench_passages(settings: Settings, n: int = 200, chars: int = 300) -> list[str]:
+    """`n` passages of `chars` characters, cut from the seeds' clauses in order (wrapping around)."""
+    from .corpus import load_corpus
+
+    text = "".join(c.text for c in load_corpus(settings.seeds_dir).clauses)
+    return [(text * (1 + n * chars // max(1, len(text))))[i * chars:(i + 1) * chars] for i in range(n)]
+
+
+def measure_embedding(questions: list[str], backends: list[str], n_passages: int = 200) -> dict:
+    """Per backend: model load, query latency (one query per call), passages/s on 300-character passages."""
+    from dataclasses import replace
+
+    from .embed_backend import make_embedder, resolve_backend
+
+    base = Settings()
+    passages = bench_passages(base, n_passages)
+    out = {}
+    for backend in backends:
+        settings = replace(base, embed_backend=backend)
+        if resolve_backend(settings) != backend:
+            continue  # a non-embedded model runs on torch only
+        t0 = time.perf_counter()
+        embedder = make_embedder(settings)
+        load_s = time.perf_counter() - t0
+        for q in questions[:5]:
+            embedder.embed_query_vector(q)  # warm-up
+        query_ms = []
+        cpu = time.process_time()
+        for q in questions:
+            t = time.perf_counter()
+            embedder.embed_query_vector(q)
+            query_ms.append((time.perf_counter() - t) * 1000)
+        query_cpu_ms = (time.process_time() - cpu) * 1000 / max(1, len(questions))
+        embedder.embed_passages(passages[:4])
+        t, cpu = time.perf_counter(), time.process_time()
+        embedder.embed_passages(passages)
+        build_s, build_cpu_s = time.perf_counter() - t, time.process_time() - cpu
+        out[backend] = {"model_load_s": round(load_s, 2),
+                        "query_ms": {"p50": round(percentile(query_ms, 50), 2),
+                                     "p95": round(percentile(query_ms, 95), 2),
+                                     "mean": round(statistics.mean(query_ms), 2)},
+                        # CPU time too: on a shared machine wall time also measures the neighbours
+                        "query_cpu_ms": round(query_cpu_ms, 2),
+                        "passages_per_s": round(len(passages) / build_s, 1),
+                        "passages_per_cpu_s": round(len(passages) / max(build_cpu_s, 1e-9), 1),
+                        "passages": len(passages),
+                        "passage_chars": len(passages[0]) if passages else 0}
+        del embedder
+    return out
+
+
 def measure(questions: list[str], n: int) -> dict:
-    from .embeddings import SentenceTransformerEmbeddings
+    from .embed_backend import make_embedder, resolve_backend
     from .service import Assistant
 
     settings = Settings()
     with tempfile.TemporaryDirectory() as tmp:
         settings.index_dir = Path(tmp) / "index"
         t0 = time.perf_counter()
-        embedder = SentenceTransformerEmbeddings(settings.embed_model, settings)
+        embedder = make_embedder(settings)
         t_model = time.perf_counter() - t0
         assistant = Assistant(settings, embedder=embedder, rebuild=True)
         t_build = time.perf_counter() - t0
@@ -77,6 +135,7 @@ def measure(questions: list[str], n: int) -> dict:
     return {
         "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "model": settings.embed_model,
+        "embed_backend": resolve_backend(settings),
         "chunks": manifest["chunk_count"],
         "clauses": manifest["clause_count"],
         "cold_build_s": {"model_load": round(t_model, 2), "embed_and_index": manifest["build_seconds"],
@@ -95,16 +154,36 @@ def run_bench(args) -> int:
         from .bench_http import run_http_bench
 
         return run_http_bench(args)
-    result = measure(load_questions(getattr(args, "questions", None)), max(50, getattr(args, "n", 60)))
+    from .embed_backend import BACKENDS, resolve_backend
+
+    questions = load_questions(getattr(args, "questions", None))
+    result = measure(questions, max(50, getattr(args, "n", 60)))
+    wanted = getattr(args, "backends", None)
+    backends = [b.strip() for b in wanted.split(",") if b.strip()] if wanted else list(BACKENDS)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        print(f"unknown backends {unknown}: choose from {', '.join(BACKENDS)}", file=sys.stderr)
+        return 2
+    result["embedding"] = measure_embedding(questions, backends, getattr(args, "passages", 200) or 200)
+    result["embedding_default"] = resolve_backend(Settings())
     if getattr(args, "json", False):
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
     b, s, a = result["cold_build_s"], result["search_ms"], result["ask_ms"]
     print(f"machine: {result['machine']['cpu']} ({result['machine']['cores']} cores)")
-    print(f"model: {result['model']}; {result['clauses']} clauses -> {result['chunks']} chunks")
+    print(f"model: {result['model']} ({result['embed_backend']}); {result['clauses']} clauses -> "
+          f"{result['chunks']} chunks")
     print(f"cold build: {b['total_with_model_load']} s total (model load {b['model_load']} s, "
           f"embed+index {b['embed_and_index']} s)")
     print(f"search over {result['queries']} queries: p50 {s['p50']} ms, p95 {s['p95']} ms")
     print(f"ask    over {result['queries']} queries: p50 {a['p50']} ms, p95 {a['p95']} ms")
     print(f"ask stages p95: {result['ask_stage_ms_p95']}")
+    print(f"embedding (default backend: {result['embedding_default']}):")
+    for backend, e in result["embedding"].items():
+        mark = "*" if backend == result["embedding_default"] else " "
+        print(f" {mark}{backend:10s} query p50 {e['query_ms']['p50']:6.1f} ms, p95 {e['query_ms']['p95']:6.1f} ms "
+              f"({e['query_cpu_ms']:.1f} ms CPU); build {e['passages_per_s']:5.1f} passages/s "
+              f"({e['passages_per_cpu_s']:.1f} per CPU second; {e['passages']} x {e['passage_chars']} chars); "
+              f"model load {e['model_load_s']} s")
+    print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return 0

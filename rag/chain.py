@@ -1,16 +1,19 @@
-"""The answer chain as LangChain runnables: rewrite → retrieve → answer.
+"""The answer chain: rewrite → retrieve → answer.
 
-Each step is a `RunnableLambda` over a plain dict, so another answerer (a
-generative backend) replaces the last step without touching the others, and
-the whole chain runs with `.invoke()` / `.batch()` like any LangChain chain.
+Each step is a function over a plain dict, so another answerer (a generative
+backend) replaces the last step without touching the others.  The chain runs
+with `.invoke()` / `.batch()` like a LangChain chain, and `.runnable` is the same
+steps as LangChain runnables (`RunnableLambda`s piped into a `RunnableSequence`)
+to compose with other LangChain pieces.  LangChain is imported only for
+`.runnable`: importing `langchain_core.runnables` pulls in its tracers and
+langsmith (~0.8 s, ~40 MB), which a one-shot `rag ask` need not pay.
 """
 
 from __future__ import annotations
 
 import time
+from functools import cached_property
 from typing import Callable
-
-from langchain_core.runnables import Runnable, RunnableLambda
 
 from .answer import Answer, answer_question
 from .retrieve import search
@@ -18,14 +21,40 @@ from .rewrite import rewrite_followup
 from .routing import route
 
 
-def _timed(name: str, fn: Callable[[dict], dict]) -> RunnableLambda:
+def _timed(name: str, fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
     def step(state: dict) -> dict:
         started = time.perf_counter()
         out = fn(state)
         out.setdefault("timings_ms", dict(state.get("timings_ms", {})))
         out["timings_ms"][name] = (time.perf_counter() - started) * 1000
         return out
-    return RunnableLambda(step, name=name)
+    step.__name__ = name
+    return step
+
+
+class Chain:
+    """Named steps run in order over a state dict."""
+
+    def __init__(self, steps: list[tuple[str, Callable[[dict], dict]]]):
+        self.steps = [(name, _timed(name, fn)) for name, fn in steps]
+
+    def invoke(self, state: dict, config=None) -> dict:
+        for _, step in self.steps:
+            state = step(state)
+        return state
+
+    def batch(self, states: list[dict], config=None) -> list[dict]:
+        return [self.invoke(s) for s in states]
+
+    @cached_property
+    def runnable(self):
+        """The same steps as a LangChain `Runnable` (RunnableLambda | RunnableLambda | …)."""
+        from langchain_core.runnables import RunnableLambda
+
+        first, *rest = [RunnableLambda(step, name=name) for name, step in self.steps]
+        for r in rest:
+            first = first | r
+        return first
 
 
 def extractive_answerer(assistant) -> Callable[[dict], dict]:
@@ -36,7 +65,7 @@ def extractive_answerer(assistant) -> Callable[[dict], dict]:
     return answer
 
 
-def build_chain(assistant, answerer: Callable[[dict], dict] | None = None) -> Runnable:
+def build_chain(assistant, answerer: Callable[[dict], dict] | None = None) -> Chain:
     """Input: {question, k, documents, history, mode}; output state with an `answer` (Answer)."""
     docs = assistant.corpus.documents
 
@@ -51,8 +80,8 @@ def build_chain(assistant, answerer: Callable[[dict], dict] | None = None) -> Ru
                         use_routing=state.get("use_routing", True), reranker=assistant.reranker)
         return {**state, "retrieval": result}
 
-    return (_timed("rewrite", rewrite) | _timed("retrieve", retrieve)
-            | _timed("answer", answerer or extractive_answerer(assistant)))
+    return Chain([("rewrite", rewrite), ("retrieve", retrieve),
+                  ("answer", answerer or extractive_answerer(assistant))])
 
 
 def finish(state: dict) -> Answer:

@@ -180,10 +180,16 @@ def cmd_models(args) -> int:
             return 1
         print(f"local language model ready at {path} ({time.perf_counter() - started:.1f}s)")
         return 0
+    from .onnx_embedder import onnx_dir
+    from .onnx_export import export_onnx
+
     settings = Settings()
     started = time.perf_counter()
     folder = prepare_e5_folder(settings.models_dir / "multilingual-e5-small", force=args.force)
     print(f"embedded embedding model ready at {folder} ({time.perf_counter() - started:.1f}s)")
+    started = time.perf_counter()
+    out = export_onnx(folder, onnx_dir(settings.models_dir), force=args.force)
+    print(f"ONNX exports (fp32, int8) ready at {out} ({time.perf_counter() - started:.1f}s)")
     return 0
 
 
@@ -251,18 +257,17 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from .api import create_app
+    from .embed_backend import make_embedder, threads_for_serving
     from .security import KeyConfig, allowed_hosts, bind_host
 
-    # One intra-op thread per model call: requests run concurrently (and queries are micro-batched),
-    # so a second OpenMP thread only contends with them for the same two cores.
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("RAG_TORCH_THREADS", "1") or 1)))
     keys = KeyConfig.from_env()
     host, message = bind_host(args.host, keys)
     print(f"rag serve: {message}", file=sys.stderr, flush=True)
     hosts = allowed_hosts(host)
-    app = create_app(_assistant(args), keys=keys, with_ui=not args.no_ui, allowed_hosts=hosts)
+    # One intra-op thread per model call (RAG_TORCH_THREADS, torch or onnxruntime): requests run
+    # concurrently (and queries are micro-batched), so a second thread only contends for the same two cores.
+    assistant = _assistant(args, embedder=make_embedder(_settings(args), threads=threads_for_serving()))
+    app = create_app(assistant, keys=keys, with_ui=not args.no_ui, allowed_hosts=hosts)
     print(f"rag serve: http://{host}:{args.port}  (API docs: /docs, health: /healthz, metrics: /metrics)",
           file=sys.stderr, flush=True)
     if hosts == ["*"]:
@@ -342,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--questions", help="file with one question per line (default: evals questions)")
     sp.add_argument("-n", type=int, default=60, help="number of queries to time")
     sp.add_argument("--json", action="store_true")
+    sp.add_argument("--backends", metavar="LIST",
+                    help="embedding backends to time (default all: onnx-int8,onnx,torch)")
+    sp.add_argument("--passages", type=int, default=200,
+                    help="300-character passages embedded to measure build throughput (default 200)")
     http = sp.add_argument_group("HTTP load test (--http; see rag/bench_http.py)")
     http.add_argument("--http", action="store_true", help="load-test the HTTP API instead of the library")
     http.add_argument("--url", help="server to test (default: start `rag serve` on a free loopback port)")
@@ -391,8 +400,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from .embed_backend import EmbedBackendError
+    from .onnx_embedder import OnnxModelMissing
+
     try:
         return args.func(args) or 0
+    except (OnnxModelMissing, EmbedBackendError) as exc:  # the embedding model cannot be loaded as configured
+        print(f"错误：{exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -17,6 +17,17 @@ def _cache_dir() -> Path:
     return Path(base)
 
 
+def jieba_cache_dir() -> str | None:
+    """Where jieba keeps its dictionary cache: <cache>/jieba, or None (jieba's default, the temp dir)
+    when that cannot be created or written."""
+    path = _cache_dir() / "jieba"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return str(path) if os.access(path, os.W_OK) else None
+
+
 @dataclass
 class Settings:
     seeds_dir: Path = field(default_factory=lambda: Path(os.environ.get("RAG_SEEDS_DIR", PROJECT_ROOT / "seeds")))
@@ -24,6 +35,8 @@ class Settings:
     cache_dir: Path = field(default_factory=_cache_dir)
     # Any sentence-transformers name or path; the default is prepared offline from PyPI wheels.
     embed_model: str = field(default_factory=lambda: os.environ.get("RAG_EMBED_MODEL", EMBEDDED_MODEL))
+    # Runtime of the embedded model: onnx-int8 (default), onnx or torch (rag/embed_backend.py).
+    embed_backend: str = field(default_factory=lambda: os.environ.get("RAG_EMBED_BACKEND", ""))
     # Optional cross-encoder (name or path); empty means no reranking.
     reranker: str = field(default_factory=lambda: os.environ.get("RAG_RERANKER", ""))
     top_k: int = field(default_factory=lambda: int(os.environ.get("RAG_TOP_K", "5")))

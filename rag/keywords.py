@@ -15,7 +15,12 @@ from functools import lru_cache
 
 import jieba
 
+from .config import jieba_cache_dir
+
 jieba.setLogLevel(logging.WARNING)
+# jieba's prefix dictionary, cached once (marshal) where we can write: loading the cache takes ~0.5 s,
+# rebuilding it from dict.txt ~2 s.  Without a writable cache dir jieba uses the system temp dir.
+jieba.dt.tmp_dir = jieba_cache_dir()
 
 # Words that carry no content in a question or a clause.
 STOPWORDS = set("""

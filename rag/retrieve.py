@@ -2,7 +2,9 @@
 
 Questions that name a place or issuer are routed to that document; comparison
 questions get clauses from every document they name.  The retriever is also a
-LangChain `BaseRetriever`, so it plugs into any LangChain chain.
+LangChain `BaseRetriever` (`ClauseRetriever`), so it plugs into any LangChain
+chain; LangChain's retriever module (and langsmith behind it) is imported only
+when `ClauseRetriever` is first used, not on the command line's path.
 """
 
 from __future__ import annotations
@@ -10,10 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 
 from .index import IndexedChunk, KnowledgeIndex
 from .keywords import english_terms, tokens
@@ -127,15 +125,32 @@ def strip_other_places(query: str, doc_id: str, route: Route) -> str:
     return query
 
 
-class ClauseRetriever(BaseRetriever):
-    """LangChain view of `search`: returns clauses as `Document`s with their metadata."""
+def _clause_retriever_class():
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+    from pydantic import ConfigDict
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    index: KnowledgeIndex
-    embedder: object
-    k: int = 5
-    mode: str = "hybrid"
+    class ClauseRetriever(BaseRetriever):
+        """LangChain view of `search`: returns clauses as `Document`s with their metadata."""
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        result = search(self.index, self.embedder, query, k=self.k, mode=self.mode)
-        return [Document(page_content=h.chunk.text, metadata=h.to_dict()) for h in result.hits]
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        index: KnowledgeIndex
+        embedder: object
+        k: int = 5
+        mode: str = "hybrid"
+
+        def _get_relevant_documents(self, query: str, *,
+                                    run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+            result = search(self.index, self.embedder, query, k=self.k, mode=self.mode)
+            return [Document(page_content=h.chunk.text, metadata=h.to_dict()) for h in result.hits]
+
+    ClauseRetriever.__qualname__ = "ClauseRetriever"
+    return ClauseRetriever
+
+
+def __getattr__(name: str):
+    if name == "ClauseRetriever":  # built on first use: `from rag.retrieve import ClauseRetriever` works as before
+        cls = globals()["ClauseRetriever"] = _clause_retriever_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -54,6 +54,7 @@ from .config import MAX_QUESTION_CHARS, Settings
 from .catalog import DocumentInfo
 from .clauses import chunk_clause, parse_document
 from .corpus import Corpus, load_corpus, merge_uploads, upload_info
+from .embed_backend import backend_mismatch, embedder_backend
 from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, Uploads,
                     build_index, chunk_sentences, clean_debris, current_version, embed_sentences, index_lock, keyword_text,
                     list_leads, list_versions, passage_text, remove_old_versions, version_copies, version_upload_ids)
@@ -366,6 +367,7 @@ def _build(settings: Settings, corpus: Corpus, embedder, stored: Uploads, store:
     titles = {d.doc_id: d.title for d in full.documents}
     index = build_index(full.chunks, titles, embedder, {
         "model": settings.embed_model,
+        "embed_backend": embedder_backend(embedder),  # rag/embed_backend.py: int8 vs fp32 is warned about
         "corpus_fingerprint": corpus.fingerprint,
         "clause_count": len(full.clauses),
         "documents": [d.doc_id for d in full.documents],
@@ -502,15 +504,18 @@ class Assistant:
             timings["index_s"] = time.perf_counter() - t
         t = time.perf_counter()
         if embedder is None:
-            from .embeddings import SentenceTransformerEmbeddings
+            from .embed_backend import make_embedder
 
-            embedder = SentenceTransformerEmbeddings(self.settings.embed_model, self.settings)
+            embedder = make_embedder(self.settings)
         self.embedder = embedder
         timings["model_s"] = time.perf_counter() - t
         if allow_rebuild:
             t = time.perf_counter()
             index, self.index_status = open_index(self.settings, seed_corpus, embedder, rebuild, show_progress)
             timings["index_s"] = time.perf_counter() - t
+        mismatch = backend_mismatch(index.manifest.get("embed_backend"), embedder_backend(embedder))
+        if mismatch:
+            log.warning("%s", mismatch)
         t = time.perf_counter()
         corpus, _ = merge_uploads(seed_corpus, index.uploads)
         timings["index_s"] += time.perf_counter() - t
@@ -613,6 +618,8 @@ class Assistant:
 
     def resolve_backend(self, backend: str | None) -> str:
         """The backend a request uses: its own choice, else RAG_BACKEND, else extractive."""
+        if (backend or os.environ.get("RAG_BACKEND", "") or "extractive").strip().lower() == "extractive":
+            return "extractive"  # without importing rag.generate (LangChain's chat models): the CLI's fast path
         from .generate import GenerationConfig, check_backend
 
         try:

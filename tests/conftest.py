@@ -24,9 +24,10 @@ def corpus():
 
 @pytest.fixture(scope="session")
 def embedder():
-    from rag.embeddings import SentenceTransformerEmbeddings
+    """The embedder users get: the default backend (RAG_EMBED_BACKEND, else onnx-int8)."""
+    from rag.embed_backend import make_embedder
 
-    return SentenceTransformerEmbeddings(Settings().embed_model)
+    return make_embedder(Settings())
 
 
 @pytest.fixture(scope="session")

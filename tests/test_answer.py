@@ -74,9 +74,11 @@ def test_answer_json_shape(assistant):
 def test_answer_chain_is_a_langchain_runnable(assistant):
     from langchain_core.runnables import Runnable
 
-    assert isinstance(assistant.chain, Runnable)
-    states = assistant.chain.batch([{"question": "湖里区集成电路集群2023年产值是多少？", "k": 5}])
-    assert "22.1亿元" in states[0]["answer"].answer
+    q = [{"question": "湖里区集成电路集群2023年产值是多少？", "k": 5}]
+    assert isinstance(assistant.chain.runnable, Runnable)
+    assert [n.name for n in assistant.chain.runnable.steps] == ["rewrite", "retrieve", "answer"]
+    for states in (assistant.chain.runnable.batch(q), assistant.chain.batch(q)):
+        assert "22.1亿元" in states[0]["answer"].answer
 
 
 def test_a_figure_phrase_stating_a_change_is_supported_by_the_phrase_before_it(assistant):

@@ -73,3 +73,50 @@ def test_installed_console_script_end_to_end(session_index_dir, assistant):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "22.1亿元" in json.loads(proc.stdout)["answer"]
+
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "gradio", "fastapi", "starlette", "uvicorn",
+         "langchain_core", "langchain", "langchain_community", "langsmith", "matplotlib")
+
+
+def test_one_shot_ask_imports_no_torch_gradio_fastapi_or_langchain(session_index_dir, assistant):
+    """`rag ask` in a fresh process on the default backend (onnx-int8): the answer, what it imported
+    (`python -X importtime`), and its peak memory (the issue's target: 400 MB)."""
+    env = dict(os.environ, RAG_INDEX_DIR=str(session_index_dir))
+    env.pop("RAG_EMBED_BACKEND", None)
+    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "rag.cli", "ask",
+                             "湖里区2023年集成电路集群产值是多少？", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "22.1亿元" in json.loads(out)["answer"]
+    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in err.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "onnxruntime" in imported and "rag" in imported
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_one_shot_search_stays_under_400_mb(session_index_dir, assistant):
+    """Peak memory of the process after exec (VmHWM; ru_maxrss would count the forking parent's pages)."""
+    env = dict(os.environ, RAG_INDEX_DIR=str(session_index_dir))
+    env.pop("RAG_EMBED_BACKEND", None)
+    code = ("import runpy, sys; sys.argv = ['rag', 'search', '第三代半导体', '-k', '3', '--json']\n"
+            "try:\n    runpy.run_module('rag.cli', run_name='__main__')\n"
+            "except SystemExit as e:\n    code = e.code\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+            "print(hwm, file=sys.stderr)\nsys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(json.loads(proc.stdout)) == 3
+    peak_mb = int(proc.stderr.strip().splitlines()[-1]) / 1024
+    assert peak_mb <= 400, f"rag search peaked at {peak_mb:.0f} MB"
+
+
+def test_jiebas_dictionary_is_cached_in_our_cache_dir(assistant):
+    import jieba
+
+    from rag.config import jieba_cache_dir
+
+    jieba.initialize()
+    assert jieba.dt.tmp_dir == jieba_cache_dir()
+    assert jieba_cache_dir() and os.path.exists(os.path.join(jieba_cache_dir(), "jieba.cache"))
