@@ -1,0 +1,57 @@
+"""Operations: GET /healthz, GET /metrics; and the /v1 fallback (unknown paths and methods)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from ...generate import backend_status
+from ..dependencies import get_service, metrics_access
+from ..errors import ApiError, error_responses
+from ..schemas import HealthResponse
+from ..service import ApiService
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz", response_model=HealthResponse, summary="Liveness and index state")
+async def healthz(request: Request, service: ApiService = Depends(get_service)):
+    assistant = service.assistant
+    index = assistant.index
+    m = index.manifest
+    health = assistant.health() if hasattr(assistant, "health") else {"status": "ok"}
+    return {**health, "index_loaded": len(index) > 0, "index_status": assistant.index_status,
+            "model": assistant.settings.embed_model, "documents": len(index.doc_ids),
+            "uploads": len(index.uploads.entries), "clauses": int(m.get("clause_count", 0)),
+            "chunks": len(index), "built_at": m.get("built_at"),
+            "auth": "api_keys" if request.app.state.keys.enabled else "open_loopback_only",
+            **({"jobs": assistant.jobs.counts()} if hasattr(assistant, "jobs") else {}),
+            "backends": {name: {"available": why is None, **({"detail": why} if why else {})}
+                         for name, why in backend_status().items()}}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            dependencies=[Depends(metrics_access)],
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses(401)})
+async def prometheus_metrics(service: ApiService = Depends(get_service)):
+    body, content_type = service.metrics.render(service.assistant)
+    return Response(body, media_type=content_type)
+
+
+# Included last under /v1: without it, unknown /v1 paths would fall through to the chat page at "/".
+v1_fallback = APIRouter(prefix="/v1")
+
+
+@v1_fallback.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def unknown_v1(request: Request, rest: str):
+    # A path one of the /v1 routes has, with another method, is a 405.
+    scope = {"type": "http", "path": request.url.path, "root_path": "", "method": "__none__"}
+    v1_routes = [r for r in request.app.state.v1_routes if hasattr(r, "methods")]
+    for route in v1_routes:
+        match, _ = route.matches(scope)
+        if match.name == "PARTIAL":
+            allowed = sorted(m for r in v1_routes if r.path == route.path for m in (r.methods or ()))
+            raise ApiError(405, "method_not_allowed",
+                           f"{request.method} is not allowed on {request.url.path} (allowed: {', '.join(allowed)})",
+                           headers={"Allow": ", ".join(allowed)})
+    raise ApiError(404, "not_found", f"no endpoint {request.url.path}")
