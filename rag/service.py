@@ -638,17 +638,23 @@ class Assistant:
 
     def ask_stream(self, question: str, k: int | None = None, documents: list[str] | None = None,
                    history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
-                   backend: str | None = None):
+                   backend: str | None = None, language: str | None = None, max_tokens: int | None = None):
         """Like `ask`, but a generator: text deltas (str) of the verified answer, then the final Answer.
 
         Validation errors raise here, before the generator exists.  The final Answer
         is authoritative: on a fallback its text (the extractive answer) replaces
-        whatever was streamed.
+        whatever was streamed.  Generative backends only: `language` ("en" or "zh") is the
+        language the model is asked to answer in (default: the question's), `max_tokens`
+        lowers the model's token limit (RAG_LLM_MAX_TOKENS stays the ceiling).
         """
         from .generate import stream_answer
 
         snap = self._snapshot
         state = self._state(snap, question, k, documents, history, mode, use_routing)
+        if language:
+            state["language"] = language
+        if max_tokens:
+            state["max_tokens"] = int(max_tokens)
         chosen = self.resolve_backend(backend)
         state = snap.chain_for("_retrieval").invoke(state)
 

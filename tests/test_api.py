@@ -245,12 +245,12 @@ def test_upload_requests_that_are_not_multipart_are_415(client):
 
 def test_chat_completions_answers_with_references_and_structured_citations(client):
     plain = client.post("/v1/ask", json={"question": Q_SIP}).json()
-    r = client.post("/v1/chat/completions", json={"model": "gpt-4o", "temperature": 0.2,
+    r = client.post("/v1/chat/completions", json={"model": "zhengce-rag", "temperature": 0.2,
                                                   "messages": [{"role": "system", "content": "你是助手"},
                                                                {"role": "user", "content": Q_SIP}]})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["object"] == "chat.completion" and body["model"] == "gpt-4o"
+    assert body["object"] == "chat.completion" and body["model"] == "zhengce-rag"
     assert body["id"].startswith("chatcmpl-")
     choice = body["choices"][0]
     assert choice["finish_reason"] == "stop" and choice["message"]["role"] == "assistant"
@@ -292,7 +292,7 @@ def test_bad_chat_requests_are_4xx_in_openai_error_shape(client, payload, code):
 
 def test_chat_completions_stream_in_openai_chunk_format(client):
     plain = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": Q_SZ}]}).json()
-    r = client.post("/v1/chat/completions", json={"model": "m", "stream": True,
+    r = client.post("/v1/chat/completions", json={"model": "zhengce-rag", "stream": True,
                                                   "messages": [{"role": "user", "content": Q_SZ}]})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = sse_events(r.text)

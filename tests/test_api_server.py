@@ -180,9 +180,9 @@ def test_keyed_server_needs_keys_and_the_sdk_sends_them(servers):
     assert r.status_code == 200 and len(r.json()["documents"]) == 5
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{k.url}/v1", api_key="wrong", max_retries=0).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": Q_SZ}])
+            model="zhengce-rag", messages=[{"role": "user", "content": Q_SZ}])
     ok = openai.OpenAI(base_url=f"{k.url}/v1", api_key="user-key", max_retries=0, timeout=60)
-    assert ok.chat.completions.create(model="m", messages=[{"role": "user", "content": Q_SZ}]).model_extra["citations"]
+    assert ok.chat.completions.create(model="zhengce-rag", messages=[{"role": "user", "content": Q_SZ}]).model_extra["citations"]
     # Upload: user key refused, admin key accepted; the document is searchable, then deleted.
     from tests.test_api_files import PLAN_LINES
 
@@ -194,7 +194,7 @@ def test_keyed_server_needs_keys_and_the_sdk_sends_them(servers):
                    headers={"Authorization": "Bearer admin-key"}, timeout=120)
     assert r.status_code == 201, r.text
     doc_id = r.json()["doc_id"]
-    ans = ok.chat.completions.create(model="m", messages=[{"role": "user", "content": "成都对首轮流片的补助比例是多少？"}])
+    ans = ok.chat.completions.create(model="zhengce-rag", messages=[{"role": "user", "content": "成都对首轮流片的补助比例是多少？"}])
     assert ans.model_extra["citations"][0]["doc_id"] == doc_id
     r = httpx.delete(f"{k.url}/v1/documents/{doc_id}", headers={"Authorization": "Bearer admin-key"}, timeout=60)
     assert r.status_code == 200

@@ -28,6 +28,12 @@ BACKEND_HELP = ("Who writes the answer: `extractive` (quoted sentences, no model
                 "when it fails, the extractive answer is returned with `verified: false` and a `fallback_reason`.")
 
 
+REFERENCES_HELP = ("Extension: false leaves the \"参考条款\" references block out of `content` (the citations "
+                   "stay in `annotations` and `citations`); default: RAG_CHAT_REFERENCES (on)")
+TOKENS_HELP = ("Tokens counted with the embedding model's XLM-RoBERTa tokenizer (multilingual-e5-small), "
+               "without special tokens: prompt = every message's text, completion = the reply's `content`")
+
+
 class HistoryMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     role: Literal["user", "assistant"]
@@ -268,30 +274,64 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """OpenAI chat-completions request; sampling parameters are accepted and ignored (answers are extractive)."""
+    """OpenAI chat-completions request.  Sampling parameters (`temperature`, `top_p`, `seed`, penalties) are
+    accepted and have no effect (answers are extractive, or generated greedily); parameters that cannot be
+    honoured (`n` > 1, `response_format` other than text, `tools`, `functions`, `logprobs`, `stop`, `audio`)
+    and unknown ones are a 400 naming the parameter."""
 
     model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"examples": [
         {"model": MODEL_ID, "messages": [{"role": "user", "content": EXAMPLE_QUESTION}]},
         {"model": MODEL_ID, "stream": True, "messages": [
             {"role": "user", "content": EXAMPLE_QUESTION}, {"role": "assistant", "content": "……"},
             {"role": "user", "content": "那苏州工业园区呢？"}]}]})
-    model: str = Field(MODEL_ID, max_length=200)
+    model: str = Field(MODEL_ID, max_length=200, description=f"`{MODEL_ID}` (others: 404 `model_not_found`)")
     messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_HISTORY * 2 + 10)
     stream: bool = False
+    stream_options: dict[str, Any] | None = Field(None, description="`{\"include_usage\": true}`: a last chunk "
+                                                  "with `usage` before `[DONE]`")
+    max_tokens: int | None = Field(None, ge=1, description="Generative backends: the model's token limit (at "
+                                   "most RAG_LLM_MAX_TOKENS); the extractive backend refuses it (400)")
+    max_completion_tokens: int | None = Field(None, ge=1, description="Same as `max_tokens`")
     k: int | None = Field(None, ge=1, le=MAX_K, description="Extension: clauses to retrieve")
     documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER, description="Extension: doc_id filter")
     backend: Backend | None = Field(None, description="Extension: " + BACKEND_HELP)
+    include_references: bool | None = Field(None, description=REFERENCES_HELP)
+
+
+class UrlCitation(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    start_index: int = Field(description="Where the `[n]` marker (or the clause's reference line) starts in "
+                             "`content`, in characters")
+    end_index: int = Field(description="Where it ends (exclusive)")
+    title: str = Field(description="《document title》 and section path")
+    url: str = Field(description="The clause in context: GET /v1/documents/{doc_id}/clauses/{clause_id}")
+    n: int = Field(description="Extension: the citation number, as in `[n]` and `citations`")
+    doc_id: str
+    clause_id: str
+    chunk_id: str
+
+
+class ChatAnnotation(BaseModel):
+    type: Literal["url_citation"]
+    url_citation: UrlCitation
 
 
 class ChatChoiceMessage(BaseModel):
     role: Literal["assistant"]
     content: str
+    annotations: list[ChatAnnotation] = Field(description="One OpenAI `url_citation` per cited clause marker")
 
 
 class ChatChoice(BaseModel):
     index: int
     message: ChatChoiceMessage
     finish_reason: str
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description=TOKENS_HELP)
+    completion_tokens: int
+    total_tokens: int
 
 
 class ChatResponse(BaseModel):
@@ -301,8 +341,71 @@ class ChatResponse(BaseModel):
     created: int
     model: str
     choices: list[ChatChoice]
+    usage: Usage
     citations: list[Citation] = Field(description="Extension: the cited clauses, structured")
     refused: bool = Field(description="Extension: true when the plans do not answer the question")
+    confidence: float | None = Field(None, ge=0, le=1, description="Extension: as in POST /v1/ask")
+
+
+class ResponsesRequest(BaseModel):
+    """OpenAI Responses API request (stateless: nothing is stored)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, json_schema_extra={"examples": [
+        {"model": MODEL_ID, "input": EXAMPLE_QUESTION},
+        {"model": MODEL_ID, "instructions": "Answer in English.", "stream": True,
+         "input": [{"role": "user", "content": EXAMPLE_QUESTION}]}]})
+    model: str | None = Field(MODEL_ID, max_length=200, description=f"`{MODEL_ID}` (others: 404)")
+    input: str | list[dict[str, Any]] = Field(description="The question, or messages (`role`, `content` as text "
+                                              "or `input_text`/`output_text` parts): the last user message is "
+                                              "the question", max_length=MAX_HISTORY * 2 + 10)
+    instructions: str | None = Field(None, max_length=MAX_MESSAGE_CHARS,
+                                     description="System instructions; a language asked for here is honoured by "
+                                     "the generative backends")
+    stream: bool = False
+    max_output_tokens: int | None = Field(None, ge=1, description="As `max_tokens` of chat completions")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="Extension: clauses to retrieve")
+    documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER, description="Extension: doc_id filter")
+    backend: Backend | None = Field(None, description="Extension: " + BACKEND_HELP)
+    include_references: bool | None = Field(None, description=REFERENCES_HELP)
+
+
+class ResponsesAnnotation(UrlCitation):
+    type: Literal["url_citation"]
+
+
+class ResponsesContent(BaseModel):
+    type: Literal["output_text"]
+    text: str
+    annotations: list[ResponsesAnnotation]
+    logprobs: list = []
+
+
+class ResponsesMessage(BaseModel):
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    status: str
+    content: list[ResponsesContent]
+
+
+class ResponsesUsage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    input_tokens: int = Field(description=TOKENS_HELP)
+    output_tokens: int
+    total_tokens: int
+
+
+class ResponsesResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    object: Literal["response"]
+    created_at: int
+    model: str
+    status: str
+    output: list[ResponsesMessage]
+    usage: ResponsesUsage
+    citations: list[Citation] = Field(description="Extension: the cited clauses, structured")
+    refused: bool
 
 
 class ModelCard(BaseModel):

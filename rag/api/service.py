@@ -47,12 +47,13 @@ class ApiService:
         resolve = getattr(self.assistant, "resolve_backend", None)
         return resolve is not None and resolve(backend) != "extractive"
 
-    async def ask(self, question, k, documents, history, mode, backend=None) -> dict:
-        """The final answer dict (what `rag ask --json` prints)."""
+    async def ask(self, question, k, documents, history, mode, backend=None, **generation) -> dict:
+        """The final answer dict (what `rag ask --json` prints).  `generation` (language, max_tokens) is for
+        the generative backends (`Assistant.ask_stream`)."""
         if not self.generative(backend):
             return await self.extractive_answer(question, k, documents, history, mode)
         answer = None
-        async for item in await self.answer_pieces(question, k, documents, history, mode, backend):
+        async for item in await self.answer_pieces(question, k, documents, history, mode, backend, **generation):
             if isinstance(item, dict):
                 answer = item
         return answer
@@ -66,7 +67,7 @@ class ApiService:
         self.metrics.observe_answer(answer)
         return answer
 
-    async def answer_pieces(self, question, k, documents, history, mode, backend=None):
+    async def answer_pieces(self, question, k, documents, history, mode, backend=None, **generation):
         """Text deltas, then the final answer dict, as an async iterator.  Validation errors raise here.
 
         Extractive answers are computed at once and cut into pieces.  A generative
@@ -84,8 +85,9 @@ class ApiService:
             return extractive()
         await self.prefetch_query_vector(question, mode, history)
         async with self.work_slots:
+            options = {name: value for name, value in generation.items() if value is not None}
             gen = await run_in_threadpool(self.assistant.ask_stream, question, k=k, documents=documents,
-                                          history=history, mode=mode, backend=backend)
+                                          history=history, mode=mode, backend=backend, **options)
         metrics = self.metrics
 
         async def generated():
