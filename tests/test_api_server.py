@@ -253,6 +253,96 @@ def test_percentile_is_nearest_rank():
     assert percentile([7.0], 99) == 7.0
 
 
+def _is_marker(content: str, a) -> bool:
+    return content[a["start_index"]:a["end_index"]] == f"[{a['n']}]"
+
+
+def test_openai_sdk_gets_citations_as_annotations_and_usage(servers):
+    import openai
+
+    s, _ = servers
+    client = openai.OpenAI(base_url=f"{s.url}/v1", api_key="x", max_retries=0, timeout=60)
+    resp = client.chat.completions.create(model="zhengce-rag", messages=[{"role": "user", "content": Q_SZ}],
+                                          extra_body={"include_references": False})
+    message = resp.choices[0].message
+    assert "2500亿元" in message.content and "参考条款" not in message.content
+    (ann,) = message.annotations  # the SDK's typed field
+    assert ann.type == "url_citation" and ann.url_citation.url.startswith(f"{s.url}/v1/documents/shenzhen-2022/")
+    assert _is_marker(message.content, ann.url_citation.model_dump())
+    assert httpx.get(ann.url_citation.url, timeout=30).status_code == 200
+    assert resp.usage.prompt_tokens > 0 and resp.usage.completion_tokens > 0
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+
+    stream = client.chat.completions.create(model="zhengce-rag", stream=True, stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": Q_SZ}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    stop = next(c for c in chunks if c.choices and c.choices[0].finish_reason == "stop")
+    (ann,) = stop.choices[0].delta.model_extra["annotations"]
+    assert _is_marker(text, ann["url_citation"]) and "参考条款：" in text
+    assert chunks[-1].usage.completion_tokens > resp.usage.completion_tokens  # the references block counts
+
+    r = client.responses.create(model="zhengce-rag", input=Q_SZ)
+    assert "2500亿元" in r.output_text and r.output[0].content[0].annotations[0].type == "url_citation"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="zhengce-rag", n=2, messages=[{"role": "user", "content": Q_SZ}])
+    assert info.value.body["param"] == "n" and info.value.body["code"] == "unsupported_parameter"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": Q_SZ}])
+    assert info.value.body["code"] == "model_not_found"
+
+
+def test_langchain_chat_openai_keeps_the_citations(servers):
+    """langchain-openai's chat-completions client keeps only `content` (the references block and the
+    [n] markers); with the Responses API it keeps the annotations, invoked and streamed."""
+    from langchain_openai import ChatOpenAI
+
+    s, _ = servers
+    chat = ChatOpenAI(model="zhengce-rag", base_url=f"{s.url}/v1", api_key="x", max_retries=0, timeout=60)
+    msg = chat.invoke(Q_SZ)
+    assert "2500亿元" in msg.text and "参考条款：" in msg.text
+    assert msg.usage_metadata["input_tokens"] > 0 and msg.usage_metadata["output_tokens"] > 0
+
+    chat = ChatOpenAI(model="zhengce-rag", base_url=f"{s.url}/v1", api_key="x", max_retries=0, timeout=60,
+                      use_responses_api=True, extra_body={"include_references": False})
+    for msg in (chat.invoke(Q_SZ), _merged(chat.stream(Q_SZ))):
+        (block,) = [b for b in msg.content if b["type"] == "text"]
+        assert "2500亿元" in block["text"] and "参考条款" not in block["text"]
+        (ann,) = block["annotations"]
+        assert ann["type"] == "url_citation" and ann["doc_id"] == "shenzhen-2022" and ann["clause_id"]
+        assert _is_marker(block["text"], ann) and ann["url"].startswith(f"{s.url}/v1/documents/shenzhen-2022/")
+        assert msg.usage_metadata["input_tokens"] > 0
+
+
+def _merged(chunks):
+    total = None
+    for chunk in chunks:
+        total = chunk if total is None else total + chunk
+    return total
+
+
+def test_langchain_retriever_over_search(servers):
+    import asyncio
+
+    from rag.langchain_client import PolicyAPIError, PolicyRetriever
+
+    s, k = servers
+    docs = PolicyRetriever(base_url=s.url, k=3).invoke(Q_SZ)
+    assert len(docs) == 3
+    top = docs[0]
+    assert top.metadata["doc_id"] == "shenzhen-2022" and "2500亿元" in top.page_content
+    assert top.metadata["rank"] == 1 and top.metadata["score"] > 0 and top.metadata["clause_id"]
+    assert top.metadata["section_path"] == [p.strip() for p in top.metadata["section"].split(">")]
+    assert httpx.get(top.metadata["url"], timeout=30).json()["clause"]["clause_id"] == top.metadata["clause_id"]
+    only = asyncio.run(PolicyRetriever(base_url=s.url, k=5, documents=["qingpu-2023"]).ainvoke("人才"))
+    assert only and {d.metadata["doc_id"] for d in only} == {"qingpu-2023"}
+    keyed = PolicyRetriever(base_url=k.url, api_key="user-key", k=2).invoke(Q_SIP)
+    assert keyed[0].metadata["doc_id"] == "suzhou-sip-2022"
+    with pytest.raises(PolicyAPIError) as info:
+        PolicyRetriever(base_url=k.url).invoke(Q_SIP)
+    assert info.value.status == 401 and info.value.code == "missing_api_key"
+
+
 def test_sigterm_stops_the_server_cleanly(servers):
     for s in servers:
         # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why it stopped.
