@@ -752,7 +752,8 @@ class Assistant:
             job = self._jobs.active if self._jobs is not None else None
             what = (f"upload job {job.id} is indexing {job.doc_id}, {100 * job.fraction:.0f}% done" if job
                     else "another upload or delete is in progress")
-            raise DocumentError(f"另一个上传或删除正在进行，请稍后重试 (busy: {what})", 429, "busy",
+            what_zh = f"：上传任务 {job.id} 正在索引 {job.doc_id}，已完成 {100 * job.fraction:.0f}%" if job else ""
+            raise DocumentError(f"另一个上传或删除正在进行，请稍后重试{what_zh} (busy: {what})", 429, "busy",
                                 retry_after=job.retry_after() if job else 10)
 
     def release_writer(self) -> None:
@@ -803,16 +804,18 @@ class Assistant:
         return "upload" if corpus.is_upload(doc_id) else "seed"
 
     def _check_duplicate(self, corpus: Corpus, doc_id: str, title: str, text: str) -> None:
+        """409 for the same text (checked first: the same file under another title has the same id too,
+        and "same content" is what its uploader needs to hear), then the same id, then the same title."""
+        fp = text_fingerprint(text)
+        for other_id, other_fp in self._text_fingerprints(corpus).items():
+            if other_fp == fp:
+                raise DocumentError(f"与 {other_id} 内容相同，该文档已在索引中 (same content as {other_id}: "
+                                    "this text is already indexed)", 409, "duplicate_document")
         for d in corpus.documents:
             if d.doc_id == doc_id:
                 raise DocumentError(f"文档编号已存在 (duplicate doc_id {doc_id!r})", 409, "duplicate_document")
             if d.title == title:
                 raise DocumentError(f"已有同名文档 (a document titled {title!r} already exists: {d.doc_id})",
-                                    409, "duplicate_document")
-        fp = text_fingerprint(text)
-        for other_id, other_fp in self._text_fingerprints(corpus).items():
-            if other_fp == fp:
-                raise DocumentError(f"相同内容的文档已存在 (the same text is already indexed as {other_id!r})",
                                     409, "duplicate_document")
 
     def _text_fingerprints(self, corpus: Corpus) -> dict[str, str]:

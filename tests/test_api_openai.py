@@ -91,6 +91,7 @@ def test_parameters_that_cannot_be_honoured_are_a_400_naming_them(client, param,
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "unsupported_parameter" and err["param"] == param and param in err["message"]
+    assert err["message"].startswith(f"不支持的参数 {param!r}")
     assert err["type"] == "invalid_request_error"
 
 
@@ -102,11 +103,13 @@ def test_harmless_values_and_sampling_parameters_are_accepted(client):
 
 
 def test_unknown_parameters_are_a_400_and_unknown_models_a_404(client):
-    r = client.post("/v1/chat/completions", json={"messages": USER, "frobnicate": 1})
+    r = client.post("/v1/chat/completions", json={"messages": USER, "frobnicate": 1},
+                    headers={"Accept-Language": "en"})
     assert r.status_code == 400 and r.json()["error"] == {
         "code": "unknown_parameter", "param": "frobnicate", "type": "invalid_request_error",
         "message": "unrecognized request argument supplied: frobnicate"}
-    r = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER})
+    r = client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": USER},
+                    headers={"Accept-Language": "en"})
     assert r.status_code == 404
     err = r.json()["error"]
     assert err["code"] == "model_not_found" and err["type"] == "invalid_request_error" and err["param"] == "model"
@@ -119,7 +122,7 @@ def test_max_tokens_is_refused_by_the_extractive_backend(client):
     for name in ("max_tokens", "max_completion_tokens"):
         r = client.post("/v1/chat/completions", json={"messages": USER, name: 50})
         assert r.status_code == 400 and r.json()["error"]["param"] == name
-        assert "extractive" in r.json()["error"]["message"]
+        assert "抽取式回答不支持参数" in r.json()["error"]["message"]
     r = client.post("/v1/responses", json={"input": Q_SZ, "max_output_tokens": 50})
     assert r.status_code == 400 and r.json()["error"]["param"] == "max_output_tokens"
 

@@ -22,10 +22,11 @@ def _role(keys: KeyConfig, credentials: HTTPAuthorizationCredentials | None) -> 
         return ADMIN  # open server, bound to loopback only (see rag.security)
     if credentials is None:
         raise ApiError(401, "missing_api_key", "missing API key: send `Authorization: Bearer <key>`",
-                       headers={"WWW-Authenticate": "Bearer"})
+                       headers={"WWW-Authenticate": "Bearer"}, zh="缺少 API key：请发送 `Authorization: Bearer <key>`")
     role = keys.role(credentials.credentials)
     if role is None:
-        raise ApiError(401, "invalid_api_key", "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, "invalid_api_key", "invalid API key", headers={"WWW-Authenticate": "Bearer"},
+                       zh="API key 无效")
     return role
 
 
@@ -41,7 +42,9 @@ async def require_admin(request: Request, credentials: HTTPAuthorizationCredenti
     role = _role(keys, credentials)
     if role != ADMIN:
         raise ApiError(403, "admin_key_required", "uploads, deletes and upload jobs need an admin key"
-                       + ("" if keys.admin_keys else " (none is configured: set RAG_ADMIN_KEYS)"))
+                       + ("" if keys.admin_keys else " (none is configured: set RAG_ADMIN_KEYS)"),
+                       zh="上传、删除和上传任务需要管理员 key"
+                       + ("" if keys.admin_keys else "（尚未配置：请设置 RAG_ADMIN_KEYS）"))
     return role
 
 

@@ -3,11 +3,16 @@
 Every failure of the API becomes `{"error": {"code", "message", "type", "param"?, "details"?}}`
 with a 4xx (or 500) status; the shape is also what OpenAI SDK clients read (`error.message`,
 `error.type`, `error.code`, `error.param`).
+
+Messages come in one language per request (`request_language`): English when the request's
+`Accept-Language` prefers English, or, without a preference for Chinese or English, when the
+question (`question`, `query`, the last user message, `input`) is English; Chinese otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,13 +28,127 @@ log = logging.getLogger("rag.api")
 
 
 class ApiError(Exception):
-    """A 4xx (or 5xx) answer with our JSON error body."""
+    """A 4xx (or 5xx) answer with our JSON error body.  `message` is English (or a "中文 (English)" pair,
+    as DocumentError and QuestionError messages are); `zh` the Chinese message."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict | None = None, param: str | None = None,
-                 type: str | None = None):
+                 type: str | None = None, zh: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers, self.param = status, code, message, headers, param
         self.type = type
+        self.zh = zh
+
+    def text(self, lang: str) -> str:
+        return localized(self.message, lang, self.zh)
+
+
+# -- one language per request -----------------------------------------------------------------------
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def split_bilingual(text: str) -> tuple[str, str]:
+    """("中文", "English") of a message written "中文 (English)…" (the service's and the upload checks'
+    style; text after the parenthesis belongs to both); (text, text) when it is one language."""
+    for m in re.finditer(r"\s?\((?=[A-Za-z'\"])", text):
+        before = text[:m.start()]
+        if not _CJK.search(before):
+            continue
+        opening, depth = m.end() - 1, 0
+        for j in range(opening, len(text)):
+            if text[j] == "(":
+                depth += 1
+            elif text[j] == ")":
+                depth -= 1
+                if depth == 0:
+                    inside, after = text[opening + 1:j], text[j + 1:]
+                    return before.rstrip() + after, inside + after
+        break
+    return text, text
+
+
+def localized(message: str, lang: str, zh: str | None = None) -> str:
+    if zh is not None:
+        return zh if lang == "zh" else split_bilingual(message)[1]
+    chinese, english = split_bilingual(message)
+    return chinese if lang == "zh" else english
+
+
+def accept_language(header: str | None) -> str | None:
+    """"en" or "zh" when the client's most preferred language (highest q) is one of them."""
+    best, best_q = None, -1.0
+    for item in (header or "").split(","):
+        tag, _, params = item.strip().partition(";")
+        q = 1.0
+        for p in params.split(";"):
+            name, _, value = p.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        primary = tag.strip().split("-")[0].lower()
+        if primary and q > best_q:
+            best, best_q = primary, q
+    return best if best in ("en", "zh") else None
+
+
+def is_english_text(text: str | None) -> bool:
+    return bool(text) and bool(_LATIN.search(text)) and not _CJK.search(text)
+
+
+def request_language(request) -> str:
+    lang = accept_language(request.headers.get("accept-language"))
+    if lang:
+        return lang
+    question = getattr(request.state, "question_text", None)
+    return "en" if is_english_text(question) else "zh"
+
+
+def scope_language(scope) -> str:
+    """The language for an error answered by middleware (no body read): Accept-Language, else Chinese."""
+    for k, v in scope.get("headers", []):
+        if k.lower() == b"accept-language":
+            return accept_language(v.decode("latin-1")) or "zh"
+    return "zh"
+
+
+# Pydantic's validation errors, in Chinese (the English ones are pydantic's own `msg`).
+_ZH_VALIDATION = {
+    "missing": "缺少必填字段", "extra_forbidden": "不认识的字段", "string_type": "应为字符串",
+    "int_type": "应为 JSON 整数", "float_type": "应为数字", "bool_type": "应为 JSON 布尔值 true 或 false",
+    "list_type": "应为数组", "dict_type": "应为对象", "model_type": "应为对象",
+    "model_attributes_type": "应为 JSON 对象", "literal_error": "取值应为 {expected} 之一",
+    "string_too_long": "过长：最多 {max_length} 个字符", "string_too_short": "过短：至少 {min_length} 个字符",
+    "too_long": "过长：最多 {max_length} 项", "too_short": "过短：至少 {min_length} 项",
+    "greater_than_equal": "应大于或等于 {ge}", "less_than_equal": "应小于或等于 {le}",
+    "greater_than": "应大于 {gt}", "less_than": "应小于 {lt}", "int_parsing": "应为整数",
+    "bool_parsing": "应为布尔值", "union_tag_invalid": "类型不对", "value_error": "取值无效",
+    "string_pattern_mismatch": "格式不对",
+}
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "a body that is not JSON"
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def validation_message(error: dict, lang: str) -> str:
+    kind = error.get("type", "")
+    if lang != "zh":
+        if kind == "model_attributes_type":  # pydantic's "a valid dictionary or object to extract fields from"
+            return f"must be a JSON object {{...}}, got {_json_kind(error.get('input'))}"
+        return error.get("msg", "")
+    template = _ZH_VALIDATION.get(kind)
+    if template is None:
+        return f"取值无效（{kind}）"
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template.split("：")[0]
 
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -80,28 +199,32 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return json_error(exc.status, exc.code, exc.message, headers=exc.headers, param=exc.param, type=exc.type)
+        return json_error(exc.status, exc.code, exc.text(request_language(request)), headers=exc.headers,
+                          param=exc.param, type=exc.type)
 
     @app.exception_handler(QuestionError)
     async def _question_error(request: Request, exc: QuestionError):
-        return json_error(422, "invalid_question", str(exc))
+        return json_error(422, "invalid_question", localized(str(exc), request_language(request)))
 
     @app.exception_handler(DocumentError)
     async def _document_error(request: Request, exc: DocumentError):
         headers = {"Retry-After": str(exc.retry_after)} if getattr(exc, "retry_after", None) else None
-        return json_error(exc.status, exc.code, str(exc), headers=headers)
+        return json_error(exc.status, exc.code, localized(str(exc), request_language(request)), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError):
+        lang = request_language(request)
         if any(e.get("type") == "json_invalid" for e in exc.errors()):  # routes outside /v1 (none read JSON now)
-            return json_error(400, "invalid_json", "the request body is not valid JSON")
+            return json_error(400, "invalid_json", "请求体不是有效的 JSON" if lang == "zh"
+                              else "the request body is not valid JSON")
         details = []
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ()) if x not in ("body",)]
-            details.append({"loc": ".".join(loc), "message": e.get("msg", ""), "type": e.get("type", "")})
-        summary = "; ".join(f"{d['loc'] or 'body'}: {d['message']}" for d in details[:5]) or "invalid request"
+            details.append({"loc": ".".join(loc), "message": validation_message(e, lang), "type": e.get("type", "")})
+        whole = "请求体" if lang == "zh" else "body"
+        summary = "; ".join(f"{d['loc'] or whole}: {d['message']}" for d in details[:5]) or "invalid request"
         return json_error(422, "invalid_request", summary, details=details,
-                          param=details[0]["loc"] if details else None)
+                          param=details[0]["loc"] if details and details[0]["loc"] else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -112,4 +235,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return json_error(500, "internal_error", "internal error; the server log has the details")
+        zh = request_language(request) == "zh"
+        return json_error(500, "internal_error", "内部错误，详情见服务器日志" if zh
+                          else "internal error; the server log has the details")

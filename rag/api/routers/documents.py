@@ -67,13 +67,14 @@ async def get_clause(doc_id: str = doc_id_path(),
     try:
         info = corpus.document(doc_id)
     except KeyError:
-        raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id") from None
+        raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id",
+                       zh=f"未知文档 {doc_id!r}") from None
     clauses = corpus.parsed[doc_id].clauses
     wanted = clause_id.split("#", 1)[0]
     pos = next((i for i, c in enumerate(clauses) if c.clause_id == wanted), None)
     if pos is None:
         raise ApiError(404, "unknown_clause", f"document {doc_id!r} has no clause {clause_id!r}",
-                       param="clause_id")
+                       param="clause_id", zh=f"文档 {doc_id!r} 中没有条款 {clause_id!r}")
     chunk_ids: dict[str, list[str]] = {}
     for row in index.doc_rows.get(doc_id, []):
         ch = index.chunks[int(row)]
@@ -157,7 +158,8 @@ async def get_job(job_id: str = Path(description="The id from the upload's 202 a
     job = service.assistant.jobs.get(job_id)
     if job is None:
         raise ApiError(404, "unknown_job", f"no upload job {job_id!r} (finished jobs are kept for "
-                       "RAG_JOB_KEEP_DAYS days)", param="job_id")
+                       "RAG_JOB_KEEP_DAYS days)", param="job_id",
+                       zh=f"没有上传任务 {job_id!r}（已结束的任务保留 RAG_JOB_KEEP_DAYS 天）")
     return {"job": service.job_out(job)}
 
 

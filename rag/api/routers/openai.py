@@ -63,7 +63,7 @@ def _part_text(content, param: str) -> str:
             parts.append(part["text"])
         else:
             raise ApiError(422, "unsupported_content", f"only text content is supported, got a {part.get('type')!r} part",
-                           param=param)
+                           param=param, zh=f"只支持文本内容，收到的是 {part.get('type')!r}")
     return "".join(parts)
 
 
@@ -78,7 +78,7 @@ def _turns_to_question(turns: list[tuple[str, str]], last_is_user: bool, param: 
     turns = [(r, t) for r, t in turns if r in ("user", "assistant")]
     if not turns or not last_is_user:
         raise ApiError(422, "invalid_messages", "the last message must be a user message holding the question",
-                       param=param)
+                       param=param, zh="最后一条消息必须是包含问题的用户消息")
     history = []
     for role, text in turns[:-1]:
         for marker in _REFERENCE_HEADERS:
@@ -128,21 +128,37 @@ _NOTHING = {
 }
 
 
+_NOTHING_ZH = {
+    "n": "只生成一个回答（n 必须为 1）", "response_format": "回答是带引用的文本，不支持 text 以外的 response_format",
+    "text": "回答是带引用的文本，不支持 text 以外的 text.format", "tools": "不支持工具和函数调用",
+    "tool_choice": "不支持工具和函数调用", "functions": "不支持函数调用", "function_call": "不支持函数调用",
+    "logprobs": "不提供对数概率", "top_logprobs": "不提供对数概率", "logit_bias": "不支持 logit_bias",
+    "stop": "不支持停止序列（回答逐句核验）", "audio": "不支持音频输出", "modalities": "只支持文本输出",
+    "prediction": "不支持预测输出", "web_search_options": "不支持网络搜索：回答只来自规划文件",
+    "reasoning": "不支持推理选项", "include": "不支持 include",
+    "previous_response_id": "不保存回答：请在 input 中发送完整对话", "conversation": "不保存对话：请在 input 中发送完整对话",
+    "background": "不支持后台回答",
+}
+
+
 def check_parameters(body: dict, declared: set[str]) -> None:
     """400 for a parameter that cannot be honoured or is not known (OpenAI's error shape)."""
     for name, value in body.items():
         if name in _NOTHING:
             ok, why = _NOTHING[name]
             if not ok(value):
-                raise ApiError(400, "unsupported_parameter", f"unsupported parameter {name!r}: {why}", param=name)
+                raise ApiError(400, "unsupported_parameter", f"unsupported parameter {name!r}: {why}", param=name,
+                               zh=f"不支持的参数 {name!r}：{_NOTHING_ZH.get(name, why)}")
         elif name not in declared and name not in IGNORED:
-            raise ApiError(400, "unknown_parameter", f"unrecognized request argument supplied: {name}", param=name)
+            raise ApiError(400, "unknown_parameter", f"unrecognized request argument supplied: {name}", param=name,
+                           zh=f"不认识的请求参数：{name}")
 
 
 def check_model(model: str | None) -> None:
     if model not in (None, MODEL_ID):
         raise ApiError(404, "model_not_found", f"the model {model!r} does not exist: this server has "
-                       f"{MODEL_ID!r} (GET /v1/models)", param="model", type="invalid_request_error")
+                       f"{MODEL_ID!r} (GET /v1/models)", param="model", type="invalid_request_error",
+                       zh=f"模型 {model!r} 不存在：本服务只有 {MODEL_ID!r}（GET /v1/models）")
 
 
 def check_max_tokens(service: ApiService, backend, values: dict[str, int | None]) -> int | None:
@@ -154,7 +170,9 @@ def check_max_tokens(service: ApiService, backend, values: dict[str, int | None]
         name = next(iter(given))
         raise ApiError(400, "unsupported_parameter", f"unsupported parameter {name!r} with the extractive backend: "
                        "it quotes whole sentences of the plans and cannot stop at a token count; leave it out, "
-                       "or choose a generative backend (\"backend\": \"llamacpp\" or \"openai\")", param=name)
+                       "or choose a generative backend (\"backend\": \"llamacpp\" or \"openai\")", param=name,
+                       zh=f"抽取式回答不支持参数 {name!r}：它整句引用规划原文，无法按 token 数截断；请去掉该参数，"
+                       "或选择生成式后端（\"backend\": \"llamacpp\" 或 \"openai\"）")
     return min(given.values())
 
 
@@ -348,14 +366,15 @@ def responses_to_question(req: ResponsesRequest) -> tuple[str, list[dict], list[
         if not isinstance(item, dict) or item.get("type", "message") != "message":
             what = item.get("type") if isinstance(item, dict) else type(item).__name__
             raise ApiError(400, "unsupported_input", f"input[{i}] is a {what!r} item: only messages are supported",
-                           param="input")
+                           param="input", zh=f"input[{i}] 是 {what!r} 项：只支持消息")
         role, text = item.get("role"), _part_text(item.get("content"), "input")
         if role in ("system", "developer"):
             system.append(text)
         elif role in ("user", "assistant"):
             turns.append((role, text))
         else:
-            raise ApiError(422, "invalid_messages", f"input[{i}] has an unknown role {role!r}", param="input")
+            raise ApiError(422, "invalid_messages", f"input[{i}] has an unknown role {role!r}", param="input",
+                           zh=f"input[{i}] 的角色 {role!r} 未知")
     last_is_user = bool(turns) and turns[-1][0] == "user"
     question, history = _turns_to_question(turns, last_is_user, "input")
     return question, history, system, system + [t for _, t in turns]
