@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -341,6 +342,23 @@ def test_langchain_retriever_over_search(servers):
     with pytest.raises(PolicyAPIError) as info:
         PolicyRetriever(base_url=k.url).invoke(Q_SIP)
     assert info.value.status == 401 and info.value.code == "missing_api_key"
+
+
+def test_real_server_logs_each_request_is_ready_and_serves_docs_offline(servers):
+    s, _ = servers
+    deadline = time.monotonic() + 60
+    while (r := httpx.get(f"{s.url}/readyz", timeout=30)).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.json()["model_warm"] and r.json()["index_loaded"]
+    httpx.post(f"{s.url}/v1/ask", json={"question": Q_SIP}, timeout=60)
+    docs = httpx.get(f"{s.url}/docs", timeout=30)
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert httpx.get(f"{s.url}/docs/assets/swagger-ui-bundle.js", timeout=30).status_code == 200
+    time.sleep(0.5)
+    out = s.output()
+    assert re.search(r"rag\.access POST /v1/ask 200 [\d.]+ms", out), out[-2000:]
+    assert re.search(r"rag\.access GET /readyz (200|503) ", out)
+    assert Q_SIP not in out  # no question text unless RAG_ACCESS_LOG_QUESTIONS=1
 
 
 def test_sigterm_stops_the_server_cleanly(servers):

@@ -7,7 +7,11 @@ import logging
 import os
 import time
 
-from fastapi import Depends, FastAPI
+import threading
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from ..config import Settings
@@ -17,7 +21,7 @@ from ..query_batch import BatchingQueryEmbedder
 from ..security import KeyConfig
 from .dependencies import require_key
 from .errors import error_responses, install_error_handlers
-from .middleware import BodyLimit, SameOriginWrites, SecurityHeaders, TrustedHost
+from .middleware import AccessLog, BodyLimit, SameOriginWrites, SecurityHeaders, TrustedHost, access_log_mode
 from .routers import documents, openai, ops, questions
 from .service import ApiService
 
@@ -33,7 +37,7 @@ TAGS = [
     {"name": "questions", "description": "Ask and search"},
     {"name": "documents", "description": "The plans: list, outline, clause in context, upload, delete"},
     {"name": "openai", "description": "OpenAI-compatible chat completions"},
-    {"name": "ops", "description": "Health and metrics"},
+    {"name": "ops", "description": "Liveness, readiness and metrics"},
 ]
 
 
@@ -64,6 +68,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        # Readiness (/readyz): one embedding in the background warms the model; no request waits for it.
+        threading.Thread(target=service.warm_up, name="warm-up", daemon=True).start()
         jobs = getattr(assistant, "jobs", None)
         if jobs is not None:  # upload jobs a crash or restart interrupted run again (rag/jobs.py)
             await run_in_threadpool(jobs.resume)
@@ -71,9 +77,10 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         if jobs is not None:  # a running job stops at its next batch and runs again at the next start
             await run_in_threadpool(jobs.shutdown, 10.0)
 
-    app = FastAPI(lifespan=lifespan, title="政策问答 API", version="1.0", description=DESCRIPTION,
-                  openapi_tags=TAGS)
     service = ApiService(assistant, metrics)
+    # /docs is served below from the swagger-ui-bundle-v2 package's files: it works without internet.
+    app = FastAPI(lifespan=lifespan, title="政策问答 API", version="1.0", description=DESCRIPTION,
+                  openapi_tags=TAGS, docs_url=None, redoc_url=None)
     app.state.assistant = assistant
     app.state.metrics = metrics
     app.state.keys = keys
@@ -88,6 +95,7 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     app.state.v1_routes = [r for router in v1_routers for r in router.routes]
     app.include_router(ops.v1_fallback, **v1)
     app.include_router(ops.router)
+    add_docs(app)
     if hasattr(assistant, "jobs"):
         assistant.jobs.listeners.append(service.job_finished)
 
@@ -97,10 +105,38 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     app.add_middleware(SameOriginWrites)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHost, allowed_hosts=allowed_hosts)
-    app.add_middleware(SecurityHeaders)  # outermost: every answer carries them, rejections included
+    app.add_middleware(SecurityHeaders)  # every answer carries them, rejections included
+    mode = access_log_mode()
+    if mode != "off":
+        app.add_middleware(AccessLog, mode=mode)  # outermost: every request is logged, rejections included
     if with_ui:
         mount_ui(app, assistant, keys)
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def add_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs with its JavaScript, CSS and icon served from the installed
+    swagger-ui-bundle-v2 package (Swagger UI 5, for OpenAPI 3.1) instead of a CDN."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    oauth2_url = app.swagger_ui_oauth2_redirect_url
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request):
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=root + app.openapi_url, title=f"{app.title} - Swagger UI",
+                                   oauth2_redirect_url=root + oauth2_url,
+                                   swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png")
+
+    @app.get(oauth2_url, include_in_schema=False)
+    async def swagger_ui_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
 
 
 def mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:

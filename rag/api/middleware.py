@@ -1,7 +1,11 @@
-"""ASGI middleware of the API: security headers, Host check, same-origin writes, body limits."""
+"""ASGI middleware of the API: security headers, Host check, same-origin writes, body limits, access log."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import time
 from urllib.parse import urlsplit
 
 from starlette._utils import parse_host_header
@@ -9,7 +13,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from .errors import json_error
+from .errors import json_error, scope_language
 from .json_body import JSON_BODY_LIMIT
 
 
@@ -58,8 +62,12 @@ class TrustedHost(TrustedHostMiddleware):
         if host and any(host == p or (p.startswith("*") and host.endswith(p[1:])) for p in self.allowed_hosts):
             await self.app(scope, receive, send)
             return
-        await json_error(400, "invalid_host", f"unknown Host header {host or '(none)'!r}: this server answers "
-                          f"{', '.join(self.allowed_hosts)} (add names with RAG_ALLOWED_HOSTS)")(scope, receive, send)
+        zh = scope_language(scope) == "zh"
+        message = (f"未知的 Host 头 {host or '(无)'!r}：本服务只响应 {', '.join(self.allowed_hosts)}"
+                   "（用 RAG_ALLOWED_HOSTS 添加名称）") if zh else (
+            f"unknown Host header {host or '(none)'!r}: this server answers "
+            f"{', '.join(self.allowed_hosts)} (add names with RAG_ALLOWED_HOSTS)")
+        await json_error(400, "invalid_host", message)(scope, receive, send)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -101,9 +109,10 @@ class SameOriginWrites:
         headers = Headers(scope=scope)
         origin, fetch_site = headers.get("origin"), (headers.get("sec-fetch-site") or "").lower()
         if fetch_site == "cross-site" or (origin is not None and not _same_origin(origin, headers.get("host"))):
-            await json_error(403, "cross_origin_write",
-                              f"{scope['method']} from another site refused (Origin {origin or '(none)'}, "
-                              f"Sec-Fetch-Site {fetch_site or '(none)'})")(scope, receive, send)
+            where = f"Origin {origin or '(none)'}, Sec-Fetch-Site {fetch_site or '(none)'}"
+            message = (f"拒绝来自其他网站的 {scope['method']}（{where}）" if scope_language(scope) == "zh"
+                       else f"{scope['method']} from another site refused ({where})")
+            await json_error(403, "cross_origin_write", message)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -125,17 +134,19 @@ class BodyLimit:
         limit = self.upload_limit() + 1024 * 1024 if is_upload else JSON_BODY_LIMIT
         what = "file" if is_upload else "request body"
         if is_upload and not headers.get("content-type", "").lower().startswith("multipart/form-data"):
-            await json_error(415, "unsupported_media_type",
-                              "upload a file as multipart/form-data (field `file`)")(scope, receive, send)
+            await json_error(415, "unsupported_media_type", "请以 multipart/form-data 上传文件（字段 `file`）"
+                             if scope_language(scope) == "zh" else
+                             "upload a file as multipart/form-data (field `file`)")(scope, receive, send)
             return
         try:
             declared = int(headers.get("content-length", "0") or 0)
         except ValueError:
             declared = 0
         if declared > limit:
-            await json_error(413, "file_too_large" if is_upload else "body_too_large",
-                              f"{what} too large: {declared / 1048576:.1f} MB, limit {limit / 1048576:g} MB"
-                              )(scope, receive, send)
+            message = (f"{'文件' if is_upload else '请求体'}过大：{declared / 1048576:.1f} MB，上限 {limit / 1048576:g} MB"
+                       if scope_language(scope) == "zh" else
+                       f"{what} too large: {declared / 1048576:.1f} MB, limit {limit / 1048576:g} MB")
+            await json_error(413, "file_too_large" if is_upload else "body_too_large", message)(scope, receive, send)
             return
         received = 0
 
@@ -160,5 +171,83 @@ class BodyLimit:
             await self.app(scope, counted_receive, tracking_send)
         except BodyTooLarge:  # raised outside FastAPI's handlers; inside, they answer 413 themselves
             if not started:
-                await json_error(413, "body_too_large", f"{what} larger than {limit / 1048576:g} MB"
-                                  )(scope, receive, send)
+                message = (f"{'文件' if is_upload else '请求体'}超过 {limit / 1048576:g} MB"
+                           if scope_language(scope) == "zh" else f"{what} larger than {limit / 1048576:g} MB")
+                await json_error(413, "body_too_large", message)(scope, receive, send)
+
+
+# -- access log ----------------------------------------------------------------------------------
+
+ACCESS_LOGGER = "rag.access"
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"), "level": record.levelname.lower(),
+                 "logger": record.name, **getattr(record, "access", {"message": record.getMessage()})}
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def access_log_mode() -> str:
+    """RAG_ACCESS_LOG: `text` (default), `json` (one JSON object a line), or `off`."""
+    mode = os.environ.get("RAG_ACCESS_LOG", "text").strip().lower() or "text"
+    if mode in ("0", "off", "false", "no", "none"):
+        return "off"
+    return "json" if mode == "json" else "text"
+
+
+def configure_access_log(mode: str) -> logging.Logger:
+    """The `rag.access` logger, INFO, with its own stderr handler (text or JSON lines), whatever the
+    level of the root logger (`rag serve` logs only warnings elsewhere without -v)."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = next((h for h in logger.handlers if getattr(h, "_rag_access", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()  # sys.stderr
+        handler._rag_access = True
+        logger.addHandler(handler)
+    handler.setFormatter(_JsonFormatter() if mode == "json" else
+                         logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    return logger
+
+
+class AccessLog:
+    """One line per request: method, path (no query string), status, duration in ms (streamed answers:
+    until the last byte), client address.  No question text unless RAG_ACCESS_LOG_QUESTIONS=1; then the
+    question a JSON body asked (`question`, `query`, the last user message) is added."""
+
+    def __init__(self, app, mode: str = "text", questions: bool | None = None):
+        self.app = app
+        self.logger = configure_access_log(mode)
+        if questions is None:
+            questions = os.environ.get("RAG_ACCESS_LOG_QUESTIONS", "").strip().lower() in ("1", "true", "yes")
+        self.questions = questions
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            ms = round((time.perf_counter() - started) * 1000, 1)
+            client = scope.get("client")
+            entry = {"method": scope.get("method", ""), "path": scope.get("path", ""), "status": status["code"],
+                     "duration_ms": ms, "client": client[0] if client else None}
+            if self.questions:
+                question = (scope.get("state") or {}).get("question_text")
+                if question is not None:
+                    entry["question"] = question
+            text = f"{entry['method']} {entry['path']} {entry['status']} {ms}ms"
+            if "question" in entry:
+                text += f" question={json.dumps(entry['question'], ensure_ascii=False)}"
+            self.logger.info(text, extra={"access": entry})

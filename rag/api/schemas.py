@@ -22,6 +22,15 @@ EXAMPLE_CITATION = {
 
 
 Backend = Literal["extractive", "openai", "llamacpp"]
+SCORE_HELP = ("Retrieval score of the clause (higher is better; compare within one response): in `hybrid` mode "
+              "the reciprocal-rank fusion of the semantic and keyword rankings, sum of 1/(60 + rank), at most "
+              "2/61 ≈ 0.0328 (first in both); in `dense` mode the cosine similarity to the question; in `bm25` "
+              "mode the BM25 score")
+CONFIDENCE_HELP = ("How strongly retrieval backs the answer, 0-1 (not a probability that it is right): 0 for a "
+                   "refusal; otherwise the best cited clause's `score` scaled to 0-1 — hybrid: score / (2/61), so "
+                   "1.0 = ranked first by both the semantic and the keyword search, ~0.5 = found by only one; "
+                   "dense: the cosine similarity; bm25: score / (score + 10).  Rough guide: ≥ 0.75 high, "
+                   "0.45-0.75 medium, below that low")
 BACKEND_HELP = ("Who writes the answer: `extractive` (quoted sentences, no model), `llamacpp` (the local GGUF "
                 "model) or `openai` (the configured OpenAI-compatible endpoint); default: the server's "
                 "RAG_BACKEND, else extractive.  A generated answer is verified against the cited clauses; "
@@ -48,7 +57,7 @@ class AskRequest(BaseModel):
         {"question": "有哪些人才政策？", "documents": ["suzhou-sip-2022"], "k": 5, "stream": True},
     ]})
     question: str = Field(description=f"The question, 1-{MAX_QUESTION_CHARS} characters (Chinese or English)",
-                          max_length=MAX_QUESTION_CHARS * 4, examples=[EXAMPLE_QUESTION])
+                          max_length=MAX_QUESTION_CHARS, examples=[EXAMPLE_QUESTION])
     k: int | None = Field(None, ge=1, le=MAX_K, description="How many clauses to retrieve (default: server setting)")
     documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER,
                                         description="Restrict to these doc_ids (see GET /v1/documents)")
@@ -68,7 +77,7 @@ class Citation(BaseModel):
     chunk_id: str
     section: str
     text: str
-    score: float
+    score: float = Field(description=SCORE_HELP)
 
 
 class AskResponse(BaseModel):
@@ -77,13 +86,15 @@ class AskResponse(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
         "question": EXAMPLE_QUESTION, "answer": "根据《深圳市培育发展半导体与集成电路产业集群行动计划（2022-2025年）》："
         "到2025年，产业营收突破2500亿元，……[1]。", "refused": False, "citations": [EXAMPLE_CITATION],
-        "timings_ms": {"rewrite": 0.01, "retrieve": 9.8, "answer": 3.1, "total": 12.9}, "backend": "extractive"}]})
+        "timings_ms": {"rewrite": 0.01, "retrieve": 9.8, "answer": 3.1, "total": 12.9}, "backend": "extractive",
+        "confidence": 1.0}]})
     question: str
     answer: str
     refused: bool
     citations: list[Citation]
     timings_ms: dict[str, float]
     backend: str
+    confidence: float = Field(ge=0, le=1, description=CONFIDENCE_HELP)
     reason: str | None = Field(None, description="Why the question was refused (refusals only)")
     rewritten_question: str | None = Field(None, description="Standalone form of a follow-up question")
     verified: bool | None = Field(None, description="Generative backends: true = the model's answer passed "
@@ -95,7 +106,7 @@ class AskResponse(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"query": "第三代半导体", "k": 5}, {"query": "人才", "documents": ["qingpu-2023"], "mode": "bm25"}]})
-    query: str = Field(description=f"Search text, 1-{MAX_QUESTION_CHARS} characters", max_length=MAX_QUESTION_CHARS * 4)
+    query: str = Field(description=f"Search text, 1-{MAX_QUESTION_CHARS} characters", max_length=MAX_QUESTION_CHARS)
     k: int = Field(10, ge=1, le=MAX_K)
     documents: list[str] | None = Field(None, max_length=MAX_DOC_FILTER)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
@@ -110,7 +121,7 @@ class SearchHit(BaseModel):
     chunk_id: str
     section: str
     text: str
-    score: float
+    score: float = Field(description=SCORE_HELP)
 
 
 class SearchResponse(BaseModel):
@@ -267,6 +278,15 @@ class HealthResponse(BaseModel):
     jobs: dict[str, int] | None = Field(None, description="Upload jobs by status (queued, running, done, failed)")
 
 
+class ReadyResponse(BaseModel):
+    ready: bool = Field(description="Index loaded and embedding model warm: send traffic")
+    index_loaded: bool
+    model_warm: bool = Field(description="The embedding model answered its warm-up call")
+    index_status: str | None = None
+    warm_up_ms: float | None = Field(None, description="How long the warm-up call took")
+    detail: str | None = Field(None, description="Why not ready")
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
@@ -344,7 +364,7 @@ class ChatResponse(BaseModel):
     usage: Usage
     citations: list[Citation] = Field(description="Extension: the cited clauses, structured")
     refused: bool = Field(description="Extension: true when the plans do not answer the question")
-    confidence: float | None = Field(None, ge=0, le=1, description="Extension: as in POST /v1/ask")
+    confidence: float | None = Field(None, ge=0, le=1, description="Extension: " + CONFIDENCE_HELP)
 
 
 class ResponsesRequest(BaseModel):

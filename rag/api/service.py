@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import anyio
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -18,8 +19,32 @@ from ..config import MAX_QUESTION_CHARS
 from ..ingest import DocumentError, check_doc_id
 from ..metrics import Metrics
 from ..query_batch import BatchingQueryEmbedder
+from ..retrieve import RRF_K
 from .errors import ApiError
 from .streaming import text_pieces
+
+
+BM25_HALF = 10.0  # bm25 mode: a score of 10 (several rare words of the question in one clause) is 0.5
+
+
+def confidence(answer: dict, mode: str = "hybrid") -> float:
+    """How strongly retrieval backs the answer, 0-1 (not a probability that the answer is right).
+
+    0 for a refusal.  Otherwise from the best-scored cited clause: in `hybrid` mode its fused
+    (reciprocal-rank) score over the best possible one, 2/(RRF_K+1) — 1.0 when the semantic and the
+    keyword ranking both put it first, about 0.5 when only one of them ranks it at all; in `dense`
+    mode its cosine similarity to the question; in `bm25` mode score/(score + 10)."""
+    cites = answer.get("citations") or []
+    if answer.get("refused") or not cites:
+        return 0.0
+    top = max(float(c.get("score") or 0.0) for c in cites)
+    if mode == "dense":
+        value = top
+    elif mode == "bm25":
+        value = top / (top + BM25_HALF) if top > 0 else 0.0
+    else:
+        value = top / (2.0 / (RRF_K + 1))
+    return round(min(1.0, max(0.0, value)), 3)
 
 
 class ApiService:
@@ -30,6 +55,49 @@ class ApiService:
         if slots is None:
             slots = int(os.environ.get("RAG_API_CONCURRENCY", "") or default_slots)
         self.work_slots = anyio.Semaphore(max(1, slots))
+        self.warm_ms: float | None = None
+        self.warm_error: str | None = None
+
+    # -- readiness --
+
+    def warm_up(self) -> None:
+        """One query embedding with the model itself (not through the batcher or its cache): the first
+        model call pays for lazy initialisation; afterwards /readyz says the model is warm."""
+        emb = getattr(self.assistant, "embedder", None)
+        inner = getattr(emb, "inner", emb) if isinstance(emb, BatchingQueryEmbedder) else emb
+        if inner is None or getattr(inner, "_rag_warm", False):
+            self.warm_ms = 0.0 if inner is None or self.warm_ms is None else self.warm_ms
+            return
+        started = time.perf_counter()
+        try:
+            inner.embed_query("预热 warm-up")
+        except Exception as exc:  # noqa: BLE001  -- reported by /readyz, never raised
+            self.warm_error = f"{type(exc).__name__}: {exc}"[:300]
+            return
+        try:
+            inner._rag_warm = True
+        except AttributeError:
+            pass
+        self.warm_ms = round((time.perf_counter() - started) * 1000, 1)
+
+    def readiness(self) -> dict:
+        assistant = self.assistant
+        index = getattr(assistant, "index", None)
+        index_loaded = index is not None and len(index) > 0
+        emb = getattr(assistant, "embedder", None)
+        inner = getattr(emb, "inner", emb) if isinstance(emb, BatchingQueryEmbedder) else emb
+        warm = inner is not None and bool(getattr(inner, "_rag_warm", False))
+        out = {"ready": index_loaded and warm, "index_loaded": index_loaded, "model_warm": warm,
+               "index_status": getattr(assistant, "index_status", None)}
+        if self.warm_ms is not None:
+            out["warm_up_ms"] = self.warm_ms
+        if self.warm_error:
+            out["detail"] = f"model warm-up failed: {self.warm_error}"
+        elif not warm:
+            out["detail"] = "the embedding model is warming up"
+        elif not index_loaded:
+            out["detail"] = "the index is empty"
+        return out
 
     # -- queries --
 
@@ -64,6 +132,7 @@ class ApiService:
             result = await run_in_threadpool(self.assistant.ask, question, k=k, documents=documents,
                                              history=history, mode=mode)
         answer = result.to_dict()
+        answer["confidence"] = confidence(answer, mode)
         self.metrics.observe_answer(answer)
         return answer
 
@@ -97,6 +166,7 @@ class ApiService:
                         yield item
                     else:
                         answer = item.to_dict()
+                        answer["confidence"] = confidence(answer, mode)
                         metrics.observe_answer(answer)
                         yield answer
             finally:
@@ -119,7 +189,8 @@ class ApiService:
         try:
             info = snap_corpus.document(doc_id)
         except KeyError:
-            raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id") from None
+            raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id",
+                           zh=f"未知文档 {doc_id!r}") from None
         rows = index.doc_rows.get(doc_id)
         parsed = snap_corpus.parsed.get(doc_id)
         return {**info.to_dict(), "source": "upload" if snap_corpus.is_upload(doc_id) else "seed",
@@ -134,7 +205,7 @@ class ApiService:
         try:
             return check_doc_id(doc_id)
         except DocumentError as exc:
-            raise ApiError(exc.status, exc.code, str(exc), param="doc_id") from None
+            raise ApiError(exc.status, exc.code, str(exc), param="doc_id") from None  # "中文 (English)": split per request
 
     def job_out(self, job) -> dict:
         out = job.public()

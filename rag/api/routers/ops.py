@@ -1,14 +1,14 @@
-"""Operations: GET /healthz, GET /metrics; and the /v1 fallback (unknown paths and methods)."""
+"""Operations: GET /healthz (liveness), GET /readyz (readiness), GET /metrics; and the /v1 fallback (unknown paths and methods)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from ...generate import backend_status
 from ..dependencies import get_service, metrics_access
 from ..errors import ApiError, error_responses
-from ..schemas import HealthResponse
+from ..schemas import HealthResponse, ReadyResponse
 from ..service import ApiService
 
 router = APIRouter(tags=["ops"])
@@ -28,6 +28,16 @@ async def healthz(request: Request, service: ApiService = Depends(get_service)):
             **({"jobs": assistant.jobs.counts()} if hasattr(assistant, "jobs") else {}),
             "backends": {name: {"available": why is None, **({"detail": why} if why else {})}
                          for name, why in backend_status().items()}}
+
+
+@router.get("/readyz", response_model=ReadyResponse, summary="Readiness: index loaded and model warm",
+            responses={503: {"model": ReadyResponse, "description": "Not ready yet (or the index is empty)"}})
+async def readyz(service: ApiService = Depends(get_service)):
+    """200 when the index is loaded and the embedding model has answered its warm-up call (made in the
+    background at start-up), else 503 with `detail`.  Liveness is `/healthz`: it answers as soon as the
+    process serves HTTP.  No key needed, like /healthz."""
+    state = service.readiness()
+    return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
@@ -53,5 +63,6 @@ async def unknown_v1(request: Request, rest: str):
             allowed = sorted(m for r in v1_routes if r.path == route.path for m in (r.methods or ()))
             raise ApiError(405, "method_not_allowed",
                            f"{request.method} is not allowed on {request.url.path} (allowed: {', '.join(allowed)})",
-                           headers={"Allow": ", ".join(allowed)})
-    raise ApiError(404, "not_found", f"no endpoint {request.url.path}")
+                           headers={"Allow": ", ".join(allowed)},
+                           zh=f"{request.url.path} 不支持 {request.method}（可用：{', '.join(allowed)}）")
+    raise ApiError(404, "not_found", f"no endpoint {request.url.path}", zh=f"没有这个接口：{request.url.path}")
