@@ -209,3 +209,12 @@ def test_max_tokens_reaches_the_generative_model_capped_by_the_setting(openai_cl
     client.post("/v1/chat/completions", json={"messages": USER, "backend": "openai", "max_tokens": 100000,
                                               "stream": True})
     assert requests[-1]["max_completion_tokens"] == 200  # RAG_LLM_MAX_TOKENS (default 200) is the ceiling
+
+
+def test_responses_input_of_odd_shapes_is_a_4xx_and_long_questions_pass(client):
+    for bad in ([{"role": "user", "content": 5}], [{"role": "user", "content": {"text": "x"}}],
+                [{"role": "user", "content": ["x"]}], [{"role": "user", "content": Q_SZ}] * 200):
+        r = client.post("/v1/responses", json={"input": bad})
+        assert 400 <= r.status_code < 500 and r.json()["error"]["param"] == "input", (bad, r.text)
+    long_question = "请问" * 100 + Q_SZ  # a string input is a question: up to 1000 characters
+    assert client.post("/v1/responses", json={"input": long_question}).status_code == 200

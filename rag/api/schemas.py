@@ -377,7 +377,7 @@ class ResponsesRequest(BaseModel):
     model: str | None = Field(MODEL_ID, max_length=200, description=f"`{MODEL_ID}` (others: 404)")
     input: str | list[dict[str, Any]] = Field(description="The question, or messages (`role`, `content` as text "
                                               "or `input_text`/`output_text` parts): the last user message is "
-                                              "the question", max_length=MAX_HISTORY * 2 + 10)
+                                              f"the question; at most {MAX_HISTORY * 2 + 10} messages")
     instructions: str | None = Field(None, max_length=MAX_MESSAGE_CHARS,
                                      description="System instructions; a language asked for here is honoured by "
                                      "the generative backends")

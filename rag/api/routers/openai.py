@@ -57,8 +57,14 @@ def _part_text(content, param: str) -> str:
         return ""
     if isinstance(content, str):
         return content
+    if not isinstance(content, list):
+        raise ApiError(422, "invalid_messages", "a message's content must be a string or a list of text parts",
+                       param=param, zh="消息的 content 必须是字符串或文本片段列表")
     parts = []
     for part in content:
+        if not isinstance(part, dict):
+            raise ApiError(422, "unsupported_content", "a content part must be an object with `type` and `text`",
+                           param=param, zh="content 的每一段必须是带 `type` 和 `text` 的对象")
         if part.get("type") in ("text", "input_text", "output_text") and isinstance(part.get("text"), str):
             parts.append(part["text"])
         else:
@@ -361,6 +367,9 @@ def responses_to_question(req: ResponsesRequest) -> tuple[str, list[dict], list[
     system = [req.instructions] if req.instructions else []
     if isinstance(req.input, str):
         return req.input, [], system, system + [req.input]
+    if len(req.input) > MAX_HISTORY * 2 + 10:
+        raise ApiError(422, "invalid_request", f"input: at most {MAX_HISTORY * 2 + 10} messages", param="input",
+                       zh=f"input：最多 {MAX_HISTORY * 2 + 10} 条消息")
     turns: list[tuple[str, str]] = []
     for i, item in enumerate(req.input):
         if not isinstance(item, dict) or item.get("type", "message") != "message":
