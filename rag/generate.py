@@ -26,7 +26,7 @@ import os
 import re
 import threading
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -391,9 +391,12 @@ def _user_message(blocks: list[str], question: str, english: bool) -> str:
     return "条款：\n" + "\n\n".join(blocks) + f"\n\n问题：{question}"
 
 
-def build_messages(question: str, clauses: list[PromptClause]) -> list[BaseMessage]:
-    """System rules + two worked example turns (a fixed prefix) + numbered clauses and the question."""
-    english = is_english(question)
+def build_messages(question: str, clauses: list[PromptClause], language: str | None = None) -> list[BaseMessage]:
+    """System rules + two worked example turns (a fixed prefix) + numbered clauses and the question.
+
+    `language` ("en" or "zh", e.g. asked for in an API client's system message) picks the language
+    of the rules and so of the answer; by default it is the question's."""
+    english = language == "en" if language in ("en", "zh") else is_english(question)
     blocks = [c.block for c in clauses]
     example = [f"[{i}]《{t}》{s}\n{x}" for i, (t, s, x) in enumerate(_EXAMPLE_CLAUSES, 1)]
     turns: list[BaseMessage] = [SystemMessage(SYSTEM_EN if english else SYSTEM_ZH)]
@@ -476,6 +479,8 @@ def stream_answer(assistant, state: dict, backend: str | None = None, chat_model
     deltas did not show — a client replaces what it streamed with `answer.answer`).
     """
     config = config or GenerationConfig.from_env()
+    if state.get("max_tokens"):  # a request's own limit, never above the configured one
+        config = replace(config, max_tokens=max(1, min(config.max_tokens, int(state["max_tokens"]))))
     backend = check_backend(backend or config.backend)
     question = state["standalone"]
     retrieval = state["retrieval"]
@@ -493,7 +498,7 @@ def stream_answer(assistant, state: dict, backend: str | None = None, chat_model
     idf = getattr(assistant.index, "idf", None)
     short_titles = {d.doc_id: d.short_title for d in assistant.corpus.documents}
     clauses = select_clauses(question, retrieval.hits, config.max_clauses, config.clause_chars, idf, short_titles)
-    messages = build_messages(question, clauses)
+    messages = build_messages(question, clauses, state.get("language"))
     texts = [c.evidence for c in clauses]  # verified against all the model saw of each clause
     try:
         model = chat_model or get_chat_model(backend, config)

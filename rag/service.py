@@ -645,17 +645,23 @@ class Assistant:
 
     def ask_stream(self, question: str, k: int | None = None, documents: list[str] | None = None,
                    history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
-                   backend: str | None = None):
+                   backend: str | None = None, language: str | None = None, max_tokens: int | None = None):
         """Like `ask`, but a generator: text deltas (str) of the verified answer, then the final Answer.
 
         Validation errors raise here, before the generator exists.  The final Answer
         is authoritative: on a fallback its text (the extractive answer) replaces
-        whatever was streamed.
+        whatever was streamed.  Generative backends only: `language` ("en" or "zh") is the
+        language the model is asked to answer in (default: the question's), `max_tokens`
+        lowers the model's token limit (RAG_LLM_MAX_TOKENS stays the ceiling).
         """
         from .generate import stream_answer
 
         snap = self._snapshot
         state = self._state(snap, question, k, documents, history, mode, use_routing)
+        if language:
+            state["language"] = language
+        if max_tokens:
+            state["max_tokens"] = int(max_tokens)
         chosen = self.resolve_backend(backend)
         state = snap.chain_for("_retrieval").invoke(state)
 
@@ -753,7 +759,8 @@ class Assistant:
             job = self._jobs.active if self._jobs is not None else None
             what = (f"upload job {job.id} is indexing {job.doc_id}, {100 * job.fraction:.0f}% done" if job
                     else "another upload or delete is in progress")
-            raise DocumentError(f"另一个上传或删除正在进行，请稍后重试 (busy: {what})", 429, "busy",
+            what_zh = f"：上传任务 {job.id} 正在索引 {job.doc_id}，已完成 {100 * job.fraction:.0f}%" if job else ""
+            raise DocumentError(f"另一个上传或删除正在进行，请稍后重试{what_zh} (busy: {what})", 429, "busy",
                                 retry_after=job.retry_after() if job else 10)
 
     def release_writer(self) -> None:
@@ -804,16 +811,18 @@ class Assistant:
         return "upload" if corpus.is_upload(doc_id) else "seed"
 
     def _check_duplicate(self, corpus: Corpus, doc_id: str, title: str, text: str) -> None:
+        """409 for the same text (checked first: the same file under another title has the same id too,
+        and "same content" is what its uploader needs to hear), then the same id, then the same title."""
+        fp = text_fingerprint(text)
+        for other_id, other_fp in self._text_fingerprints(corpus).items():
+            if other_fp == fp:
+                raise DocumentError(f"与 {other_id} 内容相同，该文档已在索引中 (same content as {other_id}: "
+                                    "this text is already indexed)", 409, "duplicate_document")
         for d in corpus.documents:
             if d.doc_id == doc_id:
                 raise DocumentError(f"文档编号已存在 (duplicate doc_id {doc_id!r})", 409, "duplicate_document")
             if d.title == title:
                 raise DocumentError(f"已有同名文档 (a document titled {title!r} already exists: {d.doc_id})",
-                                    409, "duplicate_document")
-        fp = text_fingerprint(text)
-        for other_id, other_fp in self._text_fingerprints(corpus).items():
-            if other_fp == fp:
-                raise DocumentError(f"相同内容的文档已存在 (the same text is already indexed as {other_id!r})",
                                     409, "duplicate_document")
 
     def _text_fingerprints(self, corpus: Corpus) -> dict[str, str]:

@@ -55,7 +55,9 @@ def test_a_body_that_is_not_json_is_400_invalid_json(client, path, what):
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "invalid_json" and err["type"] == "invalid_request_error"
-    assert err["message"].startswith("the request body is not valid JSON")
+    assert err["message"].startswith("请求体不是有效的 JSON")  # Chinese unless the client prefers English
+    r = client.post(path, content=NOT_JSON[what], headers={"content-type": "application/json", "Accept-Language": "en"})
+    assert r.json()["error"]["message"].startswith("the request body is not valid JSON")
 
 
 def test_nesting_up_to_the_limit_is_read_and_then_validated(client):

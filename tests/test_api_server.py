@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -180,9 +181,9 @@ def test_keyed_server_needs_keys_and_the_sdk_sends_them(servers):
     assert r.status_code == 200 and len(r.json()["documents"]) == 5
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{k.url}/v1", api_key="wrong", max_retries=0).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": Q_SZ}])
+            model="zhengce-rag", messages=[{"role": "user", "content": Q_SZ}])
     ok = openai.OpenAI(base_url=f"{k.url}/v1", api_key="user-key", max_retries=0, timeout=60)
-    assert ok.chat.completions.create(model="m", messages=[{"role": "user", "content": Q_SZ}]).model_extra["citations"]
+    assert ok.chat.completions.create(model="zhengce-rag", messages=[{"role": "user", "content": Q_SZ}]).model_extra["citations"]
     # Upload: user key refused, admin key accepted; the document is searchable, then deleted.
     from tests.test_api_files import PLAN_LINES
 
@@ -194,7 +195,7 @@ def test_keyed_server_needs_keys_and_the_sdk_sends_them(servers):
                    headers={"Authorization": "Bearer admin-key"}, timeout=120)
     assert r.status_code == 201, r.text
     doc_id = r.json()["doc_id"]
-    ans = ok.chat.completions.create(model="m", messages=[{"role": "user", "content": "成都对首轮流片的补助比例是多少？"}])
+    ans = ok.chat.completions.create(model="zhengce-rag", messages=[{"role": "user", "content": "成都对首轮流片的补助比例是多少？"}])
     assert ans.model_extra["citations"][0]["doc_id"] == doc_id
     r = httpx.delete(f"{k.url}/v1/documents/{doc_id}", headers={"Authorization": "Bearer admin-key"}, timeout=60)
     assert r.status_code == 200
@@ -251,6 +252,113 @@ def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
     assert percentile(values, 50) == 50 and percentile(values, 95) == 95 and percentile(values, 100) == 100
     assert percentile([7.0], 99) == 7.0
+
+
+def _is_marker(content: str, a) -> bool:
+    return content[a["start_index"]:a["end_index"]] == f"[{a['n']}]"
+
+
+def test_openai_sdk_gets_citations_as_annotations_and_usage(servers):
+    import openai
+
+    s, _ = servers
+    client = openai.OpenAI(base_url=f"{s.url}/v1", api_key="x", max_retries=0, timeout=60)
+    resp = client.chat.completions.create(model="zhengce-rag", messages=[{"role": "user", "content": Q_SZ}],
+                                          extra_body={"include_references": False})
+    message = resp.choices[0].message
+    assert "2500亿元" in message.content and "参考条款" not in message.content
+    (ann,) = message.annotations  # the SDK's typed field
+    assert ann.type == "url_citation" and ann.url_citation.url.startswith(f"{s.url}/v1/documents/shenzhen-2022/")
+    assert _is_marker(message.content, ann.url_citation.model_dump())
+    assert httpx.get(ann.url_citation.url, timeout=30).status_code == 200
+    assert resp.usage.prompt_tokens > 0 and resp.usage.completion_tokens > 0
+    assert resp.usage.total_tokens == resp.usage.prompt_tokens + resp.usage.completion_tokens
+
+    stream = client.chat.completions.create(model="zhengce-rag", stream=True, stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": Q_SZ}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    stop = next(c for c in chunks if c.choices and c.choices[0].finish_reason == "stop")
+    (ann,) = stop.choices[0].delta.model_extra["annotations"]
+    assert _is_marker(text, ann["url_citation"]) and "参考条款：" in text
+    assert chunks[-1].usage.completion_tokens > resp.usage.completion_tokens  # the references block counts
+
+    r = client.responses.create(model="zhengce-rag", input=Q_SZ)
+    assert "2500亿元" in r.output_text and r.output[0].content[0].annotations[0].type == "url_citation"
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(model="zhengce-rag", n=2, messages=[{"role": "user", "content": Q_SZ}])
+    assert info.value.body["param"] == "n" and info.value.body["code"] == "unsupported_parameter"
+    with pytest.raises(openai.NotFoundError) as info:
+        client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": Q_SZ}])
+    assert info.value.body["code"] == "model_not_found"
+
+
+def test_langchain_chat_openai_keeps_the_citations(servers):
+    """langchain-openai's chat-completions client keeps only `content` (the references block and the
+    [n] markers); with the Responses API it keeps the annotations, invoked and streamed."""
+    from langchain_openai import ChatOpenAI
+
+    s, _ = servers
+    chat = ChatOpenAI(model="zhengce-rag", base_url=f"{s.url}/v1", api_key="x", max_retries=0, timeout=60)
+    msg = chat.invoke(Q_SZ)
+    assert "2500亿元" in msg.text and "参考条款：" in msg.text
+    assert msg.usage_metadata["input_tokens"] > 0 and msg.usage_metadata["output_tokens"] > 0
+
+    chat = ChatOpenAI(model="zhengce-rag", base_url=f"{s.url}/v1", api_key="x", max_retries=0, timeout=60,
+                      use_responses_api=True, extra_body={"include_references": False})
+    for msg in (chat.invoke(Q_SZ), _merged(chat.stream(Q_SZ))):
+        (block,) = [b for b in msg.content if b["type"] == "text"]
+        assert "2500亿元" in block["text"] and "参考条款" not in block["text"]
+        (ann,) = block["annotations"]
+        assert ann["type"] == "url_citation" and ann["doc_id"] == "shenzhen-2022" and ann["clause_id"]
+        assert _is_marker(block["text"], ann) and ann["url"].startswith(f"{s.url}/v1/documents/shenzhen-2022/")
+        assert msg.usage_metadata["input_tokens"] > 0
+
+
+def _merged(chunks):
+    total = None
+    for chunk in chunks:
+        total = chunk if total is None else total + chunk
+    return total
+
+
+def test_langchain_retriever_over_search(servers):
+    import asyncio
+
+    from rag.langchain_client import PolicyAPIError, PolicyRetriever
+
+    s, k = servers
+    docs = PolicyRetriever(base_url=s.url, k=3).invoke(Q_SZ)
+    assert len(docs) == 3
+    top = docs[0]
+    assert top.metadata["doc_id"] == "shenzhen-2022" and "2500亿元" in top.page_content
+    assert top.metadata["rank"] == 1 and top.metadata["score"] > 0 and top.metadata["clause_id"]
+    assert top.metadata["section_path"] == [p.strip() for p in top.metadata["section"].split(">")]
+    assert httpx.get(top.metadata["url"], timeout=30).json()["clause"]["clause_id"] == top.metadata["clause_id"]
+    only = asyncio.run(PolicyRetriever(base_url=s.url, k=5, documents=["qingpu-2023"]).ainvoke("人才"))
+    assert only and {d.metadata["doc_id"] for d in only} == {"qingpu-2023"}
+    keyed = PolicyRetriever(base_url=k.url, api_key="user-key", k=2).invoke(Q_SIP)
+    assert keyed[0].metadata["doc_id"] == "suzhou-sip-2022"
+    with pytest.raises(PolicyAPIError) as info:
+        PolicyRetriever(base_url=k.url).invoke(Q_SIP)
+    assert info.value.status == 401 and info.value.code == "missing_api_key"
+
+
+def test_real_server_logs_each_request_is_ready_and_serves_docs_offline(servers):
+    s, _ = servers
+    deadline = time.monotonic() + 60
+    while (r := httpx.get(f"{s.url}/readyz", timeout=30)).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.json()["model_warm"] and r.json()["index_loaded"]
+    httpx.post(f"{s.url}/v1/ask", json={"question": Q_SIP}, timeout=60)
+    docs = httpx.get(f"{s.url}/docs", timeout=30)
+    assert docs.status_code == 200 and "/docs/assets/swagger-ui-bundle.js" in docs.text
+    assert httpx.get(f"{s.url}/docs/assets/swagger-ui-bundle.js", timeout=30).status_code == 200
+    time.sleep(0.5)
+    out = s.output()
+    assert re.search(r"rag\.access POST /v1/ask 200 [\d.]+ms", out), out[-2000:]
+    assert re.search(r"rag\.access GET /readyz (200|503) ", out)
+    assert Q_SIP not in out  # no question text unless RAG_ACCESS_LOG_QUESTIONS=1
 
 
 def test_sigterm_stops_the_server_cleanly(servers):

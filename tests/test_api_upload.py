@@ -151,7 +151,7 @@ def test_duplicate_uploads_conflict_by_id_and_by_text(own):
     r = _upload(client, "chengdu.docx", make_docx(PLAN_LINES), title="另一个标题", doc_id="chengdu-2")
     assert r.status_code == 409 and first.json()["doc_id"] in r.json()["error"]["message"]
     r = _upload(client, "other.txt", PLAN_TXT.replace("成都".encode(), "绵阳".encode()), title="绵阳计划", doc_id=first.json()["doc_id"])
-    assert r.status_code == 409 and "duplicate doc_id" in r.json()["error"]["message"]
+    assert r.status_code == 409 and "文档编号已存在" in r.json()["error"]["message"]  # Chinese by default
     assert len([d for d in mine.corpus.documents if mine.corpus.is_upload(d.doc_id)]) == 1
 
 

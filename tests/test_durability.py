@@ -472,7 +472,7 @@ def test_a_question_of_only_invisible_characters_is_empty(assistant, question):
         for path, body in (("/v1/ask", {"question": question}), ("/v1/search", {"query": question})):
             r = client.post(path, json=body)
             assert r.status_code == 422, (path, r.text)
-            assert r.json()["error"]["code"] == "invalid_question" and "empty" in r.json()["error"]["message"]
+            assert r.json()["error"]["code"] == "invalid_question" and r.json()["error"]["message"] == "问题为空"
 
 
 def test_invisible_characters_inside_a_question_are_dropped(assistant):
