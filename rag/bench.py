@@ -9,6 +9,11 @@ model load time, query-embedding latency (p50/p95 over the benchmark questions,
 one at a time, after a warm-up) and build throughput — passages per second on
 300-character passages cut from the seeds' clause text (`--passages`, 200), as
 an index build embeds them.  The default backend is marked.
+
+A peer in the same run: the common LangChain recipe (RecursiveCharacterTextSplitter
+500/50 + LangChain's FAISS + the same model through sentence-transformers on
+torch, `rag.baseline`), built and asked the same questions; the ratios of its
+figures to ours are printed beside them.
 """
 
 from __future__ import annotations
@@ -149,6 +154,43 @@ def measure(questions: list[str], n: int) -> dict:
     }
 
 
+def measure_peer(questions: list[str], n: int) -> dict:
+    """The LangChain recipe on the same questions: build time, search and ask latency."""
+    from dataclasses import replace
+
+    from .baseline import LangChainBaseline
+    from .corpus import load_corpus
+    from .embed_backend import make_embedder
+
+    settings = replace(Settings(), embed_backend="torch")  # the recipe's sentence-transformers
+    t0 = time.perf_counter()
+    embedder = make_embedder(settings)
+    t_model = time.perf_counter() - t0
+    peer = LangChainBaseline(load_corpus(settings.seeds_dir), embedder, settings.seeds_dir)
+    qs = (questions * (n // len(questions) + 1))[:n]
+    for q in qs[:5]:
+        peer.ask(q)
+    search_ms, ask_ms = [], []
+    for q in qs:
+        t = time.perf_counter()
+        peer.search(q, k=10)
+        search_ms.append((time.perf_counter() - t) * 1000)
+    for q in qs:
+        t = time.perf_counter()
+        peer.ask(q)
+        ask_ms.append((time.perf_counter() - t) * 1000)
+    return {"recipe": "RecursiveCharacterTextSplitter(500, 50) + LangChain FAISS + sentence-transformers (torch)",
+            "chunks": len(peer.chunks),
+            "cold_build_s": {"model_load": round(t_model, 2), "embed_and_index": round(peer.build_seconds, 2),
+                             "total_with_model_load": round(t_model + peer.build_seconds, 2)},
+            "search_ms": {"p50": round(percentile(search_ms, 50), 2), "p95": round(percentile(search_ms, 95), 2)},
+            "ask_ms": {"p50": round(percentile(ask_ms, 50), 2), "p95": round(percentile(ask_ms, 95), 2)}}
+
+
+def _ratio(peer: float, ours: float) -> str:
+    return f"{peer / ours:.1f}x" if ours > 0 else "–"
+
+
 def run_bench(args) -> int:
     if getattr(args, "http", False):
         from .bench_http import run_http_bench
@@ -166,6 +208,8 @@ def run_bench(args) -> int:
         return 2
     result["embedding"] = measure_embedding(questions, backends, getattr(args, "passages", 200) or 200)
     result["embedding_default"] = resolve_backend(Settings())
+    if not getattr(args, "no_peer", False):
+        result["peer_langchain"] = measure_peer(questions, max(50, getattr(args, "n", 60)))
     if getattr(args, "json", False):
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
@@ -185,5 +229,12 @@ def run_bench(args) -> int:
               f"({e['query_cpu_ms']:.1f} ms CPU); build {e['passages_per_s']:5.1f} passages/s "
               f"({e['passages_per_cpu_s']:.1f} per CPU second; {e['passages']} x {e['passage_chars']} chars); "
               f"model load {e['model_load_s']} s")
+    peer = result.get("peer_langchain")
+    if peer:
+        pb, ps, pa = peer["cold_build_s"], peer["search_ms"], peer["ask_ms"]
+        print(f"peer, {peer['recipe']}: {peer['chunks']} chunks")
+        print(f"  cold build {pb['total_with_model_load']} s ({_ratio(pb['total_with_model_load'], b['total_with_model_load'])}"
+              f" ours); search p50 {ps['p50']} ms, p95 {ps['p95']} ms ({_ratio(ps['p95'], s['p95'])} ours at p95); "
+              f"ask p50 {pa['p50']} ms, p95 {pa['p95']} ms ({_ratio(pa['p95'], a['p95'])} ours at p95)")
     print(f"load average during the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     return 0

@@ -351,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="embedding backends to time (default all: onnx-int8,onnx,torch)")
     sp.add_argument("--passages", type=int, default=200,
                     help="300-character passages embedded to measure build throughput (default 200)")
+    sp.add_argument("--no-peer", action="store_true",
+                    help="skip timing the common LangChain recipe beside ours")
     http = sp.add_argument_group("HTTP load test (--http; see rag/bench_http.py)")
     http.add_argument("--http", action="store_true", help="load-test the HTTP API instead of the library")
     http.add_argument("--url", help="server to test (default: start `rag serve` on a free loopback port)")

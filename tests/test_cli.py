@@ -120,3 +120,13 @@ def test_jiebas_dictionary_is_cached_in_our_cache_dir(assistant):
     jieba.initialize()
     assert jieba.dt.tmp_dir == jieba_cache_dir()
     assert jieba_cache_dir() and os.path.exists(os.path.join(jieba_cache_dir(), "jieba.cache"))
+
+
+@pytest.mark.slow
+def test_bench_times_the_langchain_recipe_beside_ours():
+    """`rag bench` measures the common LangChain recipe on the same questions (issue: a peer side by side)."""
+    from rag.bench import load_questions, measure_peer
+
+    peer = measure_peer(load_questions(None)[:3], 6)
+    assert peer["chunks"] > 0 and "RecursiveCharacterTextSplitter(500, 50)" in peer["recipe"]
+    assert peer["cold_build_s"]["embed_and_index"] > 0 and 0 < peer["ask_ms"]["p50"] <= peer["ask_ms"]["p95"]
