@@ -44,9 +44,17 @@ def _section_text(index: KnowledgeIndex, doc_id: str, prefix: tuple[str, ...]) -
     cache = index.__dict__.setdefault("_section_texts", {})
     key = (doc_id, prefix)
     if key not in cache:
-        cache[key] = normalize("".join(c.text for c in index.chunks
-                                       if c.doc_id == doc_id and tuple(c.section[: len(prefix)]) == prefix))
+        cache[key] = normalize("".join(c.text for c in _doc_chunks(index, doc_id)
+                                       if tuple(c.section[: len(prefix)]) == prefix))
     return cache[key]
+
+
+def _doc_chunks(index: KnowledgeIndex, doc_id: str):
+    """One document's chunks in order, through its rows: never a scan of the whole corpus."""
+    rows = getattr(index, "doc_rows", None)
+    if rows is None:
+        return [c for c in index.chunks if c.doc_id == doc_id]
+    return [index.chunks[r] for r in rows.get(doc_id, ())]
 
 
 def _chapter_ref(question: str) -> str | None:
@@ -71,9 +79,8 @@ def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
     chapter = _chapter_ref(q)
     place_words = {t for a in route_aliases for t in key_terms(a)}
     best = None
-    for ch in index.chunks:
-        if documents and ch.doc_id not in documents:
-            continue
+    chunks = [c for d in documents for c in _doc_chunks(index, d)] if documents else index.chunks
+    for ch in chunks:
         for depth, title in enumerate(ch.section):
             box = re.match(r"专栏\s*(\d+)", title)
             title_tokens = set(key_terms(title_words(title)))
@@ -140,8 +147,8 @@ def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list
     top = hits[0].chunk
     for depth in range(len(top.section) - 1, 0, -1):
         prefix = top.section[:depth]
-        children = {tuple(c.section[:depth + 1]) for c in index.chunks
-                    if c.doc_id == top.doc_id and c.section[:depth] == prefix and len(c.section) > depth}
+        children = {tuple(c.section[:depth + 1]) for c in _doc_chunks(index, top.doc_id)
+                    if c.section[:depth] == prefix and len(c.section) > depth}
         if len(children) >= 2:
             return top.doc_id, prefix
     return None
@@ -201,9 +208,10 @@ def _item_label(text: str) -> str:
 def section_items(section: tuple[str, list[str]], index: KnowledgeIndex) -> list[tuple[str, int]]:
     """(label, chunk row) of each item of the section, in document order."""
     doc_id, prefix = section
-    rows = [i for i, ch in enumerate(index.chunks)
-            if ch.doc_id == doc_id and ch.section[: len(prefix)] == prefix and ch.part == 1
-            and (prefix or ch.section[0] not in _OUTSIDE_BODY)]
+    doc_rows = getattr(index, "doc_rows", None)
+    candidates = doc_rows.get(doc_id, ()) if doc_rows is not None else range(len(index.chunks))
+    rows = [int(i) for i in candidates if (ch := index.chunks[i]).doc_id == doc_id
+            and ch.section[: len(prefix)] == prefix and ch.part == 1 and (prefix or ch.section[0] not in _OUTSIDE_BODY)]
     items: list[tuple[str, int]] = []
     seen: set[str] = set()
     for row in rows:
@@ -287,7 +295,9 @@ def metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list
             or not (_DOC_NUMBER_Q.search(qa.text) or _DATE_Q.search(qa.text))):
         return None
     info = next((d for d in documents if d.doc_id == scope[0]), None)
-    rows = [i for i, ch in enumerate(index.chunks) if ch.doc_id == scope[0]]
+    doc_rows = getattr(index, "doc_rows", None)
+    rows = ([int(r) for r in doc_rows.get(scope[0], ())] if doc_rows is not None
+            else [i for i, ch in enumerate(index.chunks) if ch.doc_id == scope[0]])
     if _DOC_NUMBER_Q.search(qa.text) and info and info.doc_number:
         target = normalize_for_matching(info.doc_number)
         return next((r for r in rows if target in normalize_for_matching(index.chunks[r].text)), None)
