@@ -247,6 +247,19 @@ def is_prepared(folder: Path) -> bool:
         return False
 
 
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Put a fully written `tmp` folder in place of `folder` by renames: a reader sees the old
+    folder or the new one, never a half-written one."""
+    if folder.exists():
+        old = folder.with_name(folder.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
+
+
 def prepare_e5_folder(folder: Path, force: bool = False) -> Path:
     """Build the sentence-transformers folder at `folder` unless it is already there.
 
@@ -263,14 +276,7 @@ def prepare_e5_folder(folder: Path, force: bool = False) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
     try:
         _write_folder(e5, tok, tmp)
-        if folder.exists():
-            old = folder.with_name(folder.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
+        publish_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,7 +15,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .config import EMBEDDED_MODEL, Settings
-from .model_lock import QueriesFirstLock  # noqa: F401  (re-exported: rag.embeddings.QueriesFirstLock)
+from .model_lock import EmbedderMethods, QueriesFirstLock  # noqa: F401  (re-exported: rag.embeddings.QueriesFirstLock)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -30,7 +30,7 @@ def resolve_model_path(name: str, settings: Settings) -> str:
     return name
 
 
-class SentenceTransformerEmbeddings(Embeddings):
+class SentenceTransformerEmbeddings(EmbedderMethods, Embeddings):
     """Normalized embeddings; queries and passages get the model's prompts."""
 
     backend = "torch"  # rag/embed_backend.py
@@ -62,18 +62,6 @@ class SentenceTransformerEmbeddings(Embeddings):
             )
         return np.asarray(vecs, dtype=np.float32)
 
-    def embed_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt, show_progress, background=True)
-
-    def embed_query_vector(self, text: str) -> np.ndarray:
-        return self._encode([text], self.query_prompt)[0]
-
-    # LangChain interface
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_passages(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_query_vector(text).tolist()
 
 
 def model_fingerprint(model_name: str) -> str:

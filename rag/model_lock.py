@@ -1,4 +1,5 @@
-"""The embedding model's lock: queries first, a bounded share for background work.
+"""The embedding model's lock (queries first, a bounded share for background work), and the
+methods every embedder offers over its own `_encode`.
 
 Shared by every embedding backend (rag/embeddings.py for torch, rag/onnx_embedder.py
 for onnxruntime); it imports nothing heavy.
@@ -77,3 +78,24 @@ class QueriesFirstLock:
                 pause = (ended - started) * (1.0 - self.share) / self.share
                 self.paused_s += pause
                 time.sleep(pause)
+
+
+class EmbedderMethods:
+    """Passages, one query, and the LangChain Embeddings interface (duck-typed: no LangChain
+    import here), all over the backend's `_encode(texts, prompt, show_progress, background)`."""
+
+    passage_prompt: str
+    query_prompt: str
+
+    def embed_passages(self, texts: list[str], show_progress: bool = False):
+        return self._encode(texts, self.passage_prompt, show_progress, background=True)
+
+    def embed_query_vector(self, text: str):
+        return self._encode([text], self.query_prompt)[0]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_passages(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_query_vector(text).tolist()
+

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model_lock import QueriesFirstLock
+from .model_lock import EmbedderMethods, QueriesFirstLock
 from .unigram import PIECES_FILE, PIPELINE_FILE, SCORES_FILE, LightUnigramTokenizer
 
 ONNX_FORMAT_VERSION = 2  # bump when the exported folder changes: `rag models prepare` re-exports
@@ -76,7 +76,7 @@ def _threads() -> int:
     return n if n > 0 else max(1, min(4, os.cpu_count() or 1))
 
 
-class OnnxEmbeddings:
+class OnnxEmbeddings(EmbedderMethods):
     """Normalized embeddings of the embedded model through onnxruntime (`backend` onnx or onnx-int8)."""
 
     def __init__(self, folder: Path, backend: str = "onnx-int8", model_name: str = "", batch_size: int = 1,
@@ -176,15 +176,3 @@ class OnnxEmbeddings:
             bar.close()
         return out
 
-    def embed_passages(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        return self._encode(texts, self.passage_prompt, show_progress, background=True)
-
-    def embed_query_vector(self, text: str) -> np.ndarray:
-        return self._encode([text], self.query_prompt)[0]
-
-    # the LangChain Embeddings interface (duck-typed: LangChain is not imported on this path)
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_passages(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_query_vector(text).tolist()

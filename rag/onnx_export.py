@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedded_model import FORMAT_VERSION as SOURCE_FORMAT, ModelPrepError
+from .embedded_model import FORMAT_VERSION as SOURCE_FORMAT, ModelPrepError, publish_folder
 from .onnx_embedder import CONFIG_FILE, DATA_SUFFIX, MODEL_FILES, ONNX_FORMAT_VERSION, OnnxEmbeddings, read_onnx_config
 from .unigram import write_light_files
 
@@ -205,18 +205,11 @@ def export_onnx(st_folder: Path, out: Path, force: bool = False, log=print) -> P
         os.chmod(tmp, 0o755)  # mkdtemp's 0700, like the files onnx writes 0600: make them readable as usual
         for f in tmp.iterdir():
             os.chmod(f, 0o644)
-        if out.exists():
-            old = out.with_name(out.name + ".old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        publish_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"ONNX export checked against sentence-transformers (min cosine): "
+    log("ONNX export checked against sentence-transformers (min cosine): "
         + "; ".join(f"{b} " + ", ".join(f"{k} {f['padded_min']:.5f} padded / {f['unpadded_min']:.5f} unpadded"
                                        for k, f in checks[b].items()) for b in checks))
     return out
