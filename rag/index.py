@@ -296,6 +296,16 @@ class KnowledgeIndex:
         return np.asarray(self.bm25.get_scores(query_tokens), dtype=np.float32)
 
     @cached_property
+    def vocabulary(self) -> dict[str, int]:
+        """Every keyword token of the indexed documents, with the number of chunks using it: what
+        an English question's words are translated into (`rag.english`)."""
+        counts: dict[str, int] = {}
+        for toks in self.bm25_tokens:
+            for t in set(toks):
+                counts[t] = counts.get(t, 0) + 1
+        return counts
+
+    @cached_property
     def normalized_doc_texts(self) -> dict[str, str]:
         """Each document's section paths and text, normalized: what the answerer checks a
         question's nouns against.  Computed once (an index never changes)."""
@@ -303,6 +313,14 @@ class KnowledgeIndex:
         for ch in self.chunks:
             parts.setdefault(ch.doc_id, []).append(ch.section_path + ch.text)
         return {d: normalize(" ".join(p)) for d, p in parts.items()}
+
+    def best_sentence_scores(self, query_vector: np.ndarray) -> np.ndarray:
+        """Per chunk, the cosine of its sentence closest to the query: a long article whose one
+        sentence answers is not drowned by the rest of its text."""
+        if not len(self.chunks):
+            return np.zeros(0, np.float32)
+        sims = self.sentence_vectors @ np.asarray(query_vector, dtype=np.float32)
+        return np.maximum.reduceat(sims, self.sentence_start[:-1]).astype(np.float32)
 
     def sentence_scores(self, row: int, query_vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of the query to each sentence of chunk `row`."""

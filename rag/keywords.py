@@ -50,6 +50,30 @@ def _cut_precise(text: str) -> tuple[str, ...]:
     return tuple(jieba.cut(text))
 
 
+# Parts of speech (jieba) of words that carry no topic: particles (的话), conjunctions (如果),
+# prepositions (把), pronouns (自己, 每年), localisers (以后), adverbs (已经), modal particles.
+FUNCTION_WORD_FILTER = __import__("os").environ.get("RAG_FUNCTION_WORDS", "1") == "1"
+_FUNCTION_POS = ("u", "c", "p", "y", "e", "o", "r", "f", "d")
+
+
+@lru_cache(maxsize=4096)
+def _function_words(text: str) -> frozenset[str]:
+    import jieba.posseg as pseg
+
+    return frozenset(w.word for w in pseg.cut(text) if w.flag.startswith(_FUNCTION_POS) and len(w.word) >= 2)
+
+
+@lru_cache(maxsize=4096)
+def is_verbal(word: str) -> bool:
+    """A word that says what is done (借给, 会扣, 罚), not a thing (光刻机, 安家补贴): every piece
+    jieba cuts it into is a verb (not a verbal noun) or a function word."""
+    import jieba.posseg as pseg
+
+    flags = [w.flag for w in pseg.cut(word)]
+    return bool(flags) and any(f.startswith("v") and f != "vn" for f in flags) and all(
+        (f.startswith("v") and f != "vn") or f.startswith(_FUNCTION_POS) for f in flags)
+
+
 def segment(text: str) -> tuple[str, ...]:
     """Precise-mode words of `text` (with the domain dictionary), punctuation included."""
     return _cut_precise(text)
@@ -59,8 +83,11 @@ def key_terms(text: str) -> list[str]:
     """The question's content words, cut in precise mode: no overlapping pieces
     ("集成电路", not also "集成"/"成电"/"电路"), no single characters, no stopwords."""
     out = []
+    function_words = _function_words(normalize(text)) if FUNCTION_WORD_FILTER else frozenset()
     for tok in _cut_precise(normalize(text)):
         tok = tok.strip()
+        if tok in function_words:
+            continue
         if len(tok) >= 3 and tok[0] == "年":
             tok = tok[1:]  # "2023年产值" cuts as 2023 / 年产值: the plans say 产值
         if len(tok) < 2 or tok in STOPWORDS or _PUNCT.match(tok):
@@ -176,12 +203,22 @@ GLOSSARY = {
 }
 
 
-def english_terms(question: str) -> list[str]:
-    """Chinese terms for the English words and phrases of `question`, longest phrases first."""
+def english_terms(question: str, vocabulary=None) -> list[str]:
+    """Chinese terms for the English words and phrases of `question`, longest phrases first:
+    the glossary's, then (given the indexed documents' `vocabulary`) the dictionary's for the
+    words the glossary lacks (`rag.english`)."""
     q = " " + re.sub(r"[^a-z0-9&\- ]+", " ", question.lower()) + " "
     out: list[str] = []
+    if re.search(r"[\u3400-\u9fff]", question):  # a Chinese question's Latin words are names (EDA, IDM)
+        vocabulary = None
+    covered: set[str] = set()
     for phrase in sorted(GLOSSARY, key=len, reverse=True):
         if f" {phrase} " in q:
-            q = q.replace(f" {phrase} ", " ")
+            q = q.replace(f" {phrase} ", " | ")
+            covered.update(phrase.split())
             out += [t for t in GLOSSARY[phrase] if t not in out]
+    if vocabulary:
+        from .english import translate
+
+        out += [t for t in translate(question, vocabulary, covered) if t not in out]
     return out

@@ -17,12 +17,13 @@ import numpy as np
 
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, chunk_sentences, documents_text, in_corpus
-from .keywords import normalize, variants
+from .keywords import is_verbal, normalize, variants
 from .question import MEASURE_WORDS, YEAR, QuestionAnalysis, gives_figure
 from .retrieve import Hit
 
 SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
 PARTIAL_WEIGHT = 0.35  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
+PARAPHRASED_VERBS = __import__('os').environ.get('RAG_PARAPHRASED_VERBS', '1') == '1'
 MEASURE_WORD_WEIGHT = 0.3  # a word that only says "a figure of" (数量, 目标) next to what is measured
 SEMANTIC_WEIGHT = 3.0  # per unit of cosine above the best sentence's (tuned on the dev split)
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which figure is meant
@@ -179,11 +180,18 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
     if qa.english:  # the Chinese text cannot be matched word for word: any figure of the chosen sentence
         return gives_figure(sentence, qa.text)
     figures = _figure_phrases(sentence, qa)
-    if qa.measured:
+    measured_words = qa.measured
+    if doc_id and PARAPHRASED_VERBS:
+        # a verb the document never uses is the asker's way of saying what the clause says in its
+        # own words ("借给别人" for 出借, "会扣" for 少加): it cannot be found, so it is not looked for
+        doc_text = documents_text(index, [doc_id], matching=True)
+        paraphrased = lambda k: normalize_for_matching(k) not in doc_text and is_verbal(k)  # noqa: E731
+        measured_words = [k for k in qa.measured if not paraphrased(k)]
+    if measured_words:
         # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
         # no document uses ("门槛" for 入围条件) are the asker's paraphrase: they count only when
         # they are all there is to go on, and then a partial match is enough.
-        specific = [k for k in qa.measured if index.idf(k) >= GENERIC_IDF] or qa.measured  # not 集成电路, 产业
+        specific = [k for k in measured_words if index.idf(k) >= GENERIC_IDF] or measured_words  # not 集成电路, 产业
         known = [k for k in specific if in_corpus(index, k)]
         measured, need = (known, 0.5) if known else (specific, 1e-9)
         # when part of the asked phrase is the asker's own word, the rest must be there as written
@@ -191,6 +199,8 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
         return any(has and _share_found(measured, before + phrase, synonyms=not strict) >= need
                    for phrase, before, has in figures)
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
+    if doc_id and PARAPHRASED_VERBS:  # here no thing is named as measured: no absent word is looked for
+        asked = [k for k in asked if normalize_for_matching(k) in doc_text] or asked
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     for phrase, before, has in figures:
         window = before + phrase if _CHANGE_PHRASE.match(phrase.strip()) else phrase
