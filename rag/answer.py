@@ -193,7 +193,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
                     min_coverage: float = MIN_COVERAGE) -> Answer:
     """Compose a cited extractive answer, or refuse with the closest clauses."""
     hits = retrieval.hits
-    qa = analyze(question, documents, index.vocabulary)
+    qa = analyze(question, documents, index)
     closest = [Citation(i + 1, h) for i, h in enumerate(hits[:3])]
     scope = retrieval.searched_documents
     qvec = retrieval.query_vector

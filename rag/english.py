@@ -12,16 +12,18 @@ vocabulary, for seeds and uploads alike.
 from __future__ import annotations
 
 import bisect
-import os
 import pickle
 import re
 from functools import lru_cache
 from pathlib import Path
 
+from .config import _cache_dir
+from .store import write_atomic
+
 MAX_PHRASE_WORDS = 4
 PER_PHRASE = 2  # Chinese candidates kept for one English word or phrase
 DOMINANT = 3  # ...and only those used at least a third as often as the most used one
-_CACHE = Path(os.environ.get("RAG_CACHE_DIR", Path.home() / ".cache" / "zhengce-rag")) / "cedict-stems-v1.pickle"
+CACHE_NAME = "cedict-stems-v1.pickle"  # under the project's cache folder (rag.config)
 _SKIP_SENSE = re.compile(r"^(variant of|old variant|see |surname |abbr\. for|abbr\. of|used in |cl:|classifier|"
                          r"japanese |taiwan pr\.|also written|also pr\.|erhua variant|pr\. )")
 _CJK = re.compile(r"^[\u4e00-\u9fff]{2,8}$")
@@ -94,8 +96,9 @@ def _stemmed() -> tuple[dict[str, tuple[str, ...]], list[str]]:
     Built once (a few seconds) and cached on disk (loading takes a fraction of a second)."""
     source = _cedict_path()
     stamp = (str(source), source.stat().st_size, 2)
+    cache = _cache_dir() / CACHE_NAME
     try:
-        with open(_CACHE, "rb") as f:
+        with open(cache, "rb") as f:
             cached = pickle.load(f)
         if cached.get("stamp") == stamp:
             return cached["by_stem"], cached["single"]
@@ -108,11 +111,9 @@ def _stemmed() -> tuple[dict[str, tuple[str, ...]], list[str]]:
     by_stem = {k: tuple(v) for k, v in merged.items()}
     single = sorted(k for k in by_stem if " " not in k)
     try:
-        _CACHE.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _CACHE.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "wb") as f:
-            pickle.dump({"stamp": stamp, "by_stem": by_stem, "single": single}, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, _CACHE)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cache, pickle.dumps({"stamp": stamp, "by_stem": by_stem, "single": single},
+                                         protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
         pass
     return by_stem, single

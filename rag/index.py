@@ -314,14 +314,6 @@ class KnowledgeIndex:
             parts.setdefault(ch.doc_id, []).append(ch.section_path + ch.text)
         return {d: normalize(" ".join(p)) for d, p in parts.items()}
 
-    def best_sentence_scores(self, query_vector: np.ndarray) -> np.ndarray:
-        """Per chunk, the cosine of its sentence closest to the query: a long article whose one
-        sentence answers is not drowned by the rest of its text."""
-        if not len(self.chunks):
-            return np.zeros(0, np.float32)
-        sims = self.sentence_vectors @ np.asarray(query_vector, dtype=np.float32)
-        return np.maximum.reduceat(sims, self.sentence_start[:-1]).astype(np.float32)
-
     def sentence_scores(self, row: int, query_vector: np.ndarray) -> np.ndarray:
         """Cosine similarity of the query to each sentence of chunk `row`."""
         a, b = self.sentence_start[row], self.sentence_start[row + 1]

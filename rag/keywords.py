@@ -52,7 +52,6 @@ def _cut_precise(text: str) -> tuple[str, ...]:
 
 # Parts of speech (jieba) of words that carry no topic: particles (的话), conjunctions (如果),
 # prepositions (把), pronouns (自己, 每年), localisers (以后), adverbs (已经), modal particles.
-FUNCTION_WORD_FILTER = __import__("os").environ.get("RAG_FUNCTION_WORDS", "1") == "1"
 _FUNCTION_POS = ("u", "c", "p", "y", "e", "o", "r", "f", "d")
 
 
@@ -83,7 +82,7 @@ def key_terms(text: str) -> list[str]:
     """The question's content words, cut in precise mode: no overlapping pieces
     ("集成电路", not also "集成"/"成电"/"电路"), no single characters, no stopwords."""
     out = []
-    function_words = _function_words(normalize(text)) if FUNCTION_WORD_FILTER else frozenset()
+    function_words = _function_words(normalize(text))
     for tok in _cut_precise(normalize(text)):
         tok = tok.strip()
         if tok in function_words:
@@ -203,22 +202,22 @@ GLOSSARY = {
 }
 
 
-def english_terms(question: str, vocabulary=None) -> list[str]:
+def english_terms(question: str, index=None) -> list[str]:
     """Chinese terms for the English words and phrases of `question`, longest phrases first:
-    the glossary's, then (given the indexed documents' `vocabulary`) the dictionary's for the
-    words the glossary lacks (`rag.english`)."""
+    the glossary's, then (given the index, whose `vocabulary` is its documents' words) the
+    dictionary's for the words the glossary lacks (`rag.english`)."""
     q = " " + re.sub(r"[^a-z0-9&\- ]+", " ", question.lower()) + " "
     out: list[str] = []
     if re.search(r"[\u3400-\u9fff]", question):  # a Chinese question's Latin words are names (EDA, IDM)
-        vocabulary = None
+        index = None
     covered: set[str] = set()
     for phrase in sorted(GLOSSARY, key=len, reverse=True):
         if f" {phrase} " in q:
             q = q.replace(f" {phrase} ", " | ")
             covered.update(phrase.split())
             out += [t for t in GLOSSARY[phrase] if t not in out]
-    if vocabulary:
+    if index is not None:
         from .english import translate
 
-        out += [t for t in translate(question, vocabulary, covered) if t not in out]
+        out += [t for t in translate(question, index.vocabulary, covered) if t not in out]
     return out

@@ -208,7 +208,7 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
     return walk_back(qi - 1, skip_verbs=True) or walk_forward(q_end)
 
 
-def analyze(question: str, documents: list[DocumentInfo], vocabulary=None) -> QuestionAnalysis:
+def analyze(question: str, documents: list[DocumentInfo], index=None) -> QuestionAnalysis:
     known = known_names(documents)
     english = bool(_ENGLISH.match(question)) or (not re.search(r"[\u3400-\u9fff]", question)
                                                   and len(re.findall(r"[A-Za-z]", question)) >= 6)
@@ -218,7 +218,7 @@ def analyze(question: str, documents: list[DocumentInfo], vocabulary=None) -> Qu
     return QuestionAnalysis(
         text=question,
         # Place names are handled by routing; as keywords they would favour any sentence naming the place.
-        keywords=(english_terms(question, vocabulary) if english else
+        keywords=(english_terms(question, index) if english else
                   [t for t in key_terms(question) if not any(t in k or k in t for k in known if len(k) >= 2)]),
         years=YEAR.findall(question),
         figures=["".join(m) for m in _FIGURE.findall(question)],

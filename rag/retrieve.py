@@ -9,7 +9,6 @@ when `ClauseRetriever` is first used, not on the command line's path.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +20,6 @@ from .routing import Route
 RRF_K = 60
 CANDIDATES = 50
 MODES = ("hybrid", "dense", "bm25")
-SENTENCE_RANKING = os.environ.get("RAG_SENTENCE_RANKING", "0") == "1"
 
 
 @dataclass
@@ -97,7 +95,7 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
     if scope and not documents:
         for alias in route.aliases.values():
             keyword_query = keyword_query.replace(alias, " ")
-    keyword_tokens = tokens(keyword_query) + [t for term in english_terms(keyword_query, index.vocabulary) for t in tokens(term)]
+    keyword_tokens = tokens(keyword_query) + [t for term in english_terms(keyword_query, index) for t in tokens(term)]
     bm25 = index.bm25_scores(keyword_tokens) if mode != "dense" else np.zeros(len(index), np.float32)
 
     if mode == "dense":
@@ -108,10 +106,7 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
         fused = bm25.astype(np.float64)
     else:
         fused = np.zeros(len(index), dtype=np.float64)
-        rankings = [_ranks(dense, rows, CANDIDATES), [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0]]
-        if SENTENCE_RANKING and qvec is not None:
-            rankings.append(_ranks(index.best_sentence_scores(qvec), rows, CANDIDATES))
-        for ranking in rankings:
+        for ranking in (_ranks(dense, rows, CANDIDATES), [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0]):
             for rank, r in enumerate(ranking):
                 fused[r] += 1.0 / (RRF_K + rank + 1)
         candidates = sorted((int(r) for r in rows if fused[r] > 0), key=lambda r: -fused[r])

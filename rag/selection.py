@@ -23,7 +23,6 @@ from .retrieve import Hit
 
 SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
 PARTIAL_WEIGHT = 0.35  # a word sharing two characters with the sentence ("营收" ~ "营业收入")
-PARAPHRASED_VERBS = __import__('os').environ.get('RAG_PARAPHRASED_VERBS', '1') == '1'
 MEASURE_WORD_WEIGHT = 0.3  # a word that only says "a figure of" (数量, 目标) next to what is measured
 SEMANTIC_WEIGHT = 3.0  # per unit of cosine above the best sentence's (tuned on the dev split)
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which figure is meant
@@ -172,21 +171,19 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
     """
     # a figure about someone else (one company asked, another answered): the names must be in the
     # sentence's document (a district's plan need not repeat the district in every sentence)
+    doc_text = documents_text(index, [doc_id], matching=True) if doc_id else None
     if doc_id and doc_id in index.normalized_doc_texts:
-        if missing_names(qa, documents_text(index, [doc_id], matching=True), index, bare=True):
+        if missing_names(qa, doc_text, index, bare=True):
             return False
     elif missing_names(qa, sentence, index):
         return False
     if qa.english:  # the Chinese text cannot be matched word for word: any figure of the chosen sentence
         return gives_figure(sentence, qa.text)
     figures = _figure_phrases(sentence, qa)
-    measured_words = qa.measured
-    if doc_id and PARAPHRASED_VERBS:
-        # a verb the document never uses is the asker's way of saying what the clause says in its
-        # own words ("借给别人" for 出借, "会扣" for 少加): it cannot be found, so it is not looked for
-        doc_text = documents_text(index, [doc_id], matching=True)
-        paraphrased = lambda k: normalize_for_matching(k) not in doc_text and is_verbal(k)  # noqa: E731
-        measured_words = [k for k in qa.measured if not paraphrased(k)]
+    # a verb the document never uses is the asker's way of saying what the clause says in its
+    # own words ("借给别人" for 出借, "会扣" for 少加): it cannot be found, so it is not looked for
+    measured_words = qa.measured if doc_text is None else [
+        k for k in qa.measured if normalize_for_matching(k) in doc_text or not is_verbal(k)]
     if measured_words:
         # The figure's phrase (or the one before it) must name the measured thing, mostly.  Words
         # no document uses ("门槛" for 入围条件) are the asker's paraphrase: they count only when
@@ -199,7 +196,7 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
         return any(has and _share_found(measured, before + phrase, synonyms=not strict) >= need
                    for phrase, before, has in figures)
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
-    if doc_id and PARAPHRASED_VERBS:  # here no thing is named as measured: no absent word is looked for
+    if doc_text is not None:  # here no thing is named as measured: no absent word is looked for
         asked = [k for k in asked if normalize_for_matching(k) in doc_text] or asked
     specific = [k for k in asked if index.idf(k) >= GENERIC_IDF] or asked
     for phrase, before, has in figures:

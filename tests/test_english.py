@@ -1,5 +1,7 @@
 """English questions over documents the hand glossary never saw (rag.english)."""
 
+from types import SimpleNamespace
+
 from rag.english import translate
 from rag.keywords import english_terms
 
@@ -23,8 +25,8 @@ def test_greetings_and_function_words_translate_to_nothing():
 
 
 def test_glossary_first_then_the_documents_vocabulary():
-    vocabulary = {"农村", "营收"}
-    terms = english_terms("What rules apply to rural areas?", vocabulary)
+    index = SimpleNamespace(vocabulary={"农村", "营收"})  # what english_terms reads of an index
+    terms = english_terms("What rules apply to rural areas?", index)
     assert "农村" in terms
     # a Chinese question's Latin words are names, never translated
-    assert english_terms("IDM企业有哪些 rural", vocabulary) == []
+    assert english_terms("IDM企业有哪些 rural", index) == []
