@@ -4,7 +4,7 @@ Cold build = a fresh process-level model load plus embedding and indexing the
 five plans into a temporary index folder.  Warm latency = p50/p95 of `search`
 and `ask` over the benchmark questions after one warm-up pass.
 
-Embedding, per backend (RAG_EMBED_BACKEND: onnx-int8, onnx, torch; `--backends`):
+Embedding, per backend (RAG_EMBED_BACKEND: onnx, onnx-int8, torch; `--backends`):
 model load time, query-embedding latency (p50/p95 over the benchmark questions,
 one at a time, after a warm-up) and build throughput — passages per second on
 300-character passages cut from the seeds' clause text (`--passages`, 200), as

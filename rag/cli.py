@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-n", type=int, default=60, help="number of queries to time")
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--backends", metavar="LIST",
-                    help="embedding backends to time (default all: onnx-int8,onnx,torch)")
+                    help="embedding backends to time (default all: onnx,onnx-int8,torch)")
     sp.add_argument("--passages", type=int, default=200,
                     help="300-character passages embedded to measure build throughput (default 200)")
     sp.add_argument("--no-peer", action="store_true",

@@ -35,7 +35,7 @@ class Settings:
     cache_dir: Path = field(default_factory=_cache_dir)
     # Any sentence-transformers name or path; the default is prepared offline from PyPI wheels.
     embed_model: str = field(default_factory=lambda: os.environ.get("RAG_EMBED_MODEL", EMBEDDED_MODEL))
-    # Runtime of the embedded model: onnx-int8 (default), onnx or torch (rag/embed_backend.py).
+    # Runtime of the embedded model: onnx (default, fp32), onnx-int8 or torch (rag/embed_backend.py).
     embed_backend: str = field(default_factory=lambda: os.environ.get("RAG_EMBED_BACKEND", ""))
     # Optional cross-encoder (name or path); empty means no reranking.
     reranker: str = field(default_factory=lambda: os.environ.get("RAG_RERANKER", ""))

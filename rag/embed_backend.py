@@ -1,10 +1,13 @@
-"""Which runtime embeds: `RAG_EMBED_BACKEND=onnx-int8|onnx|torch` for the embedded model.
+"""Which runtime embeds: `RAG_EMBED_BACKEND=onnx|onnx-int8|torch` for the embedded model.
 
-- `onnx-int8` (the default): the embedded model exported to ONNX with dynamic int8
-  weights, run by onnxruntime (rag/onnx_embedder.py).  No torch import: `rag ask`
-  starts in about a second.  Chosen by measurement (README, "Embedding backends"):
-  fastest, smallest, and retrieval metrics within 0.01 of fp32.
-- `onnx`: the same export in fp32; its vectors match torch's (cosine >= 0.999).
+- `onnx` (the default): the embedded model exported to ONNX in fp32, run by
+  onnxruntime (rag/onnx_embedder.py).  No torch import: `rag ask` starts in about
+  a second.  Its vectors are torch's (cosine >= 0.999), so every CPU gets the same
+  rankings and the same answers.
+- `onnx-int8`: the same export with dynamic int8 weights, about twice as fast.
+  Its vectors depend on the CPU: onnxruntime's int8 kernels saturate on AVX2
+  machines and not on AVX-512 VNNI ones, and the key-fact accuracy of one index
+  moved by 0.02-0.04 between two such machines (README, "Embedding backends").
 - `torch`: sentence-transformers on torch (rag/embeddings.py), as before.
 
 Any other model (`RAG_EMBED_MODEL` / `--model`: a sentence-transformers name or
@@ -27,8 +30,8 @@ from .config import EMBEDDED_MODEL, Settings
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("onnx-int8", "onnx", "torch")
-DEFAULT_BACKEND = "onnx-int8"
+BACKENDS = ("onnx", "onnx-int8", "torch")
+DEFAULT_BACKEND = "onnx"
 _PRECISION = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
 
 

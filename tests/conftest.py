@@ -24,7 +24,7 @@ def corpus():
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The embedder users get: the default backend (RAG_EMBED_BACKEND, else onnx-int8)."""
+    """The embedder users get: the default backend (RAG_EMBED_BACKEND, else onnx)."""
     from rag.embed_backend import make_embedder
 
     return make_embedder(Settings())

@@ -80,7 +80,7 @@ HEAVY = ("torch", "sentence_transformers", "transformers", "gradio", "fastapi", 
 
 
 def test_one_shot_ask_imports_no_torch_gradio_fastapi_or_langchain(session_index_dir, assistant):
-    """`rag ask` in a fresh process on the default backend (onnx-int8): the answer, what it imported
+    """`rag ask` in a fresh process on the default backend (onnx): the answer, what it imported
     (`python -X importtime`), and its peak memory (the issue's target: 400 MB)."""
     env = dict(os.environ, RAG_INDEX_DIR=str(session_index_dir))
     env.pop("RAG_EMBED_BACKEND", None)

@@ -130,7 +130,7 @@ def test_a_text_gets_the_same_vector_alone_or_among_others(int8, texts):
 
 def test_backend_selection_by_env_var(monkeypatch):
     monkeypatch.delenv("RAG_EMBED_BACKEND", raising=False)
-    assert resolve_backend(Settings()) == DEFAULT_BACKEND == "onnx-int8"
+    assert resolve_backend(Settings()) == DEFAULT_BACKEND == "onnx"
     for name in ("onnx", "onnx-int8", "ONNX-INT8 "):
         monkeypatch.setenv("RAG_EMBED_BACKEND", name)
         emb = make_embedder(Settings())
@@ -140,7 +140,7 @@ def test_backend_selection_by_env_var(monkeypatch):
     monkeypatch.setenv("RAG_EMBED_BACKEND", "onnx")  # another model: torch whatever the setting says
     assert resolve_backend(Settings(embed_model="BAAI/bge-small-zh-v1.5")) == "torch"
     monkeypatch.setenv("RAG_EMBED_BACKEND", "tensorrt")
-    with pytest.raises(EmbedBackendError, match="onnx-int8, onnx, torch"):
+    with pytest.raises(EmbedBackendError, match="onnx, onnx-int8, torch"):
         make_embedder(Settings())
 
 
