@@ -233,7 +233,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         if section is None and not qa.asks_number and not qa.responsible:
             section = sibling_section(hits, qa, index)
         if section is None and qa.broad and not qa.asks_number:
-            section = enclosing_section(hits, index)
+            section = enclosing_section(hits, index, qa)
         composed = section_answer(section, index, _doc_label(index.chunks[index.doc_rows[section[0]][0]],
                                                                qa.english)) if section else None
         if composed:
@@ -258,13 +258,18 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         return refuse("相关条款", "no matching clause", "no_sentence")
     if qa.asks_number and not whole_clause and not _gives_asked_figure(qa, part_qas, picks, hits, index):
         return refuse("该问题所问的具体数字", "no figure for what was asked", "no_figure")
-    # A named place must be in what we cite, not merely somewhere in the corpus: in the cited
-    # clauses, or be a place the cited plan is about (its region or title, or a name it uses again
-    # and again).  "武汉作为侧翼…目标是多少" is not answered by the national target of a plan that
-    # lists 武汉 once among its regions.
+    # A named place must be in what we cite, not merely somewhere in the corpus: in the sentences
+    # we answer with (or their headings), or be a place the cited plan is about (its region or
+    # title, or a name it uses again and again).  "武汉作为侧翼…目标是多少" is not answered by the
+    # national target of a plan that lists 武汉 once among its regions, nor by the sentence after
+    # the one naming it.  An organisation need only be in the cited clauses.
     cited_docs = sorted({c.hit.chunk.doc_id for c in citations})
     cited = " ".join(c.hit.chunk.section_path + c.hit.chunk.text for c in citations)
-    for name in missing_names(qa, cited, index):
+    said = " ".join([*(c.hit.chunk.section_path for c in citations), *(p.sentence for p in picks)])
+    in_clause = set(qa.named) - set(missing_names(qa, cited, index))
+    for name in missing_names(qa, said, index):
+        if name in in_clause and not is_place(normalize(normalize_for_matching(name))):
+            continue  # an organisation the cited clause names
         if not any(_is_about(name, d, index) for d in documents if d.doc_id in cited_docs):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)

@@ -65,6 +65,8 @@ article chapter free trade zone
 """.split())
 # Where a question asks a second thing: "…是多少？由哪个部门负责？", "目标是什么，到哪一年？".
 _PART_SPLIT = re.compile(r"[？?；;]+|[，,]\s*(?=(?:另外|以及|并且|同时|还有|其中|分别由|由哪|谁|哪个部门|到哪一年|哪一年|何时))")
+# what asks (not what is asked about): "下一步打算怎么做", "概括一下", "有哪些"
+ASKING_PATTERNS = (_LIST, _SUMMARY, _BROAD, _HOW)
 
 
 def gives_figure(text: str, question: str) -> bool:
@@ -154,6 +156,9 @@ def _question_word(words: list[str]) -> tuple[int, int] | None:
     return None
 
 
+_DURATION_UNIT = re.compile(r"^(天|日|个工作日|工作日|个月|月|周|小时|分钟)")
+
+
 def measured_terms(question: str, known: set[str]) -> list[str]:
     """The thing a "how much" question asks the figure of: the nouns just before the question
     word ("安家补贴是多少" -> 安家, 补贴), or just after it ("有多少家企业" -> 企业); places,
@@ -164,6 +169,9 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
     if span is None:  # "良率提出了什么目标": a rate is a number
         return [w for w, f in toks if len(w) >= 2 and w.endswith("率") and w not in MEASURE_WORDS][:1]
     qi, q_end = span
+    # a count with its classifier ("几家…", "多少个…") counts the noun that follows it
+    counted = bool(re.fullmatch(r"几[家个名项条所位]", words[qi])) or (
+        q_end < len(toks) and (toks[q_end][1] == "q" or words[q_end] in ("家", "个", "名", "项", "条", "所", "位")))
 
     def keep(word: str, flag: str) -> bool:
         return (flag.startswith(_NOUNISH) and word not in MEASURE_WORDS and word not in STOPWORDS
@@ -197,13 +205,31 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
             if keep(*toks[i]):
                 out.append(words[i])
             i += 1
+        # what a count counts may be a noun phrase with a verb or "的" inside it ("几家年收入过百亿的
+        # 芯片设计公司", "几家骨干芯片制造企业"): its nouns up to the end of the clause
+        while counted and i < len(toks) and not re.fullmatch(r"[，,。？?！!；;、]", words[i]) \
+                and words[i] not in _COPULA and len(out) < 6:
+            if words[i] == "的" and i + 1 < len(toks) and toks[i + 1][1].startswith(_NOUNISH):
+                out = []  # what stands before 的 only qualifies the counted thing that follows
+            elif keep(*toks[i]):
+                out.append(words[i])
+            i += 1
         return out
 
     i = qi - 1
     while i >= 0 and words[i] in _COPULA:
         i -= 1
     verb_first = i >= 0 and toks[i][1].startswith("v") and toks[i][1] != "vn" and i == qi - 1
-    if verb_first:  # "引进多少高层次人才", "培育多少家IDM企业": the counted thing follows
+    unit = q_end + 1 if q_end < len(words) and words[q_end] == "个" else q_end
+    if words[qi] == "多久" or (unit < len(words) and _DURATION_UNIT.match(words[unit])):
+        # a time limit is the time of what is done, said after it ("机构多少天内会发补正通知"):
+        # those words, verbs too, not the actor before it ("有效期几年" has none after it)
+        start = q_end if words[qi] == "多久" else unit + 1
+        action = [w for w, f in toks[start:] if len(w) >= 2 and w not in _COPULA and w not in STOPWORDS
+                  and re.fullmatch(r"[\u4e00-\u9fa5A-Za-z]+", w) and f[:1] in "vna"]
+        if action:
+            return action[:4]
+    if verb_first or counted:  # "引进多少高层次人才", "培育多少家IDM企业": the counted thing follows
         return walk_forward(q_end) or walk_back(qi - 1, skip_verbs=True)
     return walk_back(qi - 1, skip_verbs=True) or walk_forward(q_end)
 
@@ -237,6 +263,17 @@ def analyze(question: str, documents: list[DocumentInfo], index=None) -> Questio
     )
 
 
+_ASKING = re.compile(r"多少|几|多大|多高|多长|多久|哪|什么|怎么|怎样|如何|是否|吗|谁")
+
+
+def _asking_clauses(part: str) -> list[str]:
+    """`part` cut at its commas when every piece asks something of its own, else `part` whole."""
+    pieces = [x.strip() for x in re.split(r"[，,]", part) if x.strip()]
+    if len(pieces) >= 2 and all(_ASKING.search(x) and len(normalize(x)) >= 3 for x in pieces):
+        return pieces
+    return [part]
+
+
 def split_parts(question: str) -> list[str]:
     """The separate things a question asks, each made to stand alone.
 
@@ -244,6 +281,8 @@ def split_parts(question: str) -> list[str]:
     a later part without a subject of its own borrows the first part's topic words.
     """
     parts = [p.strip(" ，,。") for p in _PART_SPLIT.split(question) if p and p.strip(" ，,。")]
+    # "培育几家骨干企业，收入要多大": a comma between two clauses that each ask something
+    parts = [piece for p in parts for piece in _asking_clauses(p)]
     parts = [p for p in parts if len(normalize(p)) >= 3]
     if len(parts) < 2:
         return [question]

@@ -14,12 +14,13 @@ import re
 from .catalog import DocumentInfo
 from .clauses import CLOSING_TITLE, PREAMBLE_TITLE, cn_to_int
 from .cleaning import normalize_for_matching, split_sentences
-from .index import KnowledgeIndex
+from .index import IndexedChunk, KnowledgeIndex, documents_text
 from .keywords import key_terms, normalize
-from .question import QuestionAnalysis
+from .question import ASKING_PATTERNS, QuestionAnalysis
 from .retrieve import Hit
 
 GENERIC_IDF = 2.0
+TOPIC_IDF = 1.5  # a word in most clauses (集成电路, 产业 in an IC plan) is no topic of its own
 MAX_ITEMS = 15
 DETAIL_ITEMS = 6  # a section of at most this many items is answered with what each item says
 DETAIL_CHARS = 160  # of each item's own text, in whole sentences
@@ -119,6 +120,14 @@ _DOCUMENT_WORDS = {"这份", "这个", "文件", "办法", "条例", "政策", "
                    "大概", "大致", "讲了", "说了", "写了"}
 
 
+def _asked_of_document(qa: QuestionAnalysis, doc_title: str, route_aliases: list[str]) -> list[str]:
+    """The question's keywords minus those naming the document (its title, its place, "这份规划")."""
+    title_tokens = set(key_terms(doc_title))
+    place_words = {t for a in route_aliases for t in key_terms(a)}
+    return [k for k in qa.keywords if k not in _DOCUMENT_WORDS and k not in place_words
+            and not any(k in t or t in k for t in title_tokens)]
+
+
 def document_outline(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None,
                      route_aliases: list[str]) -> tuple[str, list[str]] | None:
     """("doc_id", []) when a summary question points at one whole document and asks nothing narrower
@@ -127,10 +136,7 @@ def document_outline(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[st
     if not len(rows):
         return None
     chunks = [index.chunks[r] for r in rows]
-    title_tokens = set(key_terms(chunks[0].doc_title))
-    place_words = {t for a in route_aliases for t in key_terms(a)}
-    asked = [k for k in qa.keywords if k not in _DOCUMENT_WORDS and k not in place_words
-             and not any(k in t or t in k for t in title_tokens)]
+    asked = _asked_of_document(qa, chunks[0].doc_title, route_aliases)
     if any(k not in SECTION_WORDS for k in asked):
         return None  # a topic of its own
     # a section word that is in one of its headings ("主要任务", "采取了哪些措施") asks for that part
@@ -140,8 +146,25 @@ def document_outline(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[st
     return scope[0], []
 
 
-def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list[str]] | None:
-    """For a broad question ("主要抓哪几件事"): the section holding the best clause and its siblings."""
+def _too_broad(prefix: list[str], top: IndexedChunk, qa: QuestionAnalysis, index: KnowledgeIndex) -> bool:
+    """Is a whole top-level part ("三、主要任务") the answer to a question with a topic of its own
+    that its heading does not name?  "在人才方面打算怎么做" is answered by the talent clause, not by
+    every task beside it; "主要抓哪几件事" has no such topic."""
+    if len(prefix) != 1 or normalize(prefix[0].strip()) in normalize(qa.text):
+        return False  # a deeper section, or the part the question names ("第五条讲的是…")
+    doc_text = documents_text(index, [top.doc_id])
+    topic = [k for k in _asked_of_document(qa, top.doc_title, [])
+             if k not in SECTION_WORDS and k in getattr(index, "vocabulary", {}) and normalize(k) in doc_text
+             and index.idf(k) >= TOPIC_IDF
+             and not any(p.search(k) for p in ASKING_PATTERNS)]
+    heading = title_words(prefix[0])
+    return bool(topic) and not any(k in heading for k in topic)
+
+
+def enclosing_section(hits: list[Hit], index: KnowledgeIndex,
+                      qa: QuestionAnalysis | None = None) -> tuple[str, list[str]] | None:
+    """For a broad question ("主要抓哪几件事"): the section holding the best clause and its siblings
+    (not a whole part for a question on one topic, see `_too_broad`)."""
     if not hits or not getattr(index, "chunks", None):
         return None
     top = hits[0].chunk
@@ -150,6 +173,8 @@ def enclosing_section(hits: list[Hit], index: KnowledgeIndex) -> tuple[str, list
         children = {tuple(c.section[:depth + 1]) for c in _doc_chunks(index, top.doc_id)
                     if c.section[:depth] == prefix and len(c.section) > depth}
         if len(children) >= 2:
+            if qa is not None and _too_broad(prefix, top, qa, index):
+                return None
             return top.doc_id, prefix
     return None
 
@@ -193,7 +218,7 @@ def sibling_section(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
             if inside >= 2 and len(section_items((top.doc_id, list(prefix)), index)) == count:
                 return top.doc_id, list(prefix)
         elif inside >= SIBLING_HITS:
-            return top.doc_id, list(prefix)
+            return None if _too_broad(list(prefix), top, qa, index) else (top.doc_id, list(prefix))
     return None
 
 
@@ -271,7 +296,12 @@ def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_
     for n, (label, row) in enumerate(items[:max_items], start=1):
         cited.append((n, Hit(index.chunks[row], 1.0, 0.0, 0.0, row)))
         if not detailed:
-            parts.append(f"{label}[{n}]")
+            head, colon, _ = label.partition("：")
+            if colon and _ARTICLE.match(head):  # an untitled article: its label is only its first words
+                rest = _item_detail(label, index.chunks[row].text, n, max_chars=0)  # the rest of its first sentence
+                parts.append(f"{label}，{rest.rstrip('。；')}" if rest else f"{label}[{n}]")
+            else:
+                parts.append(f"{label}[{n}]")
             continue
         detail = _item_detail(label, index.chunks[row].text, n)
         parts.append(f"{label}：{detail}" if detail else _cited(label, n))

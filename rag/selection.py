@@ -28,9 +28,12 @@ SEMANTIC_WEIGHT = 3.0  # per unit of cosine above the best sentence's (tuned on 
 GENERIC_IDF = 2.0  # words in more than ~1 chunk in 8 say nothing about which figure is meant
 SAME_CLAUSE_RATIO = 0.85
 OTHER_CLAUSE_RATIO = 0.95
+NUMBER_HITS = 5  # how deep a "how much" question looks for a sentence giving its figure
 _NOTE_SENTENCE = re.compile(r"^[（(].*(负责|责任单位|责任部门)")
 HEADING_SENTENCE = re.compile(r"^\s*([（(][一二三四五六七八九十\d]+[）)]|[一二三四五六七八九十]+、|\d+[、.．﹒])")
 PHRASE = re.compile(r"[，,：:（）()]")
+# A figure's phrase runs on through brackets: "培育5家以上垂直整合制造型（IDM）企业" counts IDM 企业.
+FIGURE_PHRASE = re.compile(r"[，,：:；;]")
 _UNIT_WORD = re.compile(r"[亿万千百]?[元个家名人项条次位]?|%|亿元|万元|万人|个人")
 _CHANGE_PHRASE = re.compile(r"^(由|从|比|较|同比|年均)")
 
@@ -156,18 +159,20 @@ def missing_names(qa: QuestionAnalysis, text: str, index: KnowledgeIndex, bare: 
 
 def _figure_phrases(sentence: str, qa: QuestionAnalysis) -> list[tuple[str, str, bool]]:
     """(phrase, the phrase before it, whether it holds the kind of figure asked for) per phrase."""
-    phrases = PHRASE.split(sentence)
+    phrases = FIGURE_PHRASE.split(sentence)
     return [(p, phrases[i - 1] if i else "", gives_figure(p, qa.text))
             for i, p in enumerate(phrases)]
 
 
-def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, doc_id: str | None = None) -> bool:
+def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, doc_id: str | None = None,
+                   every_word: bool = False) -> bool:
     """Does `sentence` give a figure for the thing asked about?
 
     "无锡人才总量目标是多少人？" answered with "产业营收突破2500亿元" has a figure,
     but not for 人才.  The asked-about words may be in the figure's phrase, the
     phrase before it (change phrases "由…提高到…"), or in other words
-    (synonyms, shared characters) anywhere in the sentence.
+    (synonyms, shared characters) anywhere in the sentence.  `every_word`: all the measured
+    words must be there, not most (for clauses retrieval ranked lower).
     """
     # a figure about someone else (one company asked, another answered): the names must be in the
     # sentence's document (a district's plan need not repeat the district in every sentence)
@@ -190,11 +195,20 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
         # they are all there is to go on, and then a partial match is enough.
         specific = [k for k in measured_words if index.idf(k) >= GENERIC_IDF] or measured_words  # not 集成电路, 产业
         known = [k for k in specific if in_corpus(index, k)]
-        measured, need = (known, 0.5) if known else (specific, 1e-9)
+        measured, need = (known, 1.0 if every_word else 0.5) if known else (specific, 1e-9)
         # when part of the asked phrase is the asker's own word, the rest must be there as written
         strict = len(known) < len(specific)
-        return any(has and _share_found(measured, before + phrase, synonyms=not strict) >= need
-                   for phrase, before, has in figures)
+        if any(has and _share_found(measured, before + phrase, synonyms=not strict) >= need
+               for phrase, before, has in figures):
+            return True
+        # all of them the asker's own words ("会扣" for 少加, "补差" for 奖补): their synonyms may
+        # say them, but then most of them ("安家补贴" is not any 支持 the text names), and only
+        # when the document has every other thing the question names ("流片的补贴": no 流片)
+        others_there = doc_text is not None and all(
+            normalize_for_matching(k) in doc_text for k in qa.keywords
+            if k not in qa.measured and not is_verbal(k) and not YEAR.fullmatch(k))
+        return not known and others_there and any(has and _share_found(measured, before + phrase) >= 0.5
+                                                  for phrase, before, has in figures)
     asked = [k for k in qa.keywords if not YEAR.fullmatch(k) and not _UNIT_WORD.fullmatch(k)]
     if doc_text is not None:  # here no thing is named as measured: no absent word is looked for
         asked = [k for k in asked if normalize_for_matching(k) in doc_text] or asked
@@ -214,6 +228,13 @@ def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
     if qa.asks_number:
         # A "how much" question is answered by a sentence giving a figure for what was asked.
         supported = [p for p in picks if number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id)]
+        if not supported and len(hits) > max_hits:
+            # no figure for it in the best clauses: the next ones may give it (a penalty clause ranked
+            # below the duty it enforces)
+            supported = [p for p in score_sentences(hits, qa, index, query_vector, NUMBER_HITS)
+                         if p.hit_rank >= max_hits and number_support(p.sentence, qa, index,
+                                                                        hits[p.hit_rank].chunk.doc_id,
+                                                                        every_word=True)]
         picks = supported or picks
     picks.sort(key=lambda p: -p.score)
     best = picks[0].score

@@ -153,6 +153,35 @@ def test_a_place_a_plan_mentions_only_in_passing_must_be_in_the_cited_clause(ass
     assert not ok.refused and "3300亿元" in ok.answer
 
 
+def test_a_place_named_in_passing_in_the_top_clause_does_not_answer_for_it(assistant):
+    """Retrieval order fixed by hand (it shifts with the embedding's numerics): the clause naming
+    成都 among the western regions ranks first, and its other sentences hold figures about the
+    country's parks.  Those are no answer for 成都: refused, not cited as if they were."""
+    from rag.answer import answer_question
+    from rag.retrieve import Hit, RetrievalResult
+    from rag.routing import Route
+
+    index, docs = assistant.index, assistant.corpus.documents
+    rows = [r for r, c in enumerate(index.chunks) if "成都" in c.text and "园区" in c.text]
+    assert rows, "the national plan's regional clause is in the seeds"
+    others = [r for r, c in enumerate(index.chunks) if c.doc_id == index.chunks[rows[0]].doc_id][:4]
+    hits = [Hit(index.chunks[r], 1.0 / (i + 1), 0.9 - 0.01 * i, 1.0, r) for i, r in enumerate(rows[:1] + others)]
+    retrieval = RetrievalResult(hits, Route(documents=[], compare=False), None)
+    a = answer_question("成都的集成电路产业到2015年营收要达到多少？", retrieval, index, docs)
+    assert a.refused and a.reason == "constraint", a.answer
+    role = answer_question("成都在全国集成电路产业布局中起什么作用？", retrieval, index, docs)
+    assert not role.refused and "成都" in role.answer, role.answer
+
+
+def test_a_broad_question_on_one_topic_gets_that_topics_section_not_the_whole_part(assistant):
+    """"在人才方面打算怎么做" asks about talent: the talent measures, not every task of 三、主要任务;
+    "主要抓哪几件事" has no topic of its own and still gets the whole part."""
+    talent = assistant.ask("青浦在引进人才方面下一步打算怎么做？")
+    assert not talent.refused and "人才" in talent.answer.split("包括")[0], talent.answer
+    tasks = assistant.ask("深圳的行动计划主要抓哪几件事？")
+    assert not tasks.refused and "「三、重点任务」" in tasks.answer, tasks.answer
+
+
 def test_a_list_spread_over_sibling_items_is_answered_with_their_list(assistant):
     """The paths lie in six items of one box: the answer lists them all, each cited, not the first."""
     answer = assistant.ask("青浦方案里提了哪几种招商引资的路径？")

@@ -14,6 +14,13 @@ from rag.question import gives_figure, measured_terms, split_parts
     ("到2025年要引进多少高层次人才？", ["高层次", "人才"]),
     ("制造业产值2025年要达到多少？", ["制造业", "产值"]),
     ("对碳化硅衬底良率提出了什么目标？", ["良率"]),
+    # a count counts the noun phrase after it, whose head follows 的
+    ("深圳希望培育几家年收入过百亿的芯片设计公司？", ["芯片", "设计", "公司"]),
+    ("园区打算培育几家IDM模式的企业？", ["企业"]),
+    # a time limit is the time of what is done after it, not of the actor before it
+    ("服务机构多少天内会发补正通知？", ["补正", "通知"]),
+    ("受理后多少个工作日内作出决定？", ["作出", "决定"]),
+    ("这个管理办法有效期几年？", ["管理", "办法", "有效期"]),
 ])
 def test_measured_terms(question, measured):
     assert measured_terms(question, set()) == measured
@@ -23,6 +30,12 @@ def test_split_parts_gives_later_parts_the_first_parts_topic():
     parts = split_parts("深圳营收目标是多少？由哪个部门负责？")
     assert len(parts) == 2 and parts[0] == "深圳营收目标是多少" and "负责" in parts[1] and "营收" in parts[1]
     assert split_parts("深圳营收目标是多少？") == ["深圳营收目标是多少？"]
+
+
+def test_a_comma_between_two_questions_splits_them_and_other_commas_do_not():
+    parts = split_parts("规划要培育几家骨干制造企业，收入要多大？")
+    assert len(parts) == 2 and "几家" in parts[0] and "收入要多大" in parts[1] and "企业" in parts[1]
+    assert split_parts("如果企业上市，能拿多少奖励？") == ["如果企业上市，能拿多少奖励？"]
 
 
 def test_article_numbers_are_not_figures_and_durations_are_only_when_asked():

@@ -56,6 +56,25 @@ MEASURES = """某某市支持工业互联网发展若干政策
 """
 
 
+RULES = """某某市景区管理规定
+
+第一章 总则
+第一条 为了规范景区管理，制定本规定。
+第二章 景区管理
+第二条 景区实行动态管理，不再具备开放条件的，由主管部门责令暂停开放。
+第三条 主管部门每两年对景区进行评估，评估结果向社会公布。
+第四条 景区应当核定并公布最大承载量，在入口处设置提示牌。
+第五条 景区经营者在实习期满后留用实习学员的，按每人3000元给予留用补贴。
+第六条 景区经营者应当建立安全管理制度，配备安全管理人员。
+第七条 景区应当为残疾人提供无障碍设施，并免费提供轮椅。
+第八条 景区门票实行政府指导价，调整门票价格应当举行听证。
+第三章 法律责任
+第九条 景区经营者违反本规定第四条，未核定最大承载量擅自开放的，由主管部门责令改正；情节严重的，责令停业整顿一个月至六个月。
+第四章 导游积分
+第十条 导游年龄在40周岁以下的计30分；40周岁以上的，每增加1岁少加2分。
+"""
+
+
 @pytest.fixture(scope="module")
 def uploaded(embedder, tmp_path_factory):
     """A real Assistant over the seeds with the regulation uploaded as a user would."""
@@ -65,7 +84,46 @@ def uploaded(embedder, tmp_path_factory):
     a = Assistant(Settings(index_dir=tmp_path_factory.mktemp("index")), embedder=embedder)
     info = a.add_document("条例.txt", REGULATION.encode(), title="某某省促进科技创新条例")
     a.add_document("若干政策.txt", MEASURES.encode(), title="某某市支持工业互联网发展若干政策", doc_id="measures")
+    a.add_document("规定.txt", RULES.encode(), title="某某市景区管理规定", doc_id="rules")
     return a, info.doc_id
+
+
+@pytest.mark.slow
+def test_a_long_chapter_of_untitled_articles_gives_each_articles_first_sentence(uploaded):
+    """Seven articles with no titles: each is listed with its whole first sentence, not only the
+    words before its first comma ("留用实习学员的" says nothing of the 3000元)."""
+    a, _ = uploaded
+    ans = a.ask("第二章讲了什么？", documents=["rules"])
+    assert not ans.refused and len(ans.citations) == 7, ans.answer
+    assert "按每人3000元给予留用补贴[4]" in ans.answer and "举行听证[7]" in ans.answer, ans.answer
+
+
+@pytest.mark.slow
+def test_a_figure_asked_for_in_the_askers_own_words_is_found(uploaded):
+    """"会扣多少" is what the rule calls "少加": a word no document uses may be said by its synonym."""
+    a, _ = uploaded
+    ans = a.ask("导游超过40岁会扣多少分？", documents=["rules"])
+    assert not ans.refused and "少加2分" in ans.answer, ans.answer
+
+
+@pytest.mark.slow
+def test_a_figure_in_a_clause_ranked_below_the_first_three_is_found(uploaded):
+    """Retrieval order fixed by hand: the duty (第四条) and two others without figures rank above
+    the penalty article that holds the asked-for time limit; the answer reads on to the fourth clause."""
+    from rag.answer import answer_question
+    from rag.retrieve import Hit, RetrievalResult
+    from rag.routing import Route
+
+    a, _ = uploaded
+    index = a.index
+    rows = {c.clause_id: r for r, c in enumerate(index.chunks) if c.doc_id == "rules"}
+    order = ["第二章.第四条", "第二章.第二条", "第二章.第六条", "第三章.第九条"]
+    hits = [Hit(index.chunks[rows[c]], 1.0 / (i + 1), 0.9 - 0.01 * i, 1.0, rows[c]) for i, c in enumerate(order)]
+    retrieval = RetrievalResult(hits, Route(documents=[], compare=False), ["rules"])
+    ans = answer_question("景区没核定承载量就开放，情节严重的最多停业整顿多长时间？", retrieval, index,
+                          a.corpus.documents)
+    assert not ans.refused and "一个月至六个月" in ans.answer, ans.answer
+    assert ans.citations[0].hit.chunk.clause_id == "第三章.第九条"
 
 
 @pytest.mark.slow
