@@ -25,7 +25,7 @@ from .retrieve import Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
                        sibling_section,
                        section_answer)
-from .selection import Pick, best_clauses, best_sentences, coverage, missing_names, number_support
+from .selection import FORM_BLANK, Pick, best_clauses, best_sentences, coverage, missing_names, number_support
 from .vocabulary import is_place
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
@@ -192,7 +192,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
                     documents: list[DocumentInfo], min_dense: float = MIN_DENSE,
                     min_coverage: float = MIN_COVERAGE) -> Answer:
     """Compose a cited extractive answer, or refuse with the closest clauses."""
-    hits = retrieval.hits
+    # a form's blank line ("年月日（章）") is retrieved for its words and answers nothing
+    hits = [h for h in retrieval.hits if not FORM_BLANK.fullmatch(h.chunk.text.strip())]
     qa = analyze(question, documents, index)
     closest = [Citation(i + 1, h) for i, h in enumerate(hits[:3])]
     scope = retrieval.searched_documents

@@ -36,6 +36,7 @@ PHRASE = re.compile(r"[，,：:（）()]")
 FIGURE_PHRASE = re.compile(r"[，,：:；;]")
 _UNIT_WORD = re.compile(r"[亿万千百]?[元个家名人项条次位]?|%|亿元|万元|万人|个人")
 _CHANGE_PHRASE = re.compile(r"^(由|从|比|较|同比|年均)")
+FORM_BLANK = re.compile(r"[年月日章签字盖印名（）()\s：:_＿。．.、]*")
 
 
 def _partial(word: str, text_n: str) -> bool:
@@ -96,6 +97,8 @@ def lexical_score(sentence: str, context: str, qa: QuestionAnalysis, index: Know
         score -= 0.5  # a heading title such as "(三) 落实环保配套措施。" answers nothing by itself
     if _NOTE_SENTENCE.match(sentence.strip()) and not qa.responsible:
         score -= 0.3  # the （责任单位：…） note answers only "who is responsible"
+    if FORM_BLANK.fullmatch(sentence.strip()):
+        score -= 1.0  # a form's blank line ("年月日（章）", "签字：") says nothing
     return score
 
 

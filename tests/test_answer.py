@@ -194,3 +194,14 @@ def test_a_list_spread_over_sibling_items_is_answered_with_their_list(assistant)
 def test_a_list_inside_the_question_s_own_item_stays_that_item(assistant):
     answer = assistant.ask("青浦“1核+1基地+2片区”分别指哪些地方？")
     assert not answer.refused and len(answer.citations) <= 2, answer.answer
+
+
+def test_a_forms_blank_line_scores_below_any_sentence_that_says_something(assistant):
+    """An appendix form's "年月日（章）" shares the question's words (日, 章) but answers nothing."""
+    from rag.question import analyze
+    from rag.selection import lexical_score
+
+    qa = analyze("申请表要在哪一日盖章？", assistant.corpus.documents)
+    blank = lexical_score("年月日（章）", "", qa, assistant.index)
+    said = lexical_score("申请表由申请单位盖章后于每年11月10日前报送。", "", qa, assistant.index)
+    assert blank < said and blank < 0
