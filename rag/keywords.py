@@ -128,7 +128,7 @@ SYNONYM_GROUPS = [
     # everyday paraphrases of what rules and measures say (askers rarely use the text's word)
     {"企业", "公司", "厂商"},
     {"最高", "封顶", "上限", "不超过", "最多"},
-    {"补贴", "补助", "补差", "奖补"},
+    {"补贴", "补差", "奖补"},
     {"扣分", "减分", "会扣", "少加"},
     {"罚款", "罚", "处罚", "罚多少"},
     {"有效期", "期限", "时限"},
