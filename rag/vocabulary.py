@@ -10,6 +10,7 @@ words so questions naming them are cut as one word.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from functools import lru_cache
@@ -18,6 +19,8 @@ import jieba
 import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
+from .config import _cache_dir
+from .store import write_atomic
 
 # Words that name the whole country or the world: every document is "about" them.
 COUNTRY_WORDS = frozenset({"中国", "我国", "全国", "国家", "国内", "国际", "全球", "世界", "中央", "国务院", "中华人民共和国"})
@@ -115,16 +118,40 @@ def _named_words(text: str) -> frozenset[str]:
     return frozenset(w.word for w in pseg.cut(text) if w.flag in _NAMED_POS and len(w.word) >= 2)
 
 
+_ALIAS_PINYIN: dict[str, str] = {}
+_ALIAS_PINYIN_FILE = "alias-pinyin-v1.json"
+
+
+def alias_pinyin(names: list[str]) -> list[str]:
+    """Capitalised pinyin of place names ("长沙" -> "Changsha"), kept in a small file of the cache
+    folder: pypinyin's phrase dictionary (right for polyphonic 长, 重) costs ~50 MB to load, too much for
+    every one-shot `rag ask`, so it is loaded only for names never spelled before."""
+    if not _ALIAS_PINYIN:
+        try:
+            _ALIAS_PINYIN.update(json.loads((_cache_dir() / _ALIAS_PINYIN_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass
+    missing = [n for n in names if n not in _ALIAS_PINYIN]
+    if missing:
+        from pypinyin import lazy_pinyin
+
+        _ALIAS_PINYIN.update({n: "".join(lazy_pinyin(n)).capitalize() for n in missing})
+        try:
+            (_cache_dir()).mkdir(parents=True, exist_ok=True)
+            write_atomic(_cache_dir() / _ALIAS_PINYIN_FILE, json.dumps(_ALIAS_PINYIN, ensure_ascii=False).encode())
+        except OSError:
+            pass  # a read-only cache folder: spelled again next time
+    return [_ALIAS_PINYIN[n] for n in names]
+
+
 def enrich(info: DocumentInfo, text: str) -> DocumentInfo:
     """`info` with what the document itself says filled in: aliases from its title and
     region, its period and 文号 when the catalog has none.  Catalog values win."""
     aliases = list(info.aliases)
     place = title_place(info.title) or (dominant_place(text) if not info.region and not info.aliases else "")
     derived = place_aliases(info.region) + (place_aliases(place) if place else [])
-    from pypinyin import lazy_pinyin
-
     # English questions name places in pinyin: "Beijing" for 北京, "Nansha" for 南沙
-    derived += ["".join(lazy_pinyin(a)).capitalize() for a in derived if not _ADMIN_SUFFIX.search(a)]
+    derived += alias_pinyin([a for a in derived if not _ADMIN_SUFFIX.search(a)])
     for a in derived:
         if a not in aliases and a not in info.weak_aliases:
             aliases.append(a)

@@ -71,3 +71,20 @@ def test_no_seed_names_in_code():
 # The modules between the documents and the answer (the API's OpenAPI examples are documentation).
 PIPELINE = ("cleaning", "clauses", "corpus", "vocabulary", "keywords", "index", "routing", "rewrite", "retrieve",
             "question", "answerability", "selection", "sections", "answer", "chain", "eval_sets")
+
+
+def test_place_pinyin_is_spelled_once_then_read_from_the_cache_folder(tmp_path, monkeypatch):
+    """Right for polyphonic names (长 is chang in 长沙, 重 chong in 重庆); the file spares a one-shot
+    command pypinyin's ~50 MB phrase dictionary."""
+    import json
+
+    from rag import vocabulary
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(vocabulary, "_ALIAS_PINYIN", {})
+    assert vocabulary.alias_pinyin(["长沙", "重庆"]) == ["Changsha", "Chongqing"]
+    saved = json.loads((tmp_path / "alias-pinyin-v1.json").read_text(encoding="utf-8"))
+    assert saved == {"长沙": "Changsha", "重庆": "Chongqing"}
+    monkeypatch.setattr(vocabulary, "_ALIAS_PINYIN", {})
+    (tmp_path / "alias-pinyin-v1.json").write_text(json.dumps({"长沙": "Changsha-cached"}), encoding="utf-8")
+    assert vocabulary.alias_pinyin(["长沙"]) == ["Changsha-cached"]  # read back, not spelled again
