@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from .answer import Answer, answer_question
 from .cleaning import classify_artifacts, tidy_spaces
 from .corpus import Corpus
-from .index import IndexedChunk
+from .index import IndexedChunk, chunk_counts
 from .keywords import normalize, tokens
 from .retrieve import Hit, RetrievalResult
 from .rewrite import rewrite_followup
@@ -47,17 +47,15 @@ def plain_text(raw_text: str) -> str:
 
 class _Idf:
     """What the extractive answerer reads of an index, over the baseline's own chunks: keyword
-    IDF, the keyword vocabulary (English questions) and each document's text (the answerability checks look for names in it)."""
+    IDF, the keyword vocabulary (English questions) and each document's text (the answerability
+    checks look for names in it)."""
 
     def __init__(self, texts: list[str], doc_texts: dict[str, str] | None = None):
         from rank_bm25 import BM25Okapi
 
         token_lists = [tokens(t) or ["_"] for t in texts]
         self._bm25 = BM25Okapi(token_lists)
-        self.vocabulary: dict[str, int] = {}  # token -> chunks using it, as KnowledgeIndex.vocabulary
-        for toks in token_lists:
-            for t in set(toks):
-                self.vocabulary[t] = self.vocabulary.get(t, 0) + 1
+        self.vocabulary = chunk_counts(token_lists)  # as KnowledgeIndex.vocabulary
         self.normalized_doc_texts = {d: normalize(t) for d, t in (doc_texts or {}).items()}
 
     def idf(self, token: str) -> float:

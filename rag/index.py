@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -220,6 +221,11 @@ def documents_text(index, scope: list[str] | None = None, matching: bool = False
     return cache[key]
 
 
+def chunk_counts(token_lists: list[list[str]]) -> dict[str, int]:
+    """Each token with the number of token lists (chunks) it occurs in."""
+    return dict(Counter(t for toks in token_lists for t in set(toks)))
+
+
 def in_corpus(index, word: str) -> bool:
     """Does any indexed document use `word`?"""
     cache = index.__dict__.setdefault("_in_corpus", {})
@@ -299,11 +305,11 @@ class KnowledgeIndex:
     def vocabulary(self) -> dict[str, int]:
         """Every keyword token of the indexed documents, with the number of chunks using it: what
         an English question's words are translated into (`rag.english`)."""
-        counts: dict[str, int] = {}
-        for toks in self.bm25_tokens:
-            for t in set(toks):
-                counts[t] = counts.get(t, 0) + 1
-        return counts
+        return chunk_counts(self.bm25_tokens)
+
+    def has_token(self, token: str) -> bool:
+        """Is `token` a keyword token of some chunk (a key of `vocabulary`, without counting them all)?"""
+        return self.bm25 is not None and token in self.bm25.idf
 
     @cached_property
     def normalized_doc_texts(self) -> dict[str, str]:

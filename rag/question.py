@@ -156,6 +156,7 @@ def _question_word(words: list[str]) -> tuple[int, int] | None:
     return None
 
 
+_CLASSIFIERS = frozenset("家个名项条所位")  # what a count of things is counted in ("几家", "多少个")
 _DURATION_UNIT = re.compile(r"^(天|日|个工作日|工作日|个月|月|周|小时|分钟)")
 
 
@@ -170,8 +171,8 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
         return [w for w, f in toks if len(w) >= 2 and w.endswith("率") and w not in MEASURE_WORDS][:1]
     qi, q_end = span
     # a count with its classifier ("几家…", "多少个…") counts the noun that follows it
-    counted = bool(re.fullmatch(r"几[家个名项条所位]", words[qi])) or (
-        q_end < len(toks) and (toks[q_end][1] == "q" or words[q_end] in ("家", "个", "名", "项", "条", "所", "位")))
+    counted = (len(words[qi]) == 2 and words[qi][0] == "几" and words[qi][1] in _CLASSIFIERS) or (
+        q_end < len(toks) and (toks[q_end][1] == "q" or words[q_end] in _CLASSIFIERS))
 
     def keep(word: str, flag: str) -> bool:
         return (flag.startswith(_NOUNISH) and word not in MEASURE_WORDS and word not in STOPWORDS

@@ -154,7 +154,7 @@ def _too_broad(prefix: list[str], top: IndexedChunk, qa: QuestionAnalysis, index
         return False  # a deeper section, or the part the question names ("第五条讲的是…")
     doc_text = documents_text(index, [top.doc_id])
     topic = [k for k in _asked_of_document(qa, top.doc_title, [])
-             if k not in SECTION_WORDS and k in getattr(index, "vocabulary", {}) and normalize(k) in doc_text
+             if k not in SECTION_WORDS and index.has_token(k) and normalize(k) in doc_text
              and index.idf(k) >= TOPIC_IDF
              and not any(p.search(k) for p in ASKING_PATTERNS)]
     heading = title_words(prefix[0])

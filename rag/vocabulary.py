@@ -118,7 +118,7 @@ def _named_words(text: str) -> frozenset[str]:
     return frozenset(w.word for w in pseg.cut(text) if w.flag in _NAMED_POS and len(w.word) >= 2)
 
 
-_ALIAS_PINYIN: dict[str, str] = {}
+_ALIAS_PINYIN: dict[str, str] | None = None  # read from the cache file on first use
 _ALIAS_PINYIN_FILE = "alias-pinyin-v1.json"
 
 
@@ -126,21 +126,23 @@ def alias_pinyin(names: list[str]) -> list[str]:
     """Capitalised pinyin of place names ("长沙" -> "Changsha"), kept in a small file of the cache
     folder: pypinyin's phrase dictionary (right for polyphonic 长, 重) costs ~50 MB to load, too much for
     every one-shot `rag ask`, so it is loaded only for names never spelled before."""
-    if not _ALIAS_PINYIN:
+    global _ALIAS_PINYIN
+    path = _cache_dir() / _ALIAS_PINYIN_FILE
+    if _ALIAS_PINYIN is None:
         try:
-            _ALIAS_PINYIN.update(json.loads((_cache_dir() / _ALIAS_PINYIN_FILE).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            pass
+            _ALIAS_PINYIN = dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            _ALIAS_PINYIN = {}
     missing = [n for n in names if n not in _ALIAS_PINYIN]
     if missing:
         from pypinyin import lazy_pinyin
 
         _ALIAS_PINYIN.update({n: "".join(lazy_pinyin(n)).capitalize() for n in missing})
         try:
-            (_cache_dir()).mkdir(parents=True, exist_ok=True)
-            write_atomic(_cache_dir() / _ALIAS_PINYIN_FILE, json.dumps(_ALIAS_PINYIN, ensure_ascii=False).encode())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, json.dumps(_ALIAS_PINYIN, ensure_ascii=False).encode())
         except OSError:
-            pass  # a read-only cache folder: spelled again next time
+            pass  # a read-only cache folder: spelled again by the next process
     return [_ALIAS_PINYIN[n] for n in names]
 
 

@@ -81,10 +81,10 @@ def test_place_pinyin_is_spelled_once_then_read_from_the_cache_folder(tmp_path, 
     from rag import vocabulary
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(vocabulary, "_ALIAS_PINYIN", {})
+    monkeypatch.setattr(vocabulary, "_ALIAS_PINYIN", None)  # not read yet
     assert vocabulary.alias_pinyin(["长沙", "重庆"]) == ["Changsha", "Chongqing"]
     saved = json.loads((tmp_path / "alias-pinyin-v1.json").read_text(encoding="utf-8"))
     assert saved == {"长沙": "Changsha", "重庆": "Chongqing"}
-    monkeypatch.setattr(vocabulary, "_ALIAS_PINYIN", {})
+    monkeypatch.setattr(vocabulary, "_ALIAS_PINYIN", None)  # not read yet
     (tmp_path / "alias-pinyin-v1.json").write_text(json.dumps({"长沙": "Changsha-cached"}), encoding="utf-8")
     assert vocabulary.alias_pinyin(["长沙"]) == ["Changsha-cached"]  # read back, not spelled again
