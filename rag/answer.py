@@ -22,14 +22,14 @@ from .index import KnowledgeIndex, chunk_sentences, documents_text
 from .keywords import normalize
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
-from .sections import (document_outline, enclosing_section, list_items_after, matched_section, metadata_answer,
-                       sibling_section,
-                       section_answer)
+from .sections import (document_outline, enclosing_section, list_items_after, list_lead_of, matched_section,
+                       metadata_answer, section_answer, sibling_section)
 from .selection import FORM_BLANK, Pick, best_clauses, best_sentences, coverage, missing_names, number_support
 from .vocabulary import is_place
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
 SECOND_WHOLE_CLAUSE_RATIO = 0.85
+SHORT_ITEM = 150  # characters: an item of an enumeration ("（三）擅自摆摊、圈地、占点；"), not a sub-section
 
 
 @dataclass
@@ -100,7 +100,7 @@ def _compose(picks: list[Pick], hits: list[Hit], qa: QuestionAnalysis) -> tuple[
             citations.append(Citation(numbers[p.hit_rank], hits[p.hit_rank]))
         n = numbers[p.hit_rank]
         chunk = hits[p.hit_rank].chunk
-        sentence = p.sentence if p.sentence.endswith(("。", "；", "！", "？")) else p.sentence + "。"
+        sentence = p.sentence if p.sentence.endswith(("。", "；", "！", "？", "：")) else p.sentence + "。"
         body, end = sentence[:-1], sentence[-1]
         if chunk.doc_id != current_doc:
             lines.append(_doc_label(chunk, qa.english))
@@ -161,23 +161,49 @@ def _gives_asked_figure(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], 
                for a in [qa, *part_qas] if a.asks_number for p in picks)
 
 
-def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex):
+def _hit_rank(hits: list[Hit], row: int, index: KnowledgeIndex) -> int:
+    """The rank of the clause at `row` among the hits, added (unscored) when it was not retrieved."""
+    rank = next((i for i, h in enumerate(hits) if h.row == row), None)
+    if rank is None:
+        hits.append(Hit(index.chunks[row], 0.0, 0.0, 0.0, row))
+        rank = len(hits) - 1
+    return rank
+
+
+def _with_list_leads(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex) -> list[Pick]:
+    """For a list question, a chosen item of an announced list ("（三）擅自摆摊…" under
+    "景区内禁止下列行为：") brings in its lead sentence, so the whole list is answered."""
+    out = list(picks)
+    for p in picks:
+        row = hits[p.hit_rank].row
+        if row >= len(index.chunks) or index.chunks[row] is not hits[p.hit_rank].chunk:
+            continue
+        lead = list_lead_of(row, index)
+        if lead is None or any(len(index.chunks[r].text) > SHORT_ITEM for r in list_items_after(lead, index)):
+            continue  # items that are sections of their own are answered as a section, not listed whole
+        rank = _hit_rank(hits, lead, index)
+        sentences = chunk_sentences(index.chunks[lead])
+        if all((q.hit_rank, q.sentence_index) != (rank, len(sentences) - 1) for q in out):
+            out.append(Pick(rank, len(sentences) - 1, sentences[-1], 0.0))
+    return out
+
+
+def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex, listing: bool = False):
     """A chosen sentence that announces a list ("…为中小企业提供下列服务：") is answered with the list:
     its items follow, each cited, in the document's order."""
     if not getattr(index, "chunks", None):
         return hits, picks  # an index without clause structure (the LangChain baseline)
-    out = list(picks)
     hits = list(hits)
+    if listing:
+        picks = _with_list_leads(hits, picks, index)
+    out = list(picks)
     for p in picks:
         chunk = hits[p.hit_rank].chunk
         if not p.sentence.rstrip().endswith(("：", ":")) or hits[p.hit_rank].row >= len(index.chunks) \
                 or index.chunks[hits[p.hit_rank].row] is not chunk:
             continue
         for r in list_items_after(hits[p.hit_rank].row, index):
-            rank = next((i for i, h in enumerate(hits) if h.row == r), None)
-            if rank is None:
-                hits.append(Hit(index.chunks[r], 0.0, 0.0, 0.0, r))
-                rank = len(hits) - 1
+            rank = _hit_rank(hits, r, index)
             first = chunk_sentences(index.chunks[r])[0]
             if all((q.hit_rank, q.sentence_index) != (rank, 0) for q in out):
                 out.append(Pick(rank, 0, first, 0.0))
@@ -253,7 +279,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
                 picks.append(Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
     else:
         picks = _sentence_picks(qa, part_qas, hits, index, qvec)
-    hits, picks = _with_announced_items(hits, picks, index)
+    hits, picks = _with_announced_items(hits, picks, index, listing=qa.listing and not qa.asks_number)
     text, citations = _compose(picks, hits, qa)
     if not citations:
         return refuse("相关条款", "no matching clause", "no_sentence")

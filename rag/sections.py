@@ -353,3 +353,18 @@ def list_items_after(row: int, index: KnowledgeIndex, max_items: int = MAX_ITEMS
         if len(out) >= max_items:
             break
     return out
+
+
+def list_lead_of(row: int, index: KnowledgeIndex) -> int | None:
+    """The clause that announces the list a clause is an item of ("景区内禁止下列行为：" for its
+    （三）), or None: the clause one heading level up, before it in the document, ending in a colon."""
+    item = index.chunks[row]
+    if len(item.section) < 2:
+        return None
+    for r in range(row - 1, max(-1, row - MAX_ITEMS - 2), -1):
+        c = index.chunks[r]
+        if c.doc_id != item.doc_id or c.section[: len(item.section) - 1] != item.section[:-1]:
+            return None
+        if len(c.section) == len(item.section) - 1:
+            return r if c.text.rstrip().endswith(("：", ":")) else None
+    return None

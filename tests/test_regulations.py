@@ -147,6 +147,30 @@ def test_a_sentence_announcing_a_list_is_answered_with_the_list(uploaded):
 
 
 @pytest.mark.slow
+def test_a_list_question_answered_by_one_item_gets_the_whole_list(uploaded):
+    """Retrieval order fixed by hand: only the item （二） ranks, not its lead "…采取下列措施…：".
+    A list question is answered with the lead and every item, in the document's order; a figure
+    question about the same item is not."""
+    from rag.answer import answer_question
+    from rag.retrieve import Hit, RetrievalResult
+    from rag.routing import Route
+
+    a, doc = uploaded
+    index = a.index
+    rows = {c.clause_id: r for r, c in enumerate(index.chunks) if c.doc_id == doc}
+    row = rows["第二章.第三条.(二)"]
+    retrieval = RetrievalResult([Hit(index.chunks[row], 1.0, 0.9, 1.0, row)], Route(documents=[], compare=False),
+                                [doc])
+    ans = answer_question("政府支持企业创新有哪些举措？", retrieval, index, a.corpus.documents)
+    assert not ans.refused
+    assert [c.hit.chunk.clause_id for c in ans.citations][:4] == [
+        "第二章.第三条", "第二章.第三条.(一)", "第二章.第三条.(二)", "第二章.第三条.(三)"], ans.answer
+    assert "支持企业创新[1]：（一）设立科技创新专项资金[2]" in ans.answer, ans.answer
+    single = answer_question("企业研发投入补助最高多少？", retrieval, index, a.corpus.documents)
+    assert "500万元" in single.answer and "专项资金" not in single.answer, single.answer
+
+
+@pytest.mark.slow
 def test_a_chapter_question_lists_its_articles(uploaded):
     a, doc = uploaded
     ans = a.ask("第二章讲了什么？", documents=[doc])
