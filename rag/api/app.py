@@ -142,7 +142,7 @@ def add_docs(app: FastAPI) -> None:
 def mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:
     """Mount the chat page at '/' when the UI package is there; the API works without it."""
     try:
-        from ui.app import build_ui
+        from ui.app import FOOTER_LINKS, build_ui
     except ImportError as exc:
         log.info("chat page not mounted (ui.app not importable: %s)", exc)
         return False
@@ -157,7 +157,7 @@ def mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:
     if keys.enabled:
         # With keys configured the page is not open either: log in with any name and an API key as password.
         auth = lambda _user, password: keys.role(password) is not None  # noqa: E731
-    gr.mount_gradio_app(app, blocks, path="/", auth=auth,
+    gr.mount_gradio_app(app, blocks, path="/", auth=auth, footer_links=FOOTER_LINKS,
                         auth_message="输入任意用户名，密码填 API key (any user name; an API key as password)"
                         if auth else None)
     app.state.ui_mounted = True
