@@ -287,6 +287,49 @@ def test_page_chrome_has_no_dead_controls(page):
     assert "Use via API" not in page.locator("body").inner_text()
 
 
+def test_login_page_is_the_products_own_with_roles_and_logout(browser, assistant, monkeypatch):
+    """With keys, the page's own Chinese login; a user key sees no 上传规划, an admin key sees it and
+    is not asked for the key again; 退出登录 ends the session."""
+    from ui.server import UIServer
+
+    from rag.api import create_app
+    from rag.security import KeyConfig
+
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "admin-key")
+    keys = KeyConfig(api_keys=frozenset({"user-key"}), admin_keys=frozenset({"admin-key"}))
+    with UIServer(create_app(assistant, keys=keys, with_ui=True)) as url:
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        pg = context.new_page()
+        try:
+            pg.goto(url + "/")
+            pg.wait_for_selector("form input[type=password]", timeout=15_000)
+            body = pg.locator("body").inner_text()
+            assert "访问密钥" in body and "登录" in body
+            assert "username" not in body.lower() and "password" not in body.lower()
+            pg.screenshot(path=str(SHOTS / "10-login.png"))
+            pg.fill("input[type=password]", "wrong")
+            pg.click("button[type=submit]")
+            pg.wait_for_selector(".error", timeout=10_000)
+            assert "密钥不正确" in pg.locator(".error").inner_text()
+            pg.fill("input[type=password]", "user-key")
+            pg.click("button[type=submit]")
+            pg.wait_for_selector("#zc-question textarea", timeout=30_000)
+            pg.wait_for_selector(".zc-logout", timeout=15_000)
+            pg.wait_for_timeout(1000)
+            assert pg.get_by_role("tab", name="上传规划").count() == 0
+            pg.click(".zc-logout")
+            pg.wait_for_selector("form input[type=password]", timeout=15_000)
+            pg.fill("input[type=password]", "admin-key")
+            pg.click("button[type=submit]")
+            pg.wait_for_selector(".zc-logout", timeout=30_000)
+            assert "管理员" in pg.locator(".zc-user").inner_text()
+            pg.get_by_role("tab", name="上传规划").click()
+            pg.wait_for_selector("#zc-upload", timeout=10_000)
+            assert not pg.locator("#zc-admin-key").is_visible()  # the login's key is enough
+        finally:
+            context.close()
+
+
 def test_chat_page_works_behind_the_api_safety_layers(browser, assistant):
     """The page as `rag serve` mounts it: Host allow-list, same-origin writes only, nosniff and
     no-framing headers; its own calls (same origin) still answer."""

@@ -55,6 +55,8 @@ CSS = """
 .zc-logo { width: 44px; height: 44px; border-radius: 10px; background: linear-gradient(135deg, #1d4ed8, #0ea5e9);
   color: #fff; font-size: 24px; font-weight: 700; display: flex; align-items: center; justify-content: center; flex: none; }
 .zc-header h1 { margin: 0; font-size: 24px; font-weight: 700; color: var(--zc-ink); letter-spacing: .5px; }
+.zc-user { margin-left: auto; font-size: 13px; color: var(--zc-muted); white-space: nowrap; }
+.zc-user a { color: var(--zc-accent); }
 .zc-header p { margin: 2px 0 0; color: var(--zc-muted); font-size: 14px; }
 
 /* chat bubbles and the input row */
@@ -218,7 +220,8 @@ document.addEventListener('click', (e) => {
 """
 
 
-def header_html(assistant) -> str:
+def header_html(assistant, user: str | None = None) -> str:
+    """The title and the corpus line; with the page's login (rag/api/login.py), who is logged in and 退出登录."""
     corpus = assistant.corpus  # one published snapshot
     n = len(corpus.documents)
     clauses = sum(len(p.clauses) for p in corpus.parsed.values())
@@ -226,7 +229,10 @@ def header_html(assistant) -> str:
             '<div class="zc-header"><div class="zc-logo">策</div><div>'
             f"<h1>{TITLE}</h1>"
             f"<p>基于 {n} 份集成电路产业规划原文（{clauses} 条条款）的检索问答：每句回答都摘自原文并标注出处，"
-            "文件中没有的内容会明确说明。</p></div></div>")
+            "文件中没有的内容会明确说明。</p></div>"
+            + (f'<div class="zc-user">{"管理员" if user == "admin" else "已登录"} · '
+               '<a class="zc-logout" href="logout">退出登录</a></div>' if user else "")
+            + "</div>")
 
 
 def _drawer(inner: str) -> str:
@@ -285,7 +291,9 @@ def build_ui(assistant) -> gr.Blocks:
                     with gr.Column(scale=5, min_width=340):
                         section = gr.HTML(h.EMPTY_SECTION, elem_id="zc-section")
 
-            with gr.Tab("上传规划", id="upload", visible=bool(h.admin_keys())):
+            # shown on load to whoever may upload (h.upload_access): never to a user logged in with a
+            # non-admin key, not even for a moment
+            with gr.Tab("上传规划", id="upload", visible=False) as upload_tab:
                 if not h.upload_available(assistant):
                     gr.HTML(h.error_html("当前版本的服务不支持上传文件（缺少 add_document）。"), elem_id="zc-upload-status")
                 else:
@@ -293,7 +301,8 @@ def build_ui(assistant) -> gr.Blocks:
                             "完成后即可在问答中检索。需要管理员密钥。</p>")
                     with gr.Row(equal_height=False):
                         with gr.Column(scale=1, min_width=320):
-                            admin_key = gr.Textbox(label="管理员密钥", type="password", elem_id="zc-admin-key")
+                            admin_key = gr.Textbox(label="管理员密钥", type="password", elem_id="zc-admin-key",
+                                                   info="以管理员密钥登录时无需再填")
                             upload_file = gr.File(label="规划文件", file_types=list(h.UPLOAD_EXTENSIONS),
                                                   type="filepath", elem_id="zc-upload-file")
                         with gr.Column(scale=1, min_width=320):
@@ -357,13 +366,13 @@ def build_ui(assistant) -> gr.Blocks:
 
         # Uploads and deletes publish a new document list: each session catches up on load and at
         # its every action (this one's upload also right after it), never showing a stale list.
-        def refresh(seen, chosen):
+        def refresh(seen, chosen, request: gr.Request):
             now = h.corpus_version(assistant)
             if now == seen:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip()
             corpus_now = assistant.corpus
             kept = [d for d in chosen or [] if d in corpus_now.parsed]
-            return (header_html(assistant), gr.Dropdown(choices=h.doc_choices(corpus_now), value=kept),
+            return (header_html(assistant, getattr(request, "username", None)), gr.Dropdown(choices=h.doc_choices(corpus_now), value=kept),
                     h.documents_html(corpus_now), now)
 
         refresh_args = dict(fn=refresh, inputs=[version, documents], outputs=[header, documents, overview, version],
@@ -371,10 +380,18 @@ def build_ui(assistant) -> gr.Blocks:
         gr.on([demo.load, question.submit, send.click, clear.click, chatbot.clear, chatbot.example_select,
                citations.click, overview.click, docs_tab.select, documents.focus], **refresh_args)
 
-        if h.upload_available(assistant) and h.admin_keys():
-            def upload(key, path, title, issuer, date, region, aliases, doc_id):
+        def access(request: gr.Request):
+            tab, key = h.upload_access(getattr(request, "username", None))
+            return gr.Tab(visible=tab), (gr.Textbox(visible=key) if h.upload_available(assistant) else gr.skip())
+
+        demo.load(access, outputs=[upload_tab, admin_key if h.upload_available(assistant) else gr.State()],
+                  show_progress="hidden", queue=False)
+
+        if h.upload_available(assistant):
+            def upload(key, path, title, issuer, date, region, aliases, doc_id, request: gr.Request):
+                admin = getattr(request, "username", None) == "admin"  # logged in with an admin key
                 for html, _ in h.run_upload(assistant, key, path, title, issuer, date, region, aliases=aliases,
-                                            doc_id=doc_id):
+                                            doc_id=doc_id, admin=admin):
                     yield html
 
             upload_btn.click(upload, inputs=[admin_key, upload_file, up_title, up_issuer, up_date, up_region,

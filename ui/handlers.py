@@ -558,6 +558,14 @@ def check_admin_key(key: str | None) -> bool:
     return bool(key) and any(hmac.compare_digest(key.encode(), k.encode()) for k in admin_keys())
 
 
+def upload_access(user: str | None) -> tuple[bool, bool]:
+    """(show 上传规划, ask for the admin key there) for a page user: the role the page's login gave
+    ("admin"/"user", rag/api/login.py), or None without that login (then RAG_ADMIN_KEYS decides)."""
+    if user:
+        return user == "admin", False
+    return bool(admin_keys()), True
+
+
 def upload_available(assistant) -> bool:
     return callable(getattr(assistant, "add_document", None))
 
@@ -588,17 +596,20 @@ def default_title(filename: str) -> str:
 
 def run_upload(assistant, key: str | None, file_path: str | None, title: str = "", issuer: str = "",
                date: str = "", region: str = "", poll: float = 0.5, aliases: str = "",
-               doc_id: str = "") -> Iterator[tuple[str, str | None]]:
+               doc_id: str = "", admin: bool = False) -> Iterator[tuple[str, str | None]]:
     """Check the key and file, then add the plan while reporting progress.
 
     Yields (status HTML, doc_id of the added plan or None).  Bad input and a
     rejected upload (`ValueError` from `add_document`) end in a message; the
-    index is left as it was (the assistant guarantees that).
+    index is left as it was (the assistant guarantees that).  `admin`: the page's
+    login already took an admin key, none is asked again.
     """
-    if not admin_keys():
+    if admin:  # the page's login already checked an admin key
+        pass
+    elif not admin_keys():
         yield error_html("未配置管理员密钥（RAG_ADMIN_KEYS），不能上传。"), None
         return
-    if not check_admin_key(key):
+    elif not check_admin_key(key):
         yield error_html("管理员密钥不正确。"), None
         return
     if not upload_available(assistant):
