@@ -485,14 +485,22 @@ def test_api_docs_and_health_still_work_with_a_ui_mounted_at_root(assistant, sta
         assert 'rag_http_requests_total{endpoint="/healthz"' in c.get("/metrics").text
 
 
-def test_with_keys_the_chat_page_asks_for_a_key_as_password(assistant, stand_in_ui):
+def test_with_keys_the_chat_page_asks_for_a_key_on_its_own_login_page(assistant, stand_in_ui):
     keys = KeyConfig(api_keys=frozenset({"user-key"}))
     with TestClient(create_app(assistant, keys=keys, with_ui=True)) as c:
         assert c.get("/config").status_code == 401
-        assert c.post("/login", data={"username": "anyone", "password": "wrong"}).status_code == 400
-        assert c.post("/login", data={"username": "anyone", "password": "user-key"}).status_code == 200
-        assert c.get("/config").status_code == 200
+        first = c.get("/", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"].endswith("/login")
+        page = c.get("/login").text
+        assert "访问密钥" in page and "username" not in page.lower()
+        wrong = c.post("/login", data={"key": "wrong"}, follow_redirects=False)
+        assert wrong.status_code == 401 and "密钥不正确" in wrong.text
+        ok = c.post("/login", data={"key": "user-key"}, follow_redirects=False)
+        assert ok.status_code == 303 and "zc_session" in ok.cookies
+        assert c.get("/config").status_code == 200 and c.get("/").status_code == 200
         assert c.get("/v1/documents").status_code == 401  # the page login is not an API key
+        c.get("/logout")
+        assert c.get("/config").status_code == 401
 
 
 def test_a_failing_chat_page_leaves_the_api_running(assistant, monkeypatch):

@@ -47,6 +47,9 @@ def browser():
 def open_page(browser, url):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
     pg = context.new_page()
+    # what the page writes to the clipboard is recorded in window.__copied (headless has no clipboard)
+    pg.add_init_script("window.__copied = []; Object.defineProperty(navigator, 'clipboard', "
+                       "{value: {writeText: async (t) => { window.__copied.push(t); }}, configurable: true});")
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.goto(url)
@@ -157,11 +160,21 @@ def test_example_question_and_document_filter(page):
     # the filter wins over the place named in the question: every cited clause is from Qingpu
     titles = page.locator("#zc-citations .zc-doc").all_inner_texts()
     assert titles and all("青浦区" in t for t in titles)
+    # and the page says the place the question names is outside the chosen documents
+    scope = page.locator("#zc-chat .zc-scope").last
+    assert "苏州工业园区" in scope.inner_text() and "青浦区" in scope.inner_text()
     page.screenshot(path=str(SHOTS / "7-filter.png"))
+
+
+def _header(page) -> str:
+    return page.locator(".zc-header p").inner_text()
 
 
 def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder, fresh_settings, tmp_path,
                                      wuxi_plan):
+    """An upload with an empty title (the file name is the title) and an alias; as soon as it is
+    published the page counts it, filters by it, lists it and shows its clauses in context -- in
+    this session at once, in another open session at its next action; a delete likewise."""
     from rag.service import Assistant
     from ui.server import UIServer, create_ui_app
 
@@ -169,7 +182,9 @@ def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder,
     can_upload = hasattr(Assistant, "add_document")
     # an upload changes the index: give it an assistant of its own
     own = Assistant(fresh_settings, embedder=embedder) if can_upload else assistant
-    with UIServer(create_ui_app(own)) as url, open_page(browser, url + "/") as page:
+    with UIServer(create_ui_app(own)) as url, open_page(browser, url + "/") as page, \
+            open_page(browser, url + "/") as other:
+        assert "基于 5 份" in _header(page) and "基于 5 份" in _header(other)
         page.get_by_role("tab", name="上传规划").click()
         status = page.locator("#zc-upload-status")
         if not can_upload:
@@ -177,26 +192,142 @@ def test_upload_tab_with_an_admin_key(monkeypatch, browser, assistant, embedder,
             assert "不支持上传" in status.inner_text()
             page.screenshot(path=str(SHOTS / "8-upload-unavailable.png"))
             return
-        plan = tmp_path / "wuxi.txt"
+        plan = tmp_path / "无锡市集成电路产业发展三年行动计划.txt"
         plan.write_text(wuxi_plan, encoding="utf-8")
         page.locator("#zc-upload-file input[type=file]").set_input_files(str(plan))
-        page.fill("#zc-up-title textarea, #zc-up-title input", "无锡市集成电路产业发展三年行动计划（2024-2026年）")
         page.fill("#zc-up-issuer textarea, #zc-up-issuer input", "无锡市人民政府")
+        page.fill("#zc-up-aliases textarea, #zc-up-aliases input", "锡城, Xicheng")
+        page.fill("#zc-up-docid textarea, #zc-up-docid input", "wuxi-2024")
         page.fill("#zc-admin-key input", "wrong-key")
         page.click("#zc-upload")
         page.wait_for_selector("#zc-upload-status .zc-error", timeout=15_000)
         assert "密钥不正确" in status.inner_text()
         page.fill("#zc-admin-key input", "secret-key")
         page.click("#zc-upload")
-        page.wait_for_selector("#zc-upload-status .zc-progress, #zc-upload-status .zc-ok", timeout=30_000)
+        page.wait_for_selector("#zc-upload-status .zc-progress, #zc-upload-status .zc-ok, "
+                               "#zc-upload-status .zc-error", timeout=30_000)
         page.screenshot(path=str(SHOTS / "8-upload-progress.png"))
-        page.wait_for_selector("#zc-upload-status .zc-ok", timeout=180_000)
-        assert "上传完成" in status.inner_text()
+        page.wait_for_selector("#zc-upload-status .zc-ok, #zc-upload-status .zc-error", timeout=180_000)
+        assert "上传完成" in status.inner_text(), status.inner_text()
+        assert "无锡市集成电路产业发展三年行动计划" in status.inner_text()  # the file name is the title
         page.screenshot(path=str(SHOTS / "9-upload-done.png"))
+        # this session: header, filter and documents tab know the new plan at once
+        page.wait_for_function("document.querySelector('.zc-header p').innerText.includes('基于 6 份')",
+                               timeout=15_000)
+        page.get_by_role("tab", name="文件与目录").click()
+        page.wait_for_function("document.querySelectorAll('#zc-overview .zc-doc-card').length === 6",
+                               timeout=15_000)
         page.get_by_role("tab", name="问答").click()
-        ask(page, "无锡到2026年集成电路产业营收目标是多少？")
+        page.locator("#zc-documents input").click()
+        assert page.get_by_role("option", name="无锡市集成电路产业发展三年行动计划").count() == 1
+        page.keyboard.press("Escape")
+        # the alias reaches it, and its citation opens in context
+        ask(page, "锡城到2026年集成电路产业营收目标是多少？")
         assert "3000亿元" in page.locator("#zc-chat .zc-answer").last.inner_text()
+        page.locator("#zc-citations .zc-card").first.click()
+        drawer = page.locator("#zc-context .zc-drawer")
+        drawer.wait_for(timeout=15_000)
+        assert "未知文档" not in drawer.inner_text() and drawer.locator(".zc-ctx-target").count() == 1
+        page.keyboard.press("Escape")
 
+        # another open session sees it at its next action
+        ask(other, "深圳到2025年集成电路产业营收目标是多少？")
+        other.wait_for_function("document.querySelector('.zc-header p').innerText.includes('基于 6 份')",
+                                timeout=15_000)
+        other.locator("#zc-documents input").click()
+        assert other.get_by_role("option", name="无锡市集成电路产业发展三年行动计划").count() == 1
+        other.keyboard.press("Escape")
+
+        # a delete (here through the core, as DELETE /v1/documents does) reaches both at their next action
+        own.remove_document("wuxi-2024")
+        other.get_by_role("tab", name="文件与目录").click()
+        other.wait_for_function("document.querySelectorAll('#zc-overview .zc-doc-card').length === 5",
+                                timeout=15_000)
+        assert "基于 5 份" in _header(other)
+        page.get_by_role("tab", name="文件与目录").click()
+        page.wait_for_function("document.querySelector('.zc-header p').innerText.includes('基于 5 份')",
+                               timeout=15_000)
+
+
+def test_copy_gives_plain_text_with_markers_and_references(page):
+    ask(page, "深圳到2025年集成电路产业营收目标是多少？")
+    bot = page.locator("#zc-chat [data-testid=bot]").last
+    label = bot.get_attribute("aria-label")
+    assert "<" not in label and "2500亿元" in label
+    assert "<" not in page.locator("#zc-chat [data-testid=user]").last.get_attribute("aria-label")
+    bot.hover()
+    page.locator("#zc-chat button[aria-label='Copy message']").last.click()
+    page.wait_for_function("window.__copied.length > 0", timeout=5_000)
+    copied = page.evaluate("window.__copied[window.__copied.length - 1]")
+    assert "<" not in copied and "zc-" not in copied
+    assert "2500亿元" in copied and "[1]" in copied
+    refs = copied.split("\n")
+    assert any(line.startswith("[1] 《深圳市培育发展半导体与集成电路产业集群行动计划") and "二.(一)" in line
+               for line in refs), copied
+
+
+def test_trash_icon_is_a_new_chat(page):
+    ask(page, "深圳到2025年集成电路产业营收目标是多少？")
+    page.locator("#zc-chat button[aria-label='清空对话']").click()
+    page.wait_for_selector("#zc-citations .zc-empty", timeout=10_000)  # the citations go too
+    # and the hidden history: a follow-up is no longer read as one about Shenzhen's targets
+    page.fill("#zc-question textarea", "那苏州工业园区呢？")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#zc-chat .zc-meta').length > 0", timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator("#zc-chat .zc-rewrite").count() == 0
+    assert page.locator("#zc-chat .message-row").count() == 2
+
+
+def test_page_chrome_has_no_dead_controls(page):
+    # the k slider changed nothing for list answers: it is gone (the API keeps k)
+    assert page.locator("#zc-k").count() == 0
+    # the footer does not document Gradio's internal endpoints
+    assert page.locator("footer button.show-api").count() == 0
+    assert "通过 API 使用" not in page.locator("body").inner_text()
+    assert "Use via API" not in page.locator("body").inner_text()
+
+
+def test_login_page_is_the_products_own_with_roles_and_logout(browser, assistant, monkeypatch):
+    """With keys, the page's own Chinese login; a user key sees no 上传规划, an admin key sees it and
+    is not asked for the key again; 退出登录 ends the session."""
+    from ui.server import UIServer
+
+    from rag.api import create_app
+    from rag.security import KeyConfig
+
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "admin-key")
+    keys = KeyConfig(api_keys=frozenset({"user-key"}), admin_keys=frozenset({"admin-key"}))
+    with UIServer(create_app(assistant, keys=keys, with_ui=True)) as url:
+        context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+        pg = context.new_page()
+        try:
+            pg.goto(url + "/")
+            pg.wait_for_selector("form input[type=password]", timeout=15_000)
+            body = pg.locator("body").inner_text()
+            assert "访问密钥" in body and "登录" in body
+            assert "username" not in body.lower() and "password" not in body.lower()
+            pg.screenshot(path=str(SHOTS / "10-login.png"))
+            pg.fill("input[type=password]", "wrong")
+            pg.click("button[type=submit]")
+            pg.wait_for_selector(".error", timeout=10_000)
+            assert "密钥不正确" in pg.locator(".error").inner_text()
+            pg.fill("input[type=password]", "user-key")
+            pg.click("button[type=submit]")
+            pg.wait_for_selector("#zc-question textarea", timeout=30_000)
+            pg.wait_for_selector(".zc-logout", timeout=15_000)
+            pg.wait_for_timeout(1000)
+            assert pg.get_by_role("tab", name="上传规划").count() == 0
+            pg.click(".zc-logout")
+            pg.wait_for_selector("form input[type=password]", timeout=15_000)
+            pg.fill("input[type=password]", "admin-key")
+            pg.click("button[type=submit]")
+            pg.wait_for_selector(".zc-logout", timeout=30_000)
+            assert "管理员" in pg.locator(".zc-user").inner_text()
+            pg.get_by_role("tab", name="上传规划").click()
+            pg.wait_for_selector("#zc-upload", timeout=10_000)
+            assert not pg.locator("#zc-admin-key").is_visible()  # the login's key is enough
+        finally:
+            context.close()
 
 
 def test_chat_page_works_behind_the_api_safety_layers(browser, assistant):

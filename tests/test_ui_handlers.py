@@ -244,16 +244,17 @@ def test_upload_tab_is_shown_only_with_an_admin_key(monkeypatch, assistant):
 
     from ui.app import build_ui
 
-    def upload_tab_visible():
-        demo = build_ui(assistant)
-        tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
-        assert [t.label for t in tabs] == ["问答", "文件与目录", "上传规划"]
-        return tabs[2].visible
-
+    demo = build_ui(assistant)
+    tabs = [b for b in demo.blocks.values() if isinstance(b, gr.Tab)]
+    assert [t.label for t in tabs] == ["问答", "文件与目录", "上传规划"]
+    assert tabs[2].visible is False  # until the page loads and knows who is there
     monkeypatch.delenv("RAG_ADMIN_KEYS", raising=False)
-    assert upload_tab_visible() is False
+    assert h.upload_access(None) == (False, True)
     monkeypatch.setenv("RAG_ADMIN_KEYS", "secret")
-    assert upload_tab_visible() is True
+    assert h.upload_access(None) == (True, True)  # no page login: the tab asks for the key
+    # with the page's login: a user key never sees the tab, an admin is not asked for the key again
+    assert h.upload_access("user") == (False, False)
+    assert h.upload_access("admin") == (True, False)
 
 
 @pytest.mark.slow
@@ -323,3 +324,59 @@ def test_failed_verification_shows_the_extractive_answer_and_why(assistant, monk
     assert final.answer.verified is False
     assert "zc-gen-fallback" in bubble and "含条款中没有的数字" in bubble
     assert "2500亿元" in bubble and "2600" not in bubble
+
+
+# -- issue #13: the chat page's items ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_upload_with_an_empty_title_takes_the_file_name_and_the_aliases(monkeypatch, tmp_path, embedder,
+                                                                         fresh_settings, wuxi_plan):
+    from rag.routing import route
+    from rag.service import Assistant
+
+    monkeypatch.setenv("RAG_ADMIN_KEYS", "secret")
+    own = Assistant(fresh_settings, embedder=embedder)
+    version = h.corpus_version(own)
+    plan = tmp_path / "无锡市集成电路产业发展三年行动计划.txt"
+    plan.write_text(wuxi_plan, encoding="utf-8")
+    status, doc_id = list(h.run_upload(own, "secret", str(plan), title="", aliases="锡城, Xicheng",
+                                       doc_id="wuxi-2024", poll=0.2))[-1]
+    assert "上传完成" in status, status
+    assert doc_id == "wuxi-2024"
+    info = own.corpus.document("wuxi-2024")
+    assert info.title == "无锡市集成电路产业发展三年行动计划"  # the API's default: the file name
+    assert {"锡城", "Xicheng"} <= set(info.aliases)
+    assert route("锡城的营收目标是多少？", own.corpus.documents).documents == ["wuxi-2024"]
+    assert h.corpus_version(own) != version  # what tells every open page to refresh
+
+
+def test_copy_text_is_plain_with_markers_and_references(shenzhen):
+    text = h.copy_text(shenzhen)
+    assert "<" not in text and "2500亿元" in text and "[1]" in text
+    first = shenzhen.citations[0].hit.chunk
+    assert f"[1] 《{first.doc_title}》" in text and first.clause_id in text
+    bubble = h.format_answer(shenzhen)
+    assert '<span class="zc-copy" hidden>' in bubble  # what the page's copy button and aria-label use
+    assert "\n" not in bubble
+
+
+def test_a_filter_that_excludes_the_named_place_says_so(assistant):
+    final = _run(assistant, "苏州工业园区计划培育多少家IDM企业？", documents=["qingpu-2023"])[-1]
+    bubble = final.chat[-1]["content"]
+    assert "zc-scope" in bubble and "苏州工业园区" in bubble
+    # no note when the filter includes the place, or there is no filter
+    for docs in (None, ["suzhou-sip-2022", "qingpu-2023"]):
+        assert "zc-scope" not in _run(assistant, "苏州工业园区计划培育多少家IDM企业？", documents=docs)[-1].chat[-1]["content"]
+
+
+def test_a_generative_backend_says_the_model_is_generating_and_how_long_it_takes(assistant, monkeypatch,
+                                                                                  stub_openai_server):
+    _openai_env(monkeypatch, stub_openai_server, "到2025年，深圳集成电路产业营收目标是突破2500亿元[1]。")
+    updates = list(h.chat_turn(assistant, SHENZHEN_Q, [], [], None, 5, delay=0, backend="openai"))
+    waiting = [u.chat[-1]["content"] for u in updates if not u.done and "zc-pending" in u.chat[-1]["content"]]
+    assert any("生成" in w and "秒" in w for w in waiting), waiting
+    # once one answer was generated, the note gives this machine's usual time
+    updates = list(h.chat_turn(assistant, SHENZHEN_Q, [], [], None, 5, delay=0, backend="openai"))
+    waiting = [u.chat[-1]["content"] for u in updates if not u.done and "zc-pending" in u.chat[-1]["content"]]
+    assert any("本机" in w and "秒" in w for w in waiting), waiting

@@ -13,6 +13,8 @@ import gradio as gr
 from . import handlers as h
 
 TITLE = "政策问答 · 集成电路产业规划"
+# Gradio's footer: no "Use via API" (it documents Gradio's internal endpoints; the API is /v1, see /docs)
+FOOTER_LINKS = ["settings"]
 
 # Written for this page (not taken from the evaluation set); they show the kinds
 # of question the assistant handles: figures, lists, a comparison, English.
@@ -53,6 +55,8 @@ CSS = """
 .zc-logo { width: 44px; height: 44px; border-radius: 10px; background: linear-gradient(135deg, #1d4ed8, #0ea5e9);
   color: #fff; font-size: 24px; font-weight: 700; display: flex; align-items: center; justify-content: center; flex: none; }
 .zc-header h1 { margin: 0; font-size: 24px; font-weight: 700; color: var(--zc-ink); letter-spacing: .5px; }
+.zc-user { margin-left: auto; font-size: 13px; color: var(--zc-muted); white-space: nowrap; }
+.zc-user a { color: var(--zc-accent); }
 .zc-header p { margin: 2px 0 0; color: var(--zc-muted); font-size: 14px; }
 
 /* chat bubbles and the input row */
@@ -106,6 +110,7 @@ code { font-family: ui-monospace, "Noto Sans Mono CJK SC", monospace; }
 .zc-clause-id code { font-size: 12px; background: var(--zc-code-bg); color: var(--zc-code-ink); padding: 0 4px; border-radius: 3px; }
 .zc-text { font-size: 14px; line-height: 1.75; margin-top: 6px; color: var(--zc-ink); word-break: break-word; }
 mark.zc-support { background: var(--zc-mark); color: var(--zc-mark-ink); padding: 1px 0; border-radius: 2px; }
+.zc-copy { display: none !important; }
 .zc-more { font-size: 12px; color: var(--zc-accent); margin-top: 4px; text-align: right; }
 
 /* context drawer */
@@ -173,14 +178,61 @@ document.addEventListener('mousedown', (e) => {
 """
 
 
-def header_html(assistant) -> str:
-    n = len(assistant.corpus.documents)
-    clauses = sum(len(p.clauses) for p in assistant.corpus.parsed.values())
+# The chat's copy buttons copy plain text (the answer with its [n] markers and the list of cited
+# clauses, from the bubble's hidden .zc-copy), and each message's aria-label is that text, not its HTML.
+_CHAT_JS = """
+(() => {  // own scope: js_on_load's parameters (element, props, watch, ...) are not shadowed
+const chat = () => document.getElementById('zc-chat');
+const plain = (msg) => {
+  const src = msg.querySelector('.zc-copy');
+  if (src) return src.textContent;
+  const body = msg.querySelector('.message-content') || msg;
+  return body.innerText.trim();
+};
+const zcLabel = () => {
+  const root = chat();
+  if (!root) return;
+  root.querySelectorAll('[data-testid=bot][aria-label], [data-testid=user][aria-label]').forEach((m) => {
+    const want = (m.dataset.testid === 'user' ? '提问：' : '回答：') + plain(m);
+    if (m.getAttribute('aria-label') !== want) m.setAttribute('aria-label', want);
+  });
+};
+const zcWatch = () => {
+  const root = chat();
+  if (!root) { setTimeout(zcWatch, 200); return; }
+  new MutationObserver(zcLabel).observe(root, {subtree: true, childList: true, characterData: true,
+                                             attributes: true, attributeFilter: ['aria-label']});
+  zcLabel();
+};
+zcWatch();
+document.addEventListener('click', (e) => {
+  const button = e.target.closest('#zc-chat .message-buttons button');
+  if (!button || !button.querySelector('svg') || !/copy|复制/i.test(button.getAttribute('aria-label') || '')) return;
+  const row = button.closest('.message-buttons');
+  const messages = [...chat().querySelectorAll('[data-testid=bot], [data-testid=user]')]
+    .filter((m) => m.compareDocumentPosition(row) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (!messages.length) return;
+  e.stopPropagation(); e.preventDefault();
+  const text = plain(messages[messages.length - 1]);
+  if (navigator.clipboard) navigator.clipboard.writeText(text);
+}, true);
+})();
+"""
+
+
+def header_html(assistant, user: str | None = None) -> str:
+    """The title and the corpus line; with the page's login (rag/api/login.py), who is logged in and 退出登录."""
+    corpus = assistant.corpus  # one published snapshot
+    n = len(corpus.documents)
+    clauses = sum(len(p.clauses) for p in corpus.parsed.values())
     return (f"<style>{CSS}</style>"
             '<div class="zc-header"><div class="zc-logo">策</div><div>'
             f"<h1>{TITLE}</h1>"
             f"<p>基于 {n} 份集成电路产业规划原文（{clauses} 条条款）的检索问答：每句回答都摘自原文并标注出处，"
-            "文件中没有的内容会明确说明。</p></div></div>")
+            "文件中没有的内容会明确说明。</p></div>"
+            + (f'<div class="zc-user">{"管理员" if user == "admin" else "已登录"} · '
+               '<a class="zc-logout" href="logout">退出登录</a></div>' if user else "")
+            + "</div>")
 
 
 def _drawer(inner: str) -> str:
@@ -189,13 +241,13 @@ def _drawer(inner: str) -> str:
 
 def build_ui(assistant) -> gr.Blocks:
     """The whole page for one `Assistant` (shared by all sessions; per-session state lives in gr.State)."""
-    corpus = assistant.corpus
-    top_k = int(getattr(assistant.settings, "top_k", 5) or 5)
+    corpus = assistant.corpus  # only for the first layout: every handler reads the published one
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.HTML(header_html(assistant), elem_id="zc-header")
+        header = gr.HTML(header_html(assistant), elem_id="zc-header")
         history = gr.State([])
         quotes = gr.State({})
+        version = gr.State("")  # h.corpus_version of what this session shows ("" until the page loads)
 
         with gr.Tabs():
             with gr.Tab("问答", id="ask"):
@@ -207,7 +259,7 @@ def build_ui(assistant) -> gr.Blocks:
                                         "回答后可以接着追问，如“那苏州工业园区呢？”",
                             examples=[{"text": q} for q in EXAMPLES],
                             buttons=["copy"], feedback_options=None, autoscroll=True)
-                        status = gr.HTML("", elem_id="zc-status")
+                        status = gr.HTML("", elem_id="zc-status", js_on_load=_CHAT_JS)
                         with gr.Row(equal_height=True, elem_id="zc-inputrow"):
                             question = gr.Textbox(
                                 show_label=False, placeholder="输入问题，按 Enter 发送",
@@ -221,8 +273,6 @@ def build_ui(assistant) -> gr.Blocks:
                                 choices=h.doc_choices(corpus), value=[], multiselect=True, label="限定文件",
                                 info="不选则在全部文件中检索；问题中提到地名时会自动定位到相应文件",
                                 elem_id="zc-documents")
-                            k = gr.Slider(1, 20, value=top_k, step=1, label="检索条款数 k",
-                                          info="参与作答的候选条款数", elem_id="zc-k")
                             backends = h.backend_choices()
                             backend = gr.Radio(
                                 choices=backends, label="回答方式",
@@ -241,7 +291,9 @@ def build_ui(assistant) -> gr.Blocks:
                     with gr.Column(scale=5, min_width=340):
                         section = gr.HTML(h.EMPTY_SECTION, elem_id="zc-section")
 
-            with gr.Tab("上传规划", id="upload", visible=bool(h.admin_keys())):
+            # shown on load to whoever may upload (h.upload_access): never to a user logged in with a
+            # non-admin key, not even for a moment
+            with gr.Tab("上传规划", id="upload", visible=False) as upload_tab:
                 if not h.upload_available(assistant):
                     gr.HTML(h.error_html("当前版本的服务不支持上传文件（缺少 add_document）。"), elem_id="zc-upload-status")
                 else:
@@ -249,15 +301,22 @@ def build_ui(assistant) -> gr.Blocks:
                             "完成后即可在问答中检索。需要管理员密钥。</p>")
                     with gr.Row(equal_height=False):
                         with gr.Column(scale=1, min_width=320):
-                            admin_key = gr.Textbox(label="管理员密钥", type="password", elem_id="zc-admin-key")
+                            admin_key = gr.Textbox(label="管理员密钥", type="password", elem_id="zc-admin-key",
+                                                   info="以管理员密钥登录时无需再填")
                             upload_file = gr.File(label="规划文件", file_types=list(h.UPLOAD_EXTENSIONS),
                                                   type="filepath", elem_id="zc-upload-file")
                         with gr.Column(scale=1, min_width=320):
-                            up_title = gr.Textbox(label="标题", elem_id="zc-up-title", placeholder="例如：某市集成电路产业发展行动计划（2024-2026年）")
+                            up_title = gr.Textbox(label="标题", elem_id="zc-up-title",
+                                                  placeholder="不填则用文件名，例如：某市集成电路产业发展行动计划（2024-2026年）")
                             up_issuer = gr.Textbox(label="发文机关", elem_id="zc-up-issuer", placeholder="例如：某市人民政府办公厅")
                             with gr.Row():
                                 up_date = gr.Textbox(label="日期", elem_id="zc-up-date", placeholder="YYYY-MM-DD")
                                 up_region = gr.Textbox(label="地区", elem_id="zc-up-region", placeholder="例如：江苏省无锡市")
+                            up_aliases = gr.Textbox(
+                                label="别名", elem_id="zc-up-aliases", placeholder="例如：无锡, 锡城, Wuxi",
+                                info="问题中出现这些名称时检索会定位到该文件（简称、英文名），用逗号分隔")
+                            up_docid = gr.Textbox(label="编号", elem_id="zc-up-docid",
+                                                  placeholder="例如：wuxi-2024（不填则由文件名生成）")
                     upload_btn = gr.Button("上传并建立索引", variant="primary", elem_id="zc-upload")
                     upload_status = gr.HTML("", elem_id="zc-upload-status")
 
@@ -265,33 +324,35 @@ def build_ui(assistant) -> gr.Blocks:
 
         outputs = [chatbot, history, citations, quotes, status, question, context]
 
-        def ask(q, chat, hist, docs, kk, bk):
-            for u in h.chat_turn(assistant, q, chat, hist, docs, kk, backend=bk):
+        def ask(q, chat, hist, docs, bk):
+            for u in h.chat_turn(assistant, q, chat, hist, docs, None, backend=bk):
                 keep = u.citations is None  # an error leaves the panel, and the open context, as they were
                 yield (u.chat, u.history, gr.skip() if keep else u.citations, gr.skip() if keep else u.quotes,
                        u.status, u.question, gr.skip() if keep else "")
 
-        ask_args = dict(fn=ask, inputs=[question, chatbot, history, documents, k, backend], outputs=outputs,
+        ask_args = dict(fn=ask, inputs=[question, chatbot, history, documents, backend], outputs=outputs,
                         concurrency_limit=4, show_progress="hidden")
         question.submit(**ask_args)
         send.click(**ask_args)
 
-        def ask_example(chat, hist, docs, kk, bk, evt: gr.SelectData):
-            yield from ask((evt.value or {}).get("text", ""), chat, hist, docs, kk, bk)
+        def ask_example(chat, hist, docs, bk, evt: gr.SelectData):
+            yield from ask((evt.value or {}).get("text", ""), chat, hist, docs, bk)
 
-        chatbot.example_select(ask_example, inputs=[chatbot, history, documents, k, backend], outputs=outputs,
+        chatbot.example_select(ask_example, inputs=[chatbot, history, documents, backend], outputs=outputs,
                                concurrency_limit=4, show_progress="hidden")
 
         def new_chat():
             return [], [], h.EMPTY_CITATIONS, {}, "", "", ""
 
         clear.click(new_chat, outputs=outputs, show_progress="hidden")
+        chatbot.clear(new_chat, outputs=outputs, show_progress="hidden")  # the trash icon is 新对话 too
 
         def show_context(qs, evt: gr.EventData):
             data = evt._data or {}
             if not data.get("doc") or not data.get("clause"):
                 return gr.skip()
-            return _drawer(h.context_html(corpus, data["doc"], data["clause"], (qs or {}).get(str(data.get("n")), [])))
+            return _drawer(h.context_html(assistant.corpus, data["doc"], data["clause"],
+                                          (qs or {}).get(str(data.get("n")), [])))
 
         citations.click(show_context, inputs=[quotes], outputs=[context], show_progress="hidden")
 
@@ -299,23 +360,47 @@ def build_ui(assistant) -> gr.Blocks:
             data = evt._data or {}
             if not data.get("doc") or not data.get("heading"):
                 return gr.skip()
-            return h.section_html(corpus, data["doc"], data["heading"])
+            return h.section_html(assistant.corpus, data["doc"], data["heading"])
 
         overview.click(show_section, outputs=[section], show_progress="hidden")
-        docs_tab.select(lambda: h.documents_html(corpus), outputs=[overview], show_progress="hidden")
 
-        if h.upload_available(assistant) and h.admin_keys():
-            def upload(key, path, title, issuer, date, region):
-                for html, doc_id in h.run_upload(assistant, key, path, title, issuer, date, region):
-                    yield (html, gr.skip() if not doc_id else gr.Dropdown(choices=h.doc_choices(corpus)),
-                           gr.skip() if not doc_id else h.documents_html(corpus))
+        # Uploads and deletes publish a new document list: each session catches up on load and at
+        # its every action (this one's upload also right after it), never showing a stale list.
+        def refresh(seen, chosen, request: gr.Request):
+            now = h.corpus_version(assistant)
+            if now == seen:
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            corpus_now = assistant.corpus
+            kept = [d for d in chosen or [] if d in corpus_now.parsed]
+            return (header_html(assistant, getattr(request, "username", None)), gr.Dropdown(choices=h.doc_choices(corpus_now), value=kept),
+                    h.documents_html(corpus_now), now)
 
-            upload_btn.click(upload, inputs=[admin_key, upload_file, up_title, up_issuer, up_date, up_region],
-                             outputs=[upload_status, documents, overview], concurrency_limit=1,
-                             show_progress="hidden")
+        refresh_args = dict(fn=refresh, inputs=[version, documents], outputs=[header, documents, overview, version],
+                            show_progress="hidden", queue=False)
+        gr.on([demo.load, question.submit, send.click, clear.click, chatbot.clear, chatbot.example_select,
+               citations.click, overview.click, docs_tab.select, documents.focus], **refresh_args)
+
+        def access(request: gr.Request):
+            tab, key = h.upload_access(getattr(request, "username", None))
+            return gr.Tab(visible=tab), (gr.Textbox(visible=key) if h.upload_available(assistant) else gr.skip())
+
+        demo.load(access, outputs=[upload_tab, admin_key if h.upload_available(assistant) else gr.State()],
+                  show_progress="hidden", queue=False)
+
+        if h.upload_available(assistant):
+            def upload(key, path, title, issuer, date, region, aliases, doc_id, request: gr.Request):
+                admin = getattr(request, "username", None) == "admin"  # logged in with an admin key
+                for html, _ in h.run_upload(assistant, key, path, title, issuer, date, region, aliases=aliases,
+                                            doc_id=doc_id, admin=admin):
+                    yield html
+
+            upload_btn.click(upload, inputs=[admin_key, upload_file, up_title, up_issuer, up_date, up_region,
+                                             up_aliases, up_docid],
+                             outputs=[upload_status], concurrency_limit=1,
+                             show_progress="hidden").then(**refresh_args)
     return demo
 
 
 def mount_ui(app, assistant, path: str = "/"):
     """Mount the page on a FastAPI app (the API keeps its own routes, e.g. /v1)."""
-    return gr.mount_gradio_app(app, build_ui(assistant), path=path)
+    return gr.mount_gradio_app(app, build_ui(assistant), path=path, footer_links=FOOTER_LINKS)

@@ -179,7 +179,26 @@ def streaming_html(shown: str) -> str:
     return f'<div class="zc-answer"><div class="zc-body">{_answer_body_html(shown)}<span class="zc-cursor">▍</span></div></div>'
 
 
-def format_answer(answer, shown: str | None = None) -> str:
+def copy_text(answer) -> str:
+    """The answer as plain text for the copy button and screen readers: its [n] markers, then
+    one line per cited clause ("[1] 《title》 section · clause id")."""
+    lines = [("未找到答案：" if answer.refused else "") + answer.answer.strip()]
+    if answer.citations:
+        lines += ["", "最接近的条款：" if answer.refused else "引用条款："]
+        for c in answer.citations:
+            ch = c.hit.chunk
+            where = " · ".join(x for x in (ch.section_path, f"条款 {ch.clause_id}") if x)
+            lines.append(f"[{c.n}] 《{ch.doc_title}》 {where}")
+    return "\n".join(lines)
+
+
+def _copy_source(answer) -> str:
+    """copy_text in a never-shown element (the chat's sanitizer drops data-* attributes); its line
+    breaks as &#10;, so the bubble stays one line of HTML for the chat's markdown renderer."""
+    return f'<span class="zc-copy" hidden>{esc(copy_text(answer)).replace(chr(10), "&#10;")}</span>'
+
+
+def format_answer(answer, shown: str | None = None, note: str = "") -> str:
     """The assistant's chat bubble (HTML).  `shown` is the part streamed so far; None = complete.
 
     Answers and refusals look different: a refusal carries a warning title,
@@ -194,13 +213,15 @@ def format_answer(answer, shown: str | None = None) -> str:
         inner = (f'<div class="zc-refusal-title">⚠ 未找到答案</div><div class="zc-body">{body}</div>')
         if done:
             inner += f'<div class="zc-meta">{meta}</div>'
-        return f'{rewrite_note(answer)}{generation_note(answer) if done else ""}<div class="zc-refusal">{inner}</div>'
+        return (f'{rewrite_note(answer)}{note}{generation_note(answer) if done else ""}'
+                f'<div class="zc-refusal">{inner}{_copy_source(answer) if done else ""}</div>')
     inner = f'<div class="zc-body">{body}</div>'
     if done:
         total = (answer.timings_ms or {}).get("total")
         took = f" · 用时 {total / 1000:.2f} 秒" if total else ""
         inner += f'<div class="zc-meta">依据 {n} 条条款（见“引用条款”，点击条款可看上下文）{took}</div>'
-    return f'{rewrite_note(answer)}{generation_note(answer) if done else ""}<div class="zc-answer">{inner}</div>'
+    return (f'{rewrite_note(answer)}{note}{generation_note(answer) if done else ""}'
+            f'<div class="zc-answer">{inner}{_copy_source(answer) if done else ""}</div>')
 
 
 def stream_pieces(text: str, steps: int = 30, min_chars: int = 3) -> Iterator[str]:
@@ -212,6 +233,44 @@ def stream_pieces(text: str, steps: int = 30, min_chars: int = 3) -> Iterator[st
     for end in range(size, len(text), size):
         yield text[:end]
     yield text
+
+
+def scope_note(corpus, question: str, documents: list[str] | None) -> str:
+    """When the document filter leaves out a place the question names, a line saying so ('' otherwise)."""
+    if not documents or corpus is None:
+        return ""
+    from rag.routing import route
+
+    named = route(question, corpus.documents)
+    left_out = [d for d in named.documents if d not in documents]
+    if not left_out:
+        return ""
+    places = "、".join(f"“{named.aliases.get(d, d)}”" for d in left_out)
+    chosen = "、".join(f"《{label}》" for label, doc_id in doc_choices(corpus) if doc_id in documents)
+    return (f'<div class="zc-scope">问题提到的{esc(places)}不在检索范围内：只在限定的文件{esc(chosen)}中检索，'
+            '回答不涉及该地的规划。清空“限定文件”可在全部文件中检索。</div>')
+
+
+# Seconds each generative backend took for a whole answer in this process (the "usually takes" note).
+_GENERATION_SECONDS: dict[str, list[float]] = {}
+
+
+def record_generation(backend: str, seconds: float) -> None:
+    _GENERATION_SECONDS.setdefault(backend, []).append(seconds)
+    del _GENERATION_SECONDS[backend][:-20]
+
+
+def generating_message(backend: str) -> str:
+    """The wait note while a model writes: what is happening and how long it usually takes here."""
+    label = {"llamacpp": "本地模型", "openai": "模型接口"}.get(backend, "模型")
+    times = sorted(_GENERATION_SECONDS.get(backend, []))
+    if times:
+        usual = times[len(times) // 2]
+        return (f"已检索到条款，{label}正在生成回答…本机最近 {len(times)} 次回答的中位用时约 {usual:.0f} 秒，"
+                "生成后逐句核对引用和数字")
+    if backend == "llamacpp":
+        return "已检索到条款，本地模型正在生成回答…首次回答需加载模型，在 CPU 上通常要 30–90 秒，生成后逐句核对引用和数字"
+    return f"已检索到条款，{label}正在生成回答…通常需要数秒到数十秒，生成后逐句核对引用和数字"
 
 
 def pending_html(message: str = "正在检索条款…") -> str:
@@ -431,6 +490,7 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
     chat = list(chat or [])
     history = list(history or [])
     question = (question or "").strip()
+    corpus = getattr(assistant, "corpus", None)  # the documents this turn's filter note speaks of
     k = int(k) if k else None
     try:
         question = validate_question(question, k)
@@ -445,14 +505,20 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
         if generative:  # the model's verified sentences appear as it writes them
             answer = None
             shown = ""
-            for item in assistant.ask_stream(question, k=k, documents=list(documents) if documents else None,
-                                             history=history[-MAX_HISTORY_MESSAGES:], backend=backend):
+            stream = assistant.ask_stream(question, k=k, documents=list(documents) if documents else None,
+                                          history=history[-MAX_HISTORY_MESSAGES:], backend=backend)
+            # retrieval is done once ask_stream returns: the rest is the model writing
+            asked = asked[:-1] + [{"role": "assistant", "content": pending_html(generating_message(backend))}]
+            yield TurnUpdate(asked, history, None, None, "", "")
+            started = time.perf_counter()
+            for item in stream:
                 if isinstance(item, str):
                     shown += item
                     yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": streaming_html(shown)}],
                                      history, None, None, pending_html("模型正在作答…"), "")
                 else:
                     answer = item
+            record_generation(backend, time.perf_counter() - started)
         else:
             answer = assistant.ask(question, k=k, documents=list(documents) if documents else None,
                                    history=history[-MAX_HISTORY_MESSAGES:])
@@ -464,14 +530,15 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
         yield TurnUpdate(chat, history, None, None,
                          error_html(f"内部错误，问题未能回答（{type(exc).__name__}），请稍后重试。"), question, done=True)
         return
+    standalone = answer.rewritten_question or question
+    note = scope_note(corpus, standalone, documents)
     for shown in ([] if generative else stream_pieces(answer.answer)):
         # a new list per state: each update is a snapshot, not a view of the next one
-        yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": format_answer(answer, shown)}],
+        yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": format_answer(answer, shown, note)}],
                          history, pending_html("正在整理引用条款…"), {}, "", "")
         if delay:
             time.sleep(delay)
-    asked = asked[:-1] + [{"role": "assistant", "content": format_answer(answer)}]
-    standalone = answer.rewritten_question or question
+    asked = asked[:-1] + [{"role": "assistant", "content": format_answer(answer, note=note)}]
     history = (history + [{"role": "user", "content": standalone},
                           {"role": "assistant", "content": answer.answer}])[-MAX_HISTORY_MESSAGES:]
     yield TurnUpdate(asked, history, citation_panel_html(answer), citation_quotes(answer), "", "",
@@ -491,6 +558,14 @@ def check_admin_key(key: str | None) -> bool:
     return bool(key) and any(hmac.compare_digest(key.encode(), k.encode()) for k in admin_keys())
 
 
+def upload_access(user: str | None) -> tuple[bool, bool]:
+    """(show 上传规划, ask for the admin key there) for a page user: the role the page's login gave
+    ("admin"/"user", rag/api/login.py), or None without that login (then RAG_ADMIN_KEYS decides)."""
+    if user:
+        return user == "admin", False
+    return bool(admin_keys()), True
+
+
 def upload_available(assistant) -> bool:
     return callable(getattr(assistant, "add_document", None))
 
@@ -508,18 +583,33 @@ def _added_id(result) -> str | None:
     return getattr(result, "doc_id", None)
 
 
+def corpus_version(assistant) -> str:
+    """Names the published document list: a page whose state holds another value refreshes
+    its header, document filter and documents tab (after an upload or a delete, in any session)."""
+    return "|".join(f"{d.doc_id}:{d.title}" for d in assistant.corpus.documents)
+
+
+def default_title(filename: str) -> str:
+    """The API's default title (rag/api/routers/documents.py): the file name without its extension."""
+    return Path(filename or "").stem.strip() or "未命名文档"
+
+
 def run_upload(assistant, key: str | None, file_path: str | None, title: str = "", issuer: str = "",
-               date: str = "", region: str = "", poll: float = 0.5) -> Iterator[tuple[str, str | None]]:
+               date: str = "", region: str = "", poll: float = 0.5, aliases: str = "",
+               doc_id: str = "", admin: bool = False) -> Iterator[tuple[str, str | None]]:
     """Check the key and file, then add the plan while reporting progress.
 
     Yields (status HTML, doc_id of the added plan or None).  Bad input and a
     rejected upload (`ValueError` from `add_document`) end in a message; the
-    index is left as it was (the assistant guarantees that).
+    index is left as it was (the assistant guarantees that).  `admin`: the page's
+    login already took an admin key, none is asked again.
     """
-    if not admin_keys():
+    if admin:  # the page's login already checked an admin key
+        pass
+    elif not admin_keys():
         yield error_html("未配置管理员密钥（RAG_ADMIN_KEYS），不能上传。"), None
         return
-    if not check_admin_key(key):
+    elif not check_admin_key(key):
         yield error_html("管理员密钥不正确。"), None
         return
     if not upload_available(assistant):
@@ -534,7 +624,9 @@ def run_upload(assistant, key: str | None, file_path: str | None, title: str = "
         return
     content = path.read_bytes()
     fields = {name: value.strip() for name, value in
-              (("title", title), ("issuer", issuer), ("date", date), ("region", region)) if value and value.strip()}
+              (("title", title), ("issuer", issuer), ("date", date), ("region", region), ("aliases", aliases),
+               ("doc_id", doc_id)) if value and value.strip()}
+    fields.setdefault("title", default_title(path.name))
     outcome: dict = {}
 
     def work():

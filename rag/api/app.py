@@ -142,23 +142,25 @@ def add_docs(app: FastAPI) -> None:
 def mount_ui(app: FastAPI, assistant, keys: KeyConfig) -> bool:
     """Mount the chat page at '/' when the UI package is there; the API works without it."""
     try:
-        from ui.app import build_ui
+        import ui.app as ui_app
     except ImportError as exc:
         log.info("chat page not mounted (ui.app not importable: %s)", exc)
         return False
     import gradio as gr
 
     try:
-        blocks = build_ui(assistant)
+        blocks = ui_app.build_ui(assistant)
     except Exception:  # a broken chat page must not take the API down with it
         log.exception("chat page not mounted: ui.app.build_ui failed; the API runs without it")
         return False
-    auth = None
+    auth_dependency = None
     if keys.enabled:
-        # With keys configured the page is not open either: log in with any name and an API key as password.
-        auth = lambda _user, password: keys.role(password) is not None  # noqa: E731
-    gr.mount_gradio_app(app, blocks, path="/", auth=auth,
-                        auth_message="输入任意用户名，密码填 API key (any user name; an API key as password)"
-                        if auth else None)
+        # With keys configured the page is not open either: the page's own login (rag/api/login.py)
+        # takes an API key; the session's role is the page's user name ("admin" may upload).
+        from .login import install_login
+
+        auth_dependency = install_login(app, keys)
+    gr.mount_gradio_app(app, blocks, path="/", auth_dependency=auth_dependency,
+                        footer_links=getattr(ui_app, "FOOTER_LINKS", None))
     app.state.ui_mounted = True
     return True
