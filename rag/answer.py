@@ -18,7 +18,7 @@ from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUS
                             off_topic, refusal_text, unknown_names)
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
-from .index import KnowledgeIndex, chunk_sentences, documents_text
+from .index import KnowledgeIndex, announces_list, chunk_sentences, documents_text
 from .keywords import normalize
 from .question import QuestionAnalysis, analyze, split_parts
 from .retrieve import Hit, RetrievalResult
@@ -161,6 +161,11 @@ def _gives_asked_figure(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], 
                for a in [qa, *part_qas] if a.asks_number for p in picks)
 
 
+def _indexed(hit: Hit, index: KnowledgeIndex) -> bool:
+    """Is the hit the index's own clause at its row (so its neighbours can be read from the index)?"""
+    return hit.row < len(index.chunks) and index.chunks[hit.row] is hit.chunk
+
+
 def _hit_rank(hits: list[Hit], row: int, index: KnowledgeIndex) -> int:
     """The rank of the clause at `row` among the hits, added (unscored) when it was not retrieved."""
     rank = next((i for i, h in enumerate(hits) if h.row == row), None)
@@ -175,10 +180,9 @@ def _with_list_leads(hits: list[Hit], picks: list[Pick], index: KnowledgeIndex) 
     "景区内禁止下列行为：") brings in its lead sentence, so the whole list is answered."""
     out = list(picks)
     for p in picks:
-        row = hits[p.hit_rank].row
-        if row >= len(index.chunks) or index.chunks[row] is not hits[p.hit_rank].chunk:
+        if not _indexed(hits[p.hit_rank], index):
             continue
-        lead = list_lead_of(row, index)
+        lead = list_lead_of(hits[p.hit_rank].row, index)
         if lead is None or any(len(index.chunks[r].text) > SHORT_ITEM for r in list_items_after(lead, index)):
             continue  # items that are sections of their own are answered as a section, not listed whole
         rank = _hit_rank(hits, lead, index)
@@ -198,9 +202,7 @@ def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIn
         picks = _with_list_leads(hits, picks, index)
     out = list(picks)
     for p in picks:
-        chunk = hits[p.hit_rank].chunk
-        if not p.sentence.rstrip().endswith(("：", ":")) or hits[p.hit_rank].row >= len(index.chunks) \
-                or index.chunks[hits[p.hit_rank].row] is not chunk:
+        if not announces_list(p.sentence) or not _indexed(hits[p.hit_rank], index):
             continue
         for r in list_items_after(hits[p.hit_rank].row, index):
             rank = _hit_rank(hits, r, index)

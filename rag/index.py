@@ -151,6 +151,11 @@ def passage_text(chunk: IndexedChunk, lead: str = "") -> str:
 LEAD_CHARS = 60
 
 
+def announces_list(text: str) -> bool:
+    """Does a clause or sentence announce the items after it ("…采取下列措施支持企业创新：")?"""
+    return text.rstrip().endswith(("：", ":"))
+
+
 def list_leads(chunks: list[IndexedChunk]) -> list[str]:
     """For each chunk, the sentence introducing the list it is an item of, else "".
 
@@ -162,7 +167,7 @@ def list_leads(chunks: list[IndexedChunk]) -> list[str]:
     for c in chunks:
         parent = last.get((c.doc_id, tuple(c.section[:-1]))) if len(c.section) > 1 else None
         text = parent.text.strip() if parent is not None else ""
-        out.append(text[-LEAD_CHARS:] + " " if text.endswith(("：", ":")) else "")
+        out.append(text[-LEAD_CHARS:] + " " if announces_list(text) else "")
         last[(c.doc_id, tuple(c.section))] = c
     return out
 

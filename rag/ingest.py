@@ -82,6 +82,12 @@ def max_upload_bytes() -> int:
     return int(mb * 1024 * 1024)
 
 
+def default_title(filename: str) -> str:
+    """The title of a document uploaded without one, by the API, the page or the command line:
+    its file name without the extension."""
+    return os.path.splitext(os.path.basename(filename or ""))[0].strip() or "未命名文档"
+
+
 def check_doc_id(doc_id: object) -> str:
     """A doc id is a short lowercase slug: nothing path-like can reach the file system."""
     if not isinstance(doc_id, str) or not DOC_ID_RE.fullmatch(doc_id):

@@ -14,7 +14,7 @@ import re
 from .catalog import DocumentInfo
 from .clauses import CLOSING_TITLE, PREAMBLE_TITLE, cn_to_int
 from .cleaning import normalize_for_matching, split_sentences
-from .index import IndexedChunk, KnowledgeIndex, documents_text
+from .index import IndexedChunk, KnowledgeIndex, announces_list, documents_text
 from .keywords import key_terms, normalize
 from .question import ASKING_PATTERNS, QuestionAnalysis
 from .retrieve import Hit
@@ -202,7 +202,7 @@ def sibling_section(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex
     if not getattr(index, "chunks", None) or not hits:
         return None
     top = hits[0].chunk
-    if top.text.rstrip().endswith(("：", ":")):
+    if announces_list(top.text):
         return None  # "…提供下列服务：" announces its own items (see rag.answer)
     own = set(key_terms(title_words(top.section[-1]))) if top.section else set()
     if own and len(own & set(qa.keywords)) / len(own) >= 0.5:
@@ -366,5 +366,5 @@ def list_lead_of(row: int, index: KnowledgeIndex) -> int | None:
         if c.doc_id != item.doc_id or c.section[: len(item.section) - 1] != item.section[:-1]:
             return None
         if len(c.section) == len(item.section) - 1:
-            return r if c.text.rstrip().endswith(("：", ":")) else None
+            return r if announces_list(c.text) else None
     return None

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.ingest import default_title
 from rag.service import QuestionError, validate_question
 
 log = logging.getLogger(__name__)
@@ -589,11 +590,6 @@ def corpus_version(assistant) -> str:
     return "|".join(f"{d.doc_id}:{d.title}" for d in assistant.corpus.documents)
 
 
-def default_title(filename: str) -> str:
-    """The API's default title (rag/api/routers/documents.py): the file name without its extension."""
-    return Path(filename or "").stem.strip() or "未命名文档"
-
-
 def run_upload(assistant, key: str | None, file_path: str | None, title: str = "", issuer: str = "",
                date: str = "", region: str = "", poll: float = 0.5, aliases: str = "",
                doc_id: str = "", admin: bool = False) -> Iterator[tuple[str, str | None]]:
@@ -604,14 +600,13 @@ def run_upload(assistant, key: str | None, file_path: str | None, title: str = "
     index is left as it was (the assistant guarantees that).  `admin`: the page's
     login already took an admin key, none is asked again.
     """
-    if admin:  # the page's login already checked an admin key
-        pass
-    elif not admin_keys():
-        yield error_html("未配置管理员密钥（RAG_ADMIN_KEYS），不能上传。"), None
-        return
-    elif not check_admin_key(key):
-        yield error_html("管理员密钥不正确。"), None
-        return
+    if not admin:  # else the page's login already checked an admin key
+        if not admin_keys():
+            yield error_html("未配置管理员密钥（RAG_ADMIN_KEYS），不能上传。"), None
+            return
+        if not check_admin_key(key):
+            yield error_html("管理员密钥不正确。"), None
+            return
     if not upload_available(assistant):
         yield error_html("当前版本的服务不支持上传文件。"), None
         return

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...ingest import MAX_FIELD_CHARS, MAX_TITLE_CHARS, DocumentError, max_upload_bytes
+from ...ingest import MAX_FIELD_CHARS, MAX_TITLE_CHARS, DocumentError, default_title, max_upload_bytes
 from ..dependencies import get_service, require_admin
 from ..errors import ApiError, error_responses
 from ..json_body import StrictJSONRoute
@@ -30,10 +30,6 @@ def async_upload_chunks() -> int:
         return max(0, int(os.environ.get("RAG_ASYNC_UPLOAD_CHUNKS", "") or 200))
     except ValueError:
         return 200
-
-
-def default_title(filename: str) -> str:
-    return os.path.splitext(os.path.basename(filename or ""))[0].strip() or "未命名文档"
 
 
 @router.get("/documents", response_model=DocumentList, summary="List the documents")
