@@ -237,6 +237,12 @@ def extract_text(filename: str, content: bytes, max_bytes: int | None = None) ->
     return kind, text
 
 
+def default_title(filename: str) -> str:
+    """The title of an upload sent without one (API, chat page, `rag documents add`): the file name
+    without its extension."""
+    return os.path.splitext(os.path.basename(filename or ""))[0].strip() or "未命名文档"
+
+
 def text_fingerprint(text: str) -> str:
     """Hash of the text without whitespace: the same plan uploaded twice (any format) collides."""
     return hashlib.sha256(re.sub(r"\s+", "", text).encode("utf-8")).hexdigest()

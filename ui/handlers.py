@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.ingest import default_title
 from rag.service import QuestionError, validate_question
 
 log = logging.getLogger(__name__)
@@ -587,11 +588,6 @@ def corpus_version(assistant) -> str:
     """Names the published document list: a page whose state holds another value refreshes
     its header, document filter and documents tab (after an upload or a delete, in any session)."""
     return "|".join(f"{d.doc_id}:{d.title}" for d in assistant.corpus.documents)
-
-
-def default_title(filename: str) -> str:
-    """The API's default title (rag/api/routers/documents.py): the file name without its extension."""
-    return Path(filename or "").stem.strip() or "未命名文档"
 
 
 def run_upload(assistant, key: str | None, file_path: str | None, title: str = "", issuer: str = "",
