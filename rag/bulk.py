@@ -19,12 +19,15 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .index import IndexError_
 from .ingest import KINDS, DocumentError, default_title
 from .store import crash_point
 
+log = logging.getLogger(__name__)
 SIDECARS = (".json", ".yaml", ".yml")
 FIELDS = ("title", "issuer", "date", "region", "doc_id", "aliases")
 BULK_EMBED_BATCH = 16  # passages per model call: no queries to let go first in a command-line import
@@ -170,6 +173,11 @@ class BulkImport:
             self.outcomes.append(Outcome(shown, "failed", message=f"无法读取文件 (cannot read: "
                                          f"{exc.strerror or exc})", code="unreadable_file"))
             return
+        except Exception as exc:  # noqa: BLE001  -- one odd file must not stop the run
+            log.exception("adding %s failed", shown)
+            self.outcomes.append(Outcome(shown, "failed", message=f"处理失败 (failed: {type(exc).__name__}: "
+                                         f"{str(exc)[:200]})", code="internal_error"))
+            return
         self._pending.append(embedded)
         self._paths[embedded.doc_id] = shown
 
@@ -182,13 +190,19 @@ class BulkImport:
     def _publish(self) -> None:
         if not self._pending:
             return
-        a = self.assistant
-        a.acquire_writer()
-        try:
-            published, refused = a.publish_embedded(self._pending)
-        finally:
-            a.release_writer()
+        a, pending = self.assistant, self._pending
         self._pending = []
+        try:
+            a.acquire_writer()
+            try:
+                published, refused = a.publish_embedded(pending)
+            finally:
+                a.release_writer()
+        except (DocumentError, IndexError_) as exc:  # e.g. another process held index/LOCK too long
+            for e in pending:
+                self.outcomes.append(Outcome(self._paths[e.doc_id], "failed", message=f"未能发布，请重新运行 (not "
+                                             f"published: {exc}; run the command again)", code="not_published"))
+            return
         for info in published:
             self.outcomes.append(Outcome(self._paths[info.doc_id], "added", info.doc_id, info.title))
         for e, exc in refused:  # another process published the same document meanwhile
