@@ -35,8 +35,9 @@ published, so a running server answers from it without a restart.
 
 Upload order: embed; take index/LOCK and read the version on disk; write the
 new index version (not yet active); store the text durably in the document
-store; swap CURRENT; acknowledge.  A bulk import adds many documents per version.  Delete order:
-write the new version; tombstone and remove the document from the store; swap
+store; swap CURRENT; acknowledge (a bulk import adds many documents per
+version).  Delete order: take index/LOCK and read the version on disk; write
+the new version; tombstone and remove the document from the store; swap
 CURRENT.  A crash at any moment leaves the document whole or gone, and the next
 writing open brings the index in step with the store.
 """
@@ -62,10 +63,10 @@ from .catalog import DocumentInfo
 from .clauses import chunk_clause, parse_document
 from .corpus import Corpus, load_corpus, merge_uploads, upload_info
 from .embed_backend import backend_mismatch, embedder_backend
-from .index import (CURRENT, IndexBusy, IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex,
-                    NewDocument, Uploads, build_index, chunk_sentences, clean_debris, current_version, embed_sentences,
-                    index_lock, keyword_text, list_leads, list_versions, passage_text, remove_old_versions,
-                    version_copies, version_upload_ids)
+from .index import (CURRENT, IndexBusy, IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk,
+                    KnowledgeIndex, NewDocument, Uploads, build_index, chunk_sentences, clean_debris, current_version,
+                    embed_sentences, index_lock, keyword_text, list_leads, list_versions, passage_text,
+                    remove_old_versions, version_copies, version_upload_ids)
 from .ingest import (DocumentError, catalog_entry, check_doc_id, check_extracted_size, check_metadata, extract_text,
                      text_fingerprint)
 from .keywords import tokens
