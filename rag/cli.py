@@ -162,6 +162,132 @@ def cmd_index(args) -> int:
     return 0
 
 
+def cmd_documents(args) -> int:
+    """`rag documents add|list|show|remove` (rag/bulk.py for add)."""
+    return {"add": _documents_add, "list": _documents_list, "show": _documents_show,
+            "remove": _documents_remove}[args.action](args)
+
+
+def _writing_assistant(args, **kwargs):
+    """The Assistant of a write command: it may repair or build the index, as `rag index build` does."""
+    from .index import IndexError_
+
+    try:
+        return _assistant(args, **kwargs)
+    except IndexError_ as exc:
+        print(f"错误：索引不可用 (index at {_settings(args).index_dir} unusable): {exc}", file=sys.stderr)
+        return None
+
+
+def _documents_add(args) -> int:
+    from .bulk import BulkImport, collect, summary
+    from .ingest import DocumentError, check_metadata
+
+    meta = {"title": args.title, "issuer": args.issuer, "date": args.date, "region": args.region,
+            "doc_id": args.id, "aliases": args.alias}
+    try:  # the flags are checked once, before the model is loaded
+        check_metadata("x.txt", b"", args.title or "x", args.issuer, args.date, args.region, args.id, args.alias)
+    except DocumentError as exc:
+        print(f"错误：{exc}", file=sys.stderr)
+        return 1
+    files, missing = collect(args.paths)
+    if (args.title or args.id) and len(files) + len(missing) > 1:
+        print(f"错误：--title 和 --id 只能用于单个文件，多个文件请用同名的 .json 元数据文件 (--title and --id name one "
+              f"file; {len(files)} files given: put a NAME.json sidecar next to each file instead)", file=sys.stderr)
+        return 1
+    if not files:
+        for o in missing:
+            print(f"错误：{o.path}: {o.message}", file=sys.stderr)
+        return 1
+    assistant = _writing_assistant(args, show_progress=not args.quiet)
+    if assistant is None:
+        return 1
+    importer = BulkImport(assistant, meta, checkpoint=args.checkpoint, progress=not (args.quiet or args.json))
+    started = time.perf_counter()
+    outcomes = missing + importer.run(files)
+    if args.json:
+        print(json.dumps({s: [o.to_dict() for o in outcomes if o.status == s] for s in ("added", "skipped", "failed")},
+                         ensure_ascii=False, indent=1))
+    else:
+        print(summary(outcomes, time.perf_counter() - started))
+    if importer.interrupted:
+        left = len(files) - len(importer.outcomes)
+        print(f"已中断：已添加的文档已保存，{left} 个文件未处理，重新运行同一命令即可继续 (interrupted: what was added "
+              f"is kept, {left} files left; run the same command again to add them)", file=sys.stderr)
+        return 130
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def _documents_list(args) -> int:
+    from .catalog import describe_document
+
+    assistant = _reading_assistant(args)
+    if assistant is None:
+        return 1
+    snap = assistant.snapshot
+    docs = [describe_document(snap, d.doc_id) for d in snap.corpus.documents]
+    if args.json:
+        print(json.dumps(docs, ensure_ascii=False, indent=1))
+        return 0
+    width = max([len(d["doc_id"]) for d in docs] + [2])
+    print(f"{'id':<{width}}  {'条款':>4}  {'来源/上传时间':<16}  标题")
+    for d in docs:
+        uploaded = (d["upload"] or {}).get("uploaded_at", "")[:16].replace("T", " ")
+        source = "种子 (seed)" if d["source"] == "seed" else uploaded or "upload"
+        print(f"{d['doc_id']:<{width}}  {d['clause_count']:>4}  {source:<16}  {d['title']}")
+    print(f"{len(docs)} 个文档 (documents), {sum(d['source'] == 'upload' for d in docs)} 个上传 (uploaded)")
+    return 0
+
+
+def _documents_show(args) -> int:
+    from .catalog import describe_document, outline_of
+
+    assistant = _reading_assistant(args)
+    if assistant is None:
+        return 1
+    snap = assistant.snapshot
+    try:
+        doc = describe_document(snap, args.doc_id)
+    except KeyError:
+        print(f"错误：未知文档 (unknown doc_id {args.doc_id!r}); `rag documents list` lists them", file=sys.stderr)
+        return 1
+    outline = outline_of(snap.corpus.parsed[args.doc_id])
+    if args.json:
+        print(json.dumps({**doc, "outline": outline}, ensure_ascii=False, indent=1))
+        return 0
+    upload = doc.pop("upload") or {}
+    for key in ("doc_id", "title", "issuer", "date", "region", "doc_number", "aliases", "period", "source",
+                "clause_count", "chunk_count"):
+        if doc.get(key) not in (None, "", []):
+            value = "、".join(map(str, doc[key])) if isinstance(doc[key], list) else doc[key]
+            print(f"{key:<13} {value}")
+    for key in ("filename", "kind", "bytes", "uploaded_at"):
+        if upload.get(key) not in (None, ""):
+            print(f"{key:<13} {upload[key]}")
+    print("目录 (outline):")
+    for h in outline:
+        print(f"{'  ' * len(h['path'])}{h['id']}  {h['title']}".rstrip() + f"  [{len(h['clause_ids'])} 条]")
+    return 0
+
+
+def _documents_remove(args) -> int:
+    from .ingest import DocumentError
+
+    assistant = _writing_assistant(args, show_progress=False)
+    if assistant is None:
+        return 1
+    failed = 0
+    for doc_id in dict.fromkeys(args.doc_ids):
+        try:
+            assistant.remove_document(doc_id)
+        except DocumentError as exc:
+            failed += 1
+            print(f"错误：{exc}", file=sys.stderr)
+            continue
+        print(f"已删除 (removed) {doc_id}")
+    return 1 if failed else 0
+
+
 def cmd_models(args) -> int:
     from .config import Settings
     from .embedded_model import prepare_e5_folder
@@ -331,6 +457,32 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--model", help="embedding model (sentence-transformers name or path)")
     sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("documents", help="add, list, show or remove documents (uploads)")
+    dsub = sp.add_subparsers(dest="action", required=True)
+    add = dsub.add_parser("add", help="add .txt/.pdf/.docx files, folders (recursively) or globs; reruns skip "
+                                      "what is already indexed")
+    add.add_argument("paths", nargs="+", metavar="PATH")
+    add.add_argument("--title", help="title (one file only; default: the file name)")
+    add.add_argument("--alias", action="append", help="a name that routes questions here (repeatable)")
+    add.add_argument("--issuer", default="", help="issuing body")
+    add.add_argument("--date", default="", help="YYYY, YYYY-MM or YYYY-MM-DD")
+    add.add_argument("--region", default="", help="region, e.g. 省/市/区")
+    add.add_argument("--id", help="document id (one file only; default: from the file name and content)")
+    add.add_argument("--checkpoint", type=int, default=20, metavar="N",
+                     help="publish a new index version every N documents (default 20)")
+    add.add_argument("--json", action="store_true", help="the report as JSON")
+    add.add_argument("--quiet", action="store_true", help="no progress bar")
+    lst = dsub.add_parser("list", help="the documents: id, clauses, source or upload time, title")
+    lst.add_argument("--json", action="store_true")
+    show = dsub.add_parser("show", help="a document's metadata and outline")
+    show.add_argument("doc_id")
+    show.add_argument("--json", action="store_true")
+    rm = dsub.add_parser("remove", help="remove uploaded documents (seed documents cannot be removed)")
+    rm.add_argument("doc_ids", nargs="+", metavar="ID")
+    for sp2 in (add, lst, show, rm):
+        sp2.add_argument("--model", help="embedding model (sentence-transformers name or path)")
+    sp.set_defaults(func=cmd_documents)
 
     sp = sub.add_parser("models", help="prepare the embedded models; `fetch llm` assembles the optional GGUF")
     sp.add_argument("action", choices=["prepare", "fetch"])

@@ -75,6 +75,10 @@ class IndexStale(IndexError_):
     pass
 
 
+class IndexBusy(IndexError_):
+    """Another process holds index/LOCK longer than the caller would wait."""
+
+
 @dataclass
 class IndexedChunk:
     doc_id: str
@@ -119,6 +123,19 @@ class Uploads:
     def removed(self, doc_id: str) -> "Uploads":
         return Uploads([e for e in self.entries if e["doc_id"] != doc_id],
                        {d: t for d, t in self.texts.items() if d != doc_id})
+
+
+@dataclass
+class NewDocument:
+    """An uploaded document parsed and embedded, ready to be appended (`KnowledgeIndex.with_documents`)."""
+
+    entry: dict
+    text: str
+    chunks: list[IndexedChunk]
+    vectors: np.ndarray
+    bm25_tokens: list[list[str]]
+    clause_count: int
+    sentence_vectors: np.ndarray | None = None
 
 
 _DOC_NUMBER = re.compile(r"〔\d{4}〕\d+号")
@@ -268,6 +285,7 @@ class KnowledgeIndex:
         self.bm25_tokens = bm25_tokens
         self.manifest = manifest
         self.uploads = uploads or Uploads()
+        self.version: str | None = None  # the version folder this index was loaded from or saved as
         self.faiss = faiss.IndexFlatIP(self.vectors.shape[1])
         if len(self.vectors):
             self.faiss.add(self.vectors)
@@ -341,23 +359,39 @@ class KnowledgeIndex:
                       bm25_tokens: list[list[str]], clause_count: int,
                       sentence_vectors: np.ndarray | None = None) -> "KnowledgeIndex":
         """A new index with one uploaded document appended; `self` is left untouched."""
-        doc_id = entry["doc_id"]
-        if doc_id in self.doc_rows:
-            raise ValueError(f"document {doc_id!r} is already in the index")
-        if any(c.doc_id != doc_id for c in chunks):
-            raise ValueError("every chunk of an upload must carry its doc_id")
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1)
-        if len(chunks) and vectors.shape[1] != self.vectors.shape[1]:
-            raise ValueError(f"vector dimension {vectors.shape[1]} != index dimension {self.vectors.shape[1]}")
-        manifest = self._changed_manifest(len(self.chunks) + len(chunks),
-                                          self.manifest.get("clause_count", 0) + clause_count,
-                                          self.doc_ids + [doc_id])
-        manifest.setdefault("upload_clause_counts", {})[doc_id] = clause_count
-        if sentence_vectors is None:
-            sentence_vectors = np.repeat(vectors, [len(chunk_sentences(c)) for c in chunks], axis=0)
-        return KnowledgeIndex(self.chunks + list(chunks), np.vstack([self.vectors, vectors]),
-                              self.bm25_tokens + list(bm25_tokens), manifest, self.uploads.added(entry, text),
-                              np.vstack([self.sentence_vectors, np.asarray(sentence_vectors, np.float32)]))
+        return self.with_documents([NewDocument(entry, text, chunks, vectors, bm25_tokens, clause_count,
+                                                sentence_vectors)])
+
+    def with_documents(self, docs: list["NewDocument"]) -> "KnowledgeIndex":
+        """A new index with uploaded documents appended (one FAISS and BM25 build for all of them);
+        `self` is left untouched."""
+        chunks, vectors, bm25, sentences = list(self.chunks), [self.vectors], list(self.bm25_tokens), \
+            [self.sentence_vectors]
+        uploads, doc_ids = self.uploads, self.doc_ids
+        clause_count, clause_counts = self.manifest.get("clause_count", 0), {}
+        for doc in docs:
+            doc_id = doc.entry["doc_id"]
+            if doc_id in doc_ids:
+                raise ValueError(f"document {doc_id!r} is already in the index")
+            if any(c.doc_id != doc_id for c in doc.chunks):
+                raise ValueError("every chunk of an upload must carry its doc_id")
+            vecs = np.asarray(doc.vectors, dtype=np.float32).reshape(len(doc.chunks), -1)
+            if len(doc.chunks) and vecs.shape[1] != self.vectors.shape[1]:
+                raise ValueError(f"vector dimension {vecs.shape[1]} != index dimension {self.vectors.shape[1]}")
+            sents = doc.sentence_vectors
+            if sents is None:
+                sents = np.repeat(vecs, [len(chunk_sentences(c)) for c in doc.chunks], axis=0)
+            chunks += doc.chunks
+            vectors.append(vecs)
+            bm25 += doc.bm25_tokens
+            sentences.append(np.asarray(sents, np.float32))
+            uploads = uploads.added(doc.entry, doc.text)
+            doc_ids = doc_ids + [doc_id]
+            clause_count += doc.clause_count
+            clause_counts[doc_id] = doc.clause_count
+        manifest = self._changed_manifest(len(chunks), clause_count, doc_ids)
+        manifest["upload_clause_counts"].update(clause_counts)
+        return KnowledgeIndex(chunks, np.vstack(vectors), bm25, manifest, uploads, np.vstack(sentences))
 
     def without_document(self, doc_id: str) -> "KnowledgeIndex":
         """A new index without the uploaded document `doc_id`; `self` is left untouched."""
@@ -449,6 +483,7 @@ class KnowledgeIndex:
             IN_PROGRESS.discard(tmp.name)
         # Published: from here on nothing may raise (a caller would undo what is now live).
         self.manifest = manifest
+        self.version = name
         try:
             fsync_dir(index_dir)
             crash_point("index.save:swapped")
@@ -485,7 +520,9 @@ class KnowledgeIndex:
             sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
         except Exception as exc:  # any parse failure of a checksummed file is corruption
             raise IndexCorrupt(f"{name} cannot be read: {_why(exc, folder, name)}") from None
-        return cls(chunks, vectors, bm25_tokens, manifest, uploads, sentence_vectors)
+        index = cls(chunks, vectors, bm25_tokens, manifest, uploads, sentence_vectors)
+        index.version = name
+        return index
 
 
 def _why(exc: BaseException, folder: Path, name: str) -> str:
@@ -683,8 +720,8 @@ def index_lock(index_dir: Path, exclusive: bool, timeout: float = 120.0):
                 fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise IndexError_(f"another process holds {LOCK_FILE} for more than {timeout:.0f}s") from None
+                if time.monotonic() >= deadline:
+                    raise IndexBusy(f"another process holds {LOCK_FILE} for more than {timeout:.0f}s") from None
                 time.sleep(0.05)
         yield
     finally:

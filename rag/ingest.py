@@ -41,11 +41,12 @@ class DocumentError(ValueError):
     """
 
     def __init__(self, message: str, status: int = 422, code: str = "invalid_document",
-                 retry_after: int | None = None):
+                 retry_after: int | None = None, same_as: str | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after = retry_after  # seconds, for 429 busy
+        self.same_as = same_as  # a 409 for a text already indexed: the document that has it
 
 
 def _env_int(name: str, default: int) -> int:

@@ -21,15 +21,23 @@ seeds plus the store and may be rebuilt at any time.  `open_index` has two modes
   the model changed is routine (INFO).
 
 Concurrency: the index, corpus and chain a query uses are one immutable
-`_Snapshot`, read once per call.  A writer (upload or delete) builds the next
-snapshot off to the side, persists it atomically, then publishes it with a
-single reference assignment under the writer lock, so readers never block on
-a write and never see half of one.  Across processes, writers take an exclusive
-lock on `index/LOCK` and read-only opens a shared one.
+`_Snapshot`, read once per call.  A writer (upload, delete, bulk import) builds
+the next snapshot off to the side, persists it atomically, then publishes it
+with a single reference assignment, so readers never block on a write and never
+see half of one.  Across processes, writers take an exclusive lock on
+`index/LOCK` and read-only opens a shared one.  Several processes may have the
+same index open (a server, `rag documents add`, a second server): a write
+starts from the version CURRENT names, read under the exclusive lock (embedding
+happens before, outside the lock), never from an older in-memory snapshot, so
+it cannot drop what another process published; and a query re-reads CURRENT at
+most once a second (RAG_INDEX_CHECK_S) and loads a version another process
+published, so a running server answers from it without a restart.
 
-Upload order: embed; write the new index version (not yet active); store the
-text durably in the document store; swap CURRENT; acknowledge.  Delete order:
-write the new version; tombstone and remove the document from the store; swap
+Upload order: embed; take index/LOCK and read the version on disk; write the
+new index version (not yet active); store the text durably in the document
+store; swap CURRENT; acknowledge (a bulk import adds many documents per
+version).  Delete order: take index/LOCK and read the version on disk; write
+the new version; tombstone and remove the document from the store; swap
 CURRENT.  A crash at any moment leaves the document whole or gone, and the next
 writing open brings the index in step with the store.
 """
@@ -55,9 +63,10 @@ from .catalog import DocumentInfo
 from .clauses import chunk_clause, parse_document
 from .corpus import Corpus, load_corpus, merge_uploads, upload_info
 from .embed_backend import backend_mismatch, embedder_backend
-from .index import (IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk, KnowledgeIndex, Uploads,
-                    build_index, chunk_sentences, clean_debris, current_version, embed_sentences, index_lock, keyword_text,
-                    list_leads, list_versions, passage_text, remove_old_versions, version_copies, version_upload_ids)
+from .index import (CURRENT, IndexBusy, IndexCorrupt, IndexError_, IndexMissing, IndexStale, IndexedChunk,
+                    KnowledgeIndex, NewDocument, Uploads, build_index, chunk_sentences, clean_debris, current_version,
+                    embed_sentences, index_lock, keyword_text, list_leads, list_versions, passage_text,
+                    remove_old_versions, version_copies, version_upload_ids)
 from .ingest import (DocumentError, catalog_entry, check_doc_id, check_extracted_size, check_metadata, extract_text,
                      text_fingerprint)
 from .keywords import tokens
@@ -403,22 +412,23 @@ def _parse_upload(entry: dict, text: str, check_limits: bool = False):
     return info, parsed, chunks
 
 
-def _embed_chunks(embedder, chunks: list[IndexedChunk], progress=None):
-    """(vectors, bm25 tokens, sentence vectors) of an upload's chunks, in small batches (the model's
-    lock lets a waiting query go first between batches: rag/embeddings.py).
+def _embed_chunks(embedder, chunks: list[IndexedChunk], progress=None, batch: int = UPLOAD_EMBED_BATCH):
+    """(vectors, bm25 tokens, sentence vectors) of an upload's chunks, `batch` passages per model call
+    (small for the server: the model's lock lets a waiting query go first between batches,
+    rag/embeddings.py; larger for a bulk import on the command line).
 
     `progress(chunks_done, sentences_done)` is called after every batch.
     """
     leads = list_leads(chunks)
     passages = [passage_text(c, lead) for c, lead in zip(chunks, leads)]
     parts = []
-    for i in range(0, len(passages), UPLOAD_EMBED_BATCH):
-        parts.append(embedder.embed_passages(passages[i:i + UPLOAD_EMBED_BATCH]))
+    for i in range(0, len(passages), batch):
+        parts.append(embedder.embed_passages(passages[i:i + batch]))
         if progress is not None:
-            progress(min(len(passages), i + UPLOAD_EMBED_BATCH), 0)
+            progress(min(len(passages), i + batch), 0)
     vectors = np.vstack(parts)
     done_sentences = (lambda n: progress(len(passages), n)) if progress is not None else None
-    sentence_vectors = embed_sentences(chunks, vectors, embedder, batch=UPLOAD_EMBED_BATCH, progress=done_sentences)
+    sentence_vectors = embed_sentences(chunks, vectors, embedder, batch=batch, progress=done_sentences)
     bm25 = [tokens(keyword_text(c, lead)) for c, lead in zip(chunks, leads)]
     return vectors, bm25, sentence_vectors
 
@@ -450,6 +460,25 @@ class PreparedUpload:
     def sentence_count(self) -> int:
         """Sentences embedded on their own (those of chunks with more than one)."""
         return sum(n for n in (len(chunk_sentences(c)) for c in self.chunks) if n > 1)
+
+
+@dataclass
+class EmbeddedUpload:
+    """A prepared upload with its vectors: what `publish_embedded` adds to the index."""
+
+    prepared: PreparedUpload
+    vectors: np.ndarray
+    bm25: list[list[str]]
+    sentence_vectors: np.ndarray
+
+    @property
+    def doc_id(self) -> str:
+        return self.prepared.doc_id
+
+    def new_document(self) -> NewDocument:
+        p = self.prepared
+        return NewDocument(p.entry, p.text, p.chunks, self.vectors, self.bm25, len(p.parsed.clauses),
+                           self.sentence_vectors)
 
 
 class _Snapshot:
@@ -526,6 +555,11 @@ class Assistant:
 
             self.reranker = CrossEncoderReranker(self.settings.reranker)
         self._lock = threading.Lock()  # serializes writers (uploads, deletes, upload jobs); readers never take it
+        self._swap_lock = threading.Lock()  # guards the replacement of the published snapshot
+        self._reload_lock = threading.Lock()  # one thread at a time loads a version another process published
+        self._check_every = _env_seconds("RAG_INDEX_CHECK_S", 1.0)
+        self._checked_at = time.monotonic()
+        self._unusable_version: str | None = None  # a version of another process that failed to load
         self._jobs = None  # rag/jobs.py UploadJobs, made on first use (`jobs`)
         self.answerer = None  # last chain step; None = extractive (see set_answerer)
         self._snapshot: _Snapshot = self._make_snapshot(index, corpus)
@@ -552,7 +586,7 @@ class Assistant:
         `answerer` is what `build_chain` takes; it may be a factory's result bound
         to this Assistant — the chain it ends is rebuilt over each new snapshot.
         """
-        with self._lock:
+        with self._lock, self._swap_lock:
             self.answerer = answerer
             snap = self._snapshot
             self._snapshot = self._make_snapshot(snap.index, snap.corpus)
@@ -560,19 +594,105 @@ class Assistant:
     @property
     def snapshot(self) -> _Snapshot:
         """The published (index, corpus, chain): read it once to get a consistent view."""
-        return self._snapshot
+        return self._current()
 
     @property
     def index(self) -> KnowledgeIndex:
-        return self._snapshot.index
+        return self._current().index
 
     @property
     def corpus(self) -> Corpus:
-        return self._snapshot.corpus
+        return self._current().corpus
 
     @property
     def chain(self):
-        return self._snapshot.chain
+        return self._current().chain
+
+    # -- versions published by other processes -----------------------------------------------
+
+    def _publish(self, snap: _Snapshot) -> None:
+        with self._swap_lock:
+            self._snapshot = snap
+
+    def _current(self) -> _Snapshot:
+        """The published snapshot, first brought up to date when another process (`rag documents add`,
+        another server on the same index) has published a newer version.
+
+        CURRENT is read at most every RAG_INDEX_CHECK_S (default 1) seconds; the version it names is
+        loaded only when it differs from the snapshot's, by one thread while the others go on with the
+        snapshot they have, and never while a writer holds index/LOCK (then: a second later).
+        """
+        snap = self._snapshot
+        now = time.monotonic()
+        if now - self._checked_at < self._check_every:
+            return snap
+        self._checked_at = now
+        try:
+            name = (Path(self.settings.index_dir) / CURRENT).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return snap  # damage is reported by the next writing open, not by a query
+        if name in (snap.index.version, self._unusable_version) or not self._reload_lock.acquire(blocking=False):
+            return snap
+        try:
+            with index_lock(self.settings.index_dir, exclusive=False, timeout=0):
+                fresh = self._load_published(snap)
+        except IndexBusy:
+            return snap
+        except IndexError_ as exc:
+            self._unusable_version = name
+            log.error("index version %s, published by another process, cannot be used (%s): still answering "
+                      "from %s", name, _relative(str(exc), self.settings.index_dir), snap.index.version)
+            return snap
+        finally:
+            self._reload_lock.release()
+        with self._swap_lock:
+            if self._snapshot is snap:  # not replaced meanwhile by this process's own (newer) write
+                self._snapshot = fresh
+                log.info("loaded index version %s, published by another process", fresh.index.version)
+            return self._snapshot
+
+    def _load_published(self, snap: _Snapshot) -> _Snapshot:
+        """The snapshot of the version CURRENT names (index/LOCK held); only uploads that changed are parsed."""
+        index = KnowledgeIndex.load(self.settings.index_dir)
+        _check_fresh(index, snap.corpus, self.settings)
+        corpus, old, new = snap.corpus, snap.index.uploads.texts, index.uploads.texts
+        for doc_id in snap.index.uploads.doc_ids:
+            if new.get(doc_id) != old[doc_id]:
+                corpus = corpus.without_upload(doc_id)
+        for entry in index.uploads.entries:
+            doc_id = entry["doc_id"]
+            if old.get(doc_id) != new[doc_id]:
+                corpus = corpus.with_upload(upload_info(entry), parse_document(doc_id, new[doc_id]))
+        return self._make_snapshot(index, corpus)
+
+    def _on_disk_snapshot(self) -> _Snapshot:
+        """What a write starts from (the caller holds index/LOCK exclusively): the version on disk.
+
+        When another process has published a version since this snapshot was loaded, that version is
+        loaded (and published here): a write built on the older snapshot would drop what it added.
+        """
+        snap = self._snapshot
+        try:
+            name = current_version(self.settings.index_dir)
+        except IndexError_ as exc:  # CURRENT damaged meanwhile: this write publishes a good one again
+            log.error("index damage (%s): writing on top of the loaded version %s",
+                      _relative(str(exc), self.settings.index_dir), snap.index.version)
+            return snap
+        if name == snap.index.version:
+            return snap
+        try:
+            fresh = self._load_published(snap)
+        except IndexStale as exc:
+            raise DocumentError(f"索引已被另一个进程按不同的种子或模型重建，请重启本服务 (the index was rebuilt by another "
+                                f"process: {exc}; restart this process)", 409, "index_changed") from None
+        except IndexError_ as exc:
+            log.error("index version %s, published by another process, cannot be read (%s): writing on top of "
+                      "the loaded version %s (the document store keeps every upload)", name,
+                      _relative(str(exc), self.settings.index_dir), snap.index.version)
+            return snap
+        log.info("index version %s was published by another process: writing on top of it", name)
+        self._publish(fresh)
+        return fresh
 
     @property
     def seed_doc_ids(self) -> list[str]:
@@ -610,7 +730,7 @@ class Assistant:
         query = validate_question(query, k)
         if mode not in MODES:
             raise QuestionError(f"mode must be one of {MODES}")
-        snap = self._snapshot
+        snap = self._current()
         docs = self._check_documents(documents, snap.index)
         return search(snap.index, self.embedder, query, k=k, documents=docs, mode=mode,
                       route=route(query, snap.corpus.documents), use_routing=use_routing,
@@ -639,7 +759,7 @@ class Assistant:
             history: list[dict] | None = None, mode: str = "hybrid", use_routing: bool = True,
             backend: str | None = None) -> Answer:
         """`backend`: extractive | openai | llamacpp (default: env RAG_BACKEND, else extractive)."""
-        snap = self._snapshot
+        snap = self._current()
         state = self._state(snap, question, k, documents, history, mode, use_routing)
         return finish(snap.chain_for(self.resolve_backend(backend)).invoke(state))
 
@@ -656,7 +776,7 @@ class Assistant:
         """
         from .generate import stream_answer
 
-        snap = self._snapshot
+        snap = self._current()
         state = self._state(snap, question, k, documents, history, mode, use_routing)
         if language:
             state["language"] = language
@@ -705,41 +825,76 @@ class Assistant:
         meta = check_metadata(filename, content, title, issuer, date, region, doc_id, aliases)
         return PreparedUpload.from_entry(catalog_entry(meta, filename, kind, content, text), text)
 
-    def check_duplicate(self, prepared: PreparedUpload) -> None:
-        """409 when the id, the title or the text is already indexed (call with the writer held)."""
-        self._check_duplicate(self._snapshot.corpus, prepared.doc_id, prepared.info.title, prepared.text)
+    def check_duplicate(self, prepared: PreparedUpload, pending: list[PreparedUpload] = ()) -> None:
+        """409 when the id, the title or the text is already indexed, or is that of one of `pending`
+        (a batch's uploads not yet published).  Called with the writer held; `publish_embedded` checks
+        again against the version on disk."""
+        known = self._known_documents(self._current())
+        known += [(p.doc_id, p.info.title, text_fingerprint(p.text)) for p in pending]
+        _check_duplicate(known, prepared.doc_id, prepared.info.title, prepared.text)
+
+    def embed_upload(self, prepared: PreparedUpload, progress=None, batch: int = UPLOAD_EMBED_BATCH
+                     ) -> EmbeddedUpload:
+        """The vectors of a prepared upload (no lock: nothing is published).  `progress` as for `_embed_chunks`."""
+        return EmbeddedUpload(prepared, *_embed_chunks(self.embedder, prepared.chunks, progress, batch))
 
     def publish_upload(self, prepared: PreparedUpload, progress=None) -> DocumentInfo:
-        """Embed, write the new index version, store the text, swap CURRENT, publish the snapshot.
-        The caller holds the writer (`add_prepared`, or an upload job).  `progress` as for `_embed_chunks`."""
-        snap = self._snapshot
-        entry, text, info, parsed, chunks = (prepared.entry, prepared.text, prepared.info, prepared.parsed,
-                                             prepared.chunks)
+        """Embed, then publish (`publish_embedded`).  The caller holds the writer (`add_prepared`, or an
+        upload job).  `progress` as for `_embed_chunks`."""
         started = time.perf_counter()
-        vectors, bm25, sentence_vectors = _embed_chunks(self.embedder, chunks, progress)
-        index = snap.index.with_document(entry, text, chunks, vectors, bm25, len(parsed.clauses),
-                                         sentence_vectors=sentence_vectors)
-        corpus = snap.corpus.with_upload(info, parsed)
-        new_snap = self._make_snapshot(index, corpus)
-        store = DocumentStore(self.settings.index_dir)
-        stored = []
-
-        def store_text():  # durable in the store before the version that includes it is published
-            store.put(entry, text)
-            stored.append(entry["doc_id"])
-
-        with index_lock(self.settings.index_dir, exclusive=True):
-            try:
-                index.save(self.settings.index_dir, before_publish=store_text)
-            except BaseException:
-                if stored:  # stored but never published: take it back (the upload failed)
-                    store.delete(entry["doc_id"])
-                raise
-            _drop_tombstones(self.settings.index_dir, store)
-        self._snapshot = new_snap
-        log.info("added %s (%d clauses, %d chunks) in %.1fs", info.doc_id, len(parsed.clauses), len(chunks),
-                 time.perf_counter() - started)
+        published, refused = self.publish_embedded([self.embed_upload(prepared, progress)])
+        if refused:  # another process published the same document meanwhile
+            raise refused[0][1]
+        info = published[0]
+        log.info("added %s (%d clauses, %d chunks) in %.1fs", info.doc_id, len(prepared.parsed.clauses),
+                 len(prepared.chunks), time.perf_counter() - started)
         return info
+
+    def publish_embedded(self, embedded: list[EmbeddedUpload]
+                         ) -> tuple[list[DocumentInfo], list[tuple[EmbeddedUpload, DocumentError]]]:
+        """Add embedded uploads to the index as one new version: write it, store the texts, swap CURRENT,
+        publish the snapshot.  The caller holds the writer.
+
+        Everything happens under index/LOCK held exclusively, starting from the version on disk (another
+        process may have published one since this snapshot), against which each upload is checked for
+        duplicates again.  Returns (the documents published, the uploads refused with their 409).  When
+        it raises, nothing is published and nothing stays stored.
+        """
+        index_dir = self.settings.index_dir
+        store = DocumentStore(index_dir)
+        stored: list[str] = []
+        with index_lock(index_dir, exclusive=True):
+            snap = self._on_disk_snapshot()
+            corpus, known = snap.corpus, self._known_documents(snap)
+            accepted, refused = [], []
+            for e in embedded:
+                p = e.prepared
+                try:
+                    _check_duplicate(known, p.doc_id, p.info.title, p.text)
+                except DocumentError as exc:
+                    refused.append((e, exc))
+                    continue
+                known.append((p.doc_id, p.info.title, text_fingerprint(p.text)))
+                corpus = corpus.with_upload(p.info, p.parsed)
+                accepted.append(e)
+            if not accepted:
+                return [], refused
+            index = snap.index.with_documents([e.new_document() for e in accepted])
+
+            def store_texts():  # durable in the store before the version that includes them is published
+                for e in accepted:
+                    store.put(e.prepared.entry, e.prepared.text)
+                    stored.append(e.doc_id)
+
+            try:
+                index.save(index_dir, before_publish=store_texts)
+            except BaseException:
+                for doc_id in stored:  # stored but never published: take them back (the upload failed)
+                    store.delete(doc_id)
+                raise
+            _drop_tombstones(index_dir, store)
+            self._publish(self._make_snapshot(index, corpus))
+        return [e.prepared.info for e in accepted], refused
 
     @contextlib.contextmanager
     def _writer(self):
@@ -767,12 +922,14 @@ class Assistant:
         self._lock.release()
 
     def remove_document(self, doc_id: str) -> None:
-        """Remove an uploaded document from both indexes and the corpus, atomically.
+        """Remove an uploaded document from both indexes and the corpus, atomically, starting from the
+        version on disk (under index/LOCK, like `publish_embedded`).
 
         Seed documents (seeds/catalog.json) cannot be removed: edit the seeds instead.
         """
-        with self._writer():
-            snap = self._snapshot
+        index_dir = self.settings.index_dir
+        with self._writer(), index_lock(index_dir, exclusive=True):
+            snap = self._on_disk_snapshot()
             if not snap.corpus.is_upload(doc_id):
                 if any(d.doc_id == doc_id for d in snap.corpus.documents):
                     raise DocumentError(f"种子文档不能删除 (seed document {doc_id!r} cannot be deleted)",
@@ -781,7 +938,7 @@ class Assistant:
                 raise DocumentError(f"未知文档 (unknown doc_id {doc_id!r})", 404, "unknown_document")
             index = snap.index.without_document(doc_id)
             new_snap = self._make_snapshot(index, snap.corpus.without_upload(doc_id))
-            store = DocumentStore(self.settings.index_dir)
+            store = DocumentStore(index_dir)
             entry = next(e for e in snap.index.uploads.entries if e["doc_id"] == doc_id)
             deleted = []
 
@@ -793,15 +950,14 @@ class Assistant:
                 store.delete(doc_id)
                 deleted.append(stored_ns)
 
-            with index_lock(self.settings.index_dir, exclusive=True):
-                try:
-                    index.save(self.settings.index_dir, before_publish=unstore)
-                except BaseException:
-                    if deleted:  # deleted from the store but not from the index: put it back whole
-                        store.put(entry, snap.index.uploads.texts[doc_id], stored_ns=deleted[0])
-                    raise
-                _drop_tombstones(self.settings.index_dir, store)
-            self._snapshot = new_snap
+            try:
+                index.save(index_dir, before_publish=unstore)
+            except BaseException:
+                if deleted:  # deleted from the store but not from the index: put it back whole
+                    store.put(entry, snap.index.uploads.texts[doc_id], stored_ns=deleted[0])
+                raise
+            _drop_tombstones(index_dir, store)
+            self._publish(new_snap)
             log.info("removed %s", doc_id)
 
     def document_source(self, doc_id: str) -> str:
@@ -810,23 +966,9 @@ class Assistant:
         corpus.document(doc_id)
         return "upload" if corpus.is_upload(doc_id) else "seed"
 
-    def _check_duplicate(self, corpus: Corpus, doc_id: str, title: str, text: str) -> None:
-        """409 for the same text (checked first: the same file under another title has the same id too,
-        and "same content" is what its uploader needs to hear), then the same id, then the same title."""
-        fp = text_fingerprint(text)
-        for other_id, other_fp in self._text_fingerprints(corpus).items():
-            if other_fp == fp:
-                raise DocumentError(f"与 {other_id} 内容相同，该文档已在索引中 (same content as {other_id}: "
-                                    "this text is already indexed)", 409, "duplicate_document")
-        for d in corpus.documents:
-            if d.doc_id == doc_id:
-                raise DocumentError(f"文档编号已存在 (duplicate doc_id {doc_id!r})", 409, "duplicate_document")
-            if d.title == title:
-                raise DocumentError(f"已有同名文档 (a document titled {title!r} already exists: {d.doc_id})",
-                                    409, "duplicate_document")
-
-    def _text_fingerprints(self, corpus: Corpus) -> dict[str, str]:
-        """Whitespace-free text hash of every document (seeds hashed once and cached)."""
+    def _known_documents(self, snap: _Snapshot) -> list[tuple[str, str, str | None]]:
+        """(doc_id, title, whitespace-free text hash) of every document of `snap` (seeds hashed once)."""
+        corpus, index = snap.corpus, snap.index
         if not hasattr(self, "_seed_fps"):
             self._seed_fps = {}
             for d in corpus.documents:
@@ -837,7 +979,30 @@ class Assistant:
                         continue
                     self._seed_fps[d.doc_id] = text_fingerprint(raw)
         fps = dict(self._seed_fps)
-        for e in self.index.uploads.entries:
+        for e in index.uploads.entries:
             fps[e["doc_id"]] = e.get("upload", {}).get("text_sha256") or text_fingerprint(
-                self.index.uploads.texts[e["doc_id"]])
-        return fps
+                index.uploads.texts[e["doc_id"]])
+        return [(d.doc_id, d.title, fps.get(d.doc_id)) for d in corpus.documents]
+
+
+def _check_duplicate(known: list[tuple[str, str, str | None]], doc_id: str, title: str, text: str) -> None:
+    """409 for the same text (checked first: the same file under another title has the same id too,
+    and "same content" is what its uploader needs to hear), then the same id, then the same title."""
+    fp = text_fingerprint(text)
+    for other_id, _, other_fp in known:
+        if other_fp == fp:
+            raise DocumentError(f"与 {other_id} 内容相同，该文档已在索引中 (same content as {other_id}: "
+                                "this text is already indexed)", 409, "duplicate_document", same_as=other_id)
+    for other_id, other_title, _ in known:
+        if other_id == doc_id:
+            raise DocumentError(f"文档编号已存在 (duplicate doc_id {doc_id!r})", 409, "duplicate_document")
+        if other_title == title:
+            raise DocumentError(f"已有同名文档 (a document titled {title!r} already exists: {other_id})",
+                                409, "duplicate_document")
+
+
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name, "") or default))
+    except ValueError:
+        return default

@@ -9,12 +9,12 @@ are fetched before a slot is taken, so any number of queries still share the mod
 from __future__ import annotations
 
 import os
-import re
 import time
 
 import anyio
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from ..catalog import describe_document
 from ..config import MAX_QUESTION_CHARS
 from ..ingest import DocumentError, check_doc_id
 from ..metrics import Metrics
@@ -184,19 +184,11 @@ class ApiService:
     # -- documents --
 
     def document_out(self, doc_id: str, snap=None) -> dict:
-        snap = snap or self.assistant.snapshot
-        snap_corpus, index = snap.corpus, snap.index
         try:
-            info = snap_corpus.document(doc_id)
+            return describe_document(snap or self.assistant.snapshot, doc_id)
         except KeyError:
             raise ApiError(404, "unknown_document", f"unknown doc_id {doc_id!r}", param="doc_id",
                            zh=f"未知文档 {doc_id!r}") from None
-        rows = index.doc_rows.get(doc_id)
-        parsed = snap_corpus.parsed.get(doc_id)
-        return {**info.to_dict(), "source": "upload" if snap_corpus.is_upload(doc_id) else "seed",
-                "clause_count": len(parsed.clauses) if parsed else 0,
-                "chunk_count": 0 if rows is None else len(rows),
-                "upload": upload_details(index, doc_id)}
 
     def checked_id(self, doc_id: str) -> str:
         """Known ids pass as they are; an unknown one must at least look like an id (422 if path-like)."""
@@ -221,21 +213,3 @@ class ApiService:
         self.metrics.documents.labels("upload", "ok" if job.status == "done" else job.error["code"]).inc()
         if job.status == "done" and job.finished and job.created:
             self.metrics.stage.labels("upload").observe(max(0.0, job.finished - job.created))
-
-
-def upload_details(index, doc_id: str) -> dict | None:
-    for entry in index.uploads.entries:
-        if entry["doc_id"] == doc_id:
-            return dict(entry.get("upload") or {})
-    return None
-
-
-def outline_of(parsed) -> list[dict]:
-    """A document's headings, each with the clauses directly under it."""
-    outline = []
-    for h in parsed.headings:
-        ids = [c.clause_id for c in parsed.clauses
-               if c.clause_id == h.id or re.fullmatch(re.escape(h.id) + r"\.p\d+", c.clause_id)]
-        outline.append({"id": h.id, "marker": h.marker, "title": h.title, "level": h.level,
-                        "path": list(h.path), "clause_ids": ids})
-    return outline

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ...catalog import clause_list, outline_of
 from ...ingest import MAX_FIELD_CHARS, MAX_TITLE_CHARS, DocumentError, default_title, max_upload_bytes
 from ..dependencies import get_service, require_admin
 from ..errors import ApiError, error_responses
 from ..json_body import StrictJSONRoute
 from ..schemas import ClauseContext, DeleteResponse, DocumentDetail, DocumentList, DocumentOut, JobList, JobResponse
-from ..service import ApiService, outline_of
+from ..service import ApiService
 
 router = APIRouter(prefix="/v1", tags=["documents"], route_class=StrictJSONRoute)
 
@@ -44,10 +45,7 @@ async def get_document(doc_id: str = doc_id_path(), service: ApiService = Depend
     snap = service.assistant.snapshot
     out = service.document_out(service.checked_id(doc_id), snap)
     parsed = snap.corpus.parsed[doc_id]
-    clauses = [{"clause_id": c.clause_id, "section": c.section_path, "preview": c.text[:80],
-                "chars": len(c.text), "line_start": c.line_start, "line_end": c.line_end}
-               for c in parsed.clauses]
-    return {**out, "outline": outline_of(parsed), "clauses": clauses}
+    return {**out, "outline": outline_of(parsed), "clauses": clause_list(parsed)}
 
 
 @router.get("/documents/{doc_id}/clauses/{clause_id}", response_model=ClauseContext,
