@@ -92,14 +92,18 @@ def lexical_score(sentence: str, context: str, qa: QuestionAnalysis, index: Know
         score += 0.1
     if qa.responsible and (_NOTE_SENTENCE.match(sentence.strip()) or re.search(r"负责|牵头|主管部门", sentence)):
         score += 0.6
-    bare = normalize_for_matching(sentence)
-    if HEADING_SENTENCE.match(sentence) and len(bare) < 24:
+    if is_heading_line(sentence):
         score -= 0.5  # a heading title such as "(三) 落实环保配套措施。" answers nothing by itself
     if _NOTE_SENTENCE.match(sentence.strip()) and not qa.responsible:
         score -= 0.3  # the （责任单位：…） note answers only "who is responsible"
     if FORM_BLANK.fullmatch(sentence.strip()):
         score -= 1.0  # a form's blank line ("年月日（章）", "签字：") says nothing
     return score
+
+
+def is_heading_line(sentence: str) -> bool:
+    """A numbered heading's title on its own ("(三) 落实环保配套措施。"), not a sentence that says something."""
+    return bool(HEADING_SENTENCE.match(sentence)) and len(normalize_for_matching(sentence)) < 24
 
 
 @dataclass
@@ -286,8 +290,7 @@ def best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, q
     picks = []
     for r in sorted(chosen):
         for i, sent in enumerate(chunk_sentences(hits[r].chunk)):
-            bare = normalize_for_matching(sent)
-            if i == 0 and HEADING_SENTENCE.match(sent) and len(bare) < 24:
+            if i == 0 and is_heading_line(sent):
                 continue  # the clause's own heading title
             if _NOTE_SENTENCE.match(sent.strip()):
                 continue  # the （责任单位：…） note: shown with the cited clause, not part of the answer

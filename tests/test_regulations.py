@@ -294,3 +294,43 @@ def test_items_numbered_through_the_whole_document():
             "（四）支持金融。给予贴息。\n")
     ids = [c.clause_id for c in parse_document("m", text).clauses]
     assert ids[-4:] == ["一.(一)", "一.(二)", "二.(三)", "二.(四)"], ids
+
+
+AWARDS = """某某县支持企业上市若干措施
+一、企业上市奖励。企业在主板上市的，给予300万元奖励。在科创板上市的，给予200万元奖励。在新三板挂牌的，给予100万元奖励。
+二、项目建设奖励。对当年新开工建设且固定资产投资超过1亿元的工业项目，按设备投资额的5%给予奖励，单个项目最高不超过500万元；对建成投产后连续三年纳税增长超过20%的企业，再按新增地方财政贡献的50%给予奖励，用于企业技术改造和研发投入，奖励资金由县财政局会同县工信局、县发改局联合审核，每年集中兑现一次；对同时获得省级以上专项资金支持的项目，县级奖励按就高原则执行，不重复享受；企业应当在项目竣工验收后六个月内提出申请，逾期不予受理；对弄虚作假骗取奖励资金的企业，追回已拨付资金，并在五年内取消其享受本措施的资格。申请材料包括项目备案文件、设备购置发票、竣工验收报告和纳税证明。
+"""
+
+
+def _fixed_hit(a, doc, clause_id):
+    """Retrieval fixed by hand to one clause, so the test reads only how the answer is composed."""
+    from rag.retrieve import Hit, RetrievalResult
+    from rag.routing import Route
+
+    index = a.index
+    row = next(r for r, c in enumerate(index.chunks) if c.doc_id == doc and c.clause_id == clause_id)
+    return RetrievalResult([Hit(index.chunks[row], 1.0, 0.9, 1.0, row)], Route(documents=[], compare=False), [doc])
+
+
+@pytest.mark.slow
+def test_a_short_clause_is_answered_whole_and_a_long_one_by_its_best_sentences(embedder, tmp_path):
+    """"企业上市奖励多少" is answered by all three sentences of its short item (主板, 科创板, 新三板),
+    not only the best one; a long item still gives only the sentences that answer."""
+    from rag.answer import WHOLE_CLAUSE_CHARS, answer_question
+    from rag.config import Settings
+    from rag.service import Assistant
+
+    a = Assistant(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    a.add_document("措施.txt", AWARDS.encode(), title="某某县支持企业上市若干措施", doc_id="awards")
+    short = answer_question("企业上市能拿多少奖励？", _fixed_hit(a, "awards", "一"), a.index, a.corpus.documents)
+    assert not short.refused, short.answer
+    for figure in ("300万元", "200万元", "100万元"):
+        assert figure in short.answer, short.answer
+    assert short.answer.count("[1]") == 3 and "[2]" not in short.answer, short.answer
+    assert "一、企业上市奖励" not in short.answer, short.answer  # the heading is not a sentence of the answer
+
+    long_item = next(c for c in a.index.chunks if c.doc_id == "awards" and c.clause_id == "二")
+    assert len(long_item.text) > WHOLE_CLAUSE_CHARS
+    long = answer_question("单个项目设备投资奖励最高多少？", _fixed_hit(a, "awards", "二"), a.index, a.corpus.documents)
+    assert not long.refused and "500万元" in long.answer, long.answer
+    assert "申请材料包括" not in long.answer, long.answer
