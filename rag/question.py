@@ -8,6 +8,7 @@ answerer reads the result; nothing here looks at the index.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 import jieba.posseg as pseg
@@ -69,13 +70,56 @@ _PART_SPLIT = re.compile(r"[？?；;]+|[，,]\s*(?=(?:另外|以及|并且|同�
 ASKING_PATTERNS = (_LIST, _SUMMARY, _BROAD, _HOW)
 
 
+# The unit a question names for its figure ("多少万片", "几间", "多少钱", "几月份"), and what a figure
+# in the text must be written in to be one in that unit.  Generic classifiers (个) and durations
+# (年, 天: `DURATION`) are not units here.  Money may be stated as a share ("按投资额的10%").
+_MONEY = r"(?:元|万|亿|%|％)"
+_UNIT_FAMILIES = {
+    **dict.fromkeys(("钱", "块钱", "元", "块", "万元", "亿元", "美元"), _MONEY),
+    **dict.fromkeys(("人", "名", "位", "万人"), r"(?:人|名|位)"),
+    # a count may be written with the general classifier 个 ("新增多少项发明专利" → "发明专利200个")
+    **{u: rf"(?:万|亿)?(?:{u[-1]}|个)" for u in ("间", "片", "万片", "件", "项", "台", "套", "辆", "座", "栋", "张",
+                                               "户", "所", "家", "条")},
+    **{u: rf"(?:万|亿)?{u[-1]}" for u in ("亩", "万亩", "分", "平方米", "吨", "万吨", "千瓦")},  # measures
+}
+_NUMERAL = r"(?:\d+(?:\.\d+)?|[零〇一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
+_MONTH = re.compile(r"(?<![个\d])(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?!份?以[来后])")
+
+
+@lru_cache(maxsize=1024)
+def asked_unit(question: str) -> str | None:
+    """The unit named right after the question's 多少 or 几 ("多少万片" → 万片, "几间" → 间,
+    "几月份" → 月), if it is one a figure is written in; "多少人才" names none."""
+    words = [w.word for w in pseg.cut(question) if w.word.strip()]
+    for i, w in enumerate(words):
+        if i and words[i - 1].endswith("哪"):
+            continue  # "哪几条原则" asks for a list, not a count
+        if w == "多少" and i + 1 < len(words):
+            unit = words[i + 1]
+        elif w.startswith("几") and len(w) > 1:
+            unit = w[1:]
+        else:
+            continue
+        if unit in ("月", "月份"):
+            return "月"
+        if unit in _UNIT_FAMILIES:
+            return unit
+    return None
+
+
 def gives_figure(text: str, question: str) -> bool:
     """Does `text` hold the kind of figure `question` asks for: a year for "哪一年", a duration
-    for "多久", an amount, share or count otherwise."""
+    for "多久", a figure in the unit it names ("多少万片" is not answered by "10家"), an amount,
+    share or count otherwise."""
     if WANTS_YEAR.search(question):
         return bool(YEAR.search(text))
     if WANTS_DURATION.search(question) and DURATION.search(text):
         return True
+    unit = asked_unit(question)
+    if unit == "月":
+        return bool(_MONTH.search(text))
+    if unit is not None:
+        return bool(re.search(_NUMERAL + _UNIT_FAMILIES[unit], text))
     return bool(NON_YEAR_FIGURE.search(text))
 
 
@@ -254,7 +298,7 @@ def analyze(question: str, documents: list[DocumentInfo], index=None) -> Questio
         listing=bool(_LIST.search(question)),
         summary=bool(_SUMMARY.search(question)),
         english=english,
-        asks_number=bool(_ASKS_NUMBER.search(question)),
+        asks_number=bool(_ASKS_NUMBER.search(question)) or asked_unit(question) is not None,
         target=bool(_TARGET.search(question)),
         review=bool(_REVIEW.search(question)),
         responsible=bool(_RESPONSIBLE.search(question)),

@@ -61,3 +61,27 @@ def test_figures_in_days_hours_and_points_are_figures(text, question):
 def test_a_date_is_not_a_duration_and_very_is_not_a_score():
     assert not gives_figure("本条例自2017年6月1日起施行", "多少天内办结？")
     assert not gives_figure("这一点十分重要", "能加多少分？")
+
+
+@pytest.mark.parametrize("question, unit", [
+    ("一栋房子最多能有几间客房？", "间"), ("晶圆代工线每月产能要达到多少万片？", "万片"), ("每年几月份开始受理申请？", "月"),
+    ("人才总量目标是多少人？", "人"), ("每件资助多少钱？", "钱"), ("新增多少项发明专利？", "项"),
+    ("人才目标是多少人才？", None), ("坚持哪几条基本原则？", None), ("一共有哪几项行动？", None),
+    ("培育几个骨干企业？", None), ("有效期几年？", None), ("多少个工作日内办结？", None)])
+def test_the_unit_a_question_names_for_its_figure(question, unit):
+    from rag.question import asked_unit
+
+    assert asked_unit(question) == unit
+
+
+@pytest.mark.parametrize("text, question, gives", [
+    ("培育出10家以上核心企业", "每月产能要达到多少万片？", False), ("月产能达到5万片", "每月产能要达到多少万片？", True),
+    ("民宿的范围和条件另行制定", "最多能有几间客房？", False), ("客房不超过15间", "最多能有几间客房？", True),
+    ("每年3月开始受理", "每年几月份开始受理？", True), ("自受理之日起3个月内", "每年几月份开始受理？", False),
+    ("集成电路行业企业新增发明专利200个", "新增多少项发明专利？", True),
+    ("按设备购置额的10%给予奖补", "能拿多少钱补贴？", True), ("给予一次性奖补100万元", "能拿多少钱补贴？", True),
+    ("人才总量超15万人", "人才总量目标是多少人？", True), ("科技领军人才突破400名", "领军人才多少人？", True),
+    ("产业营收突破2500亿元", "人才总量目标是多少人？", False)])
+def test_a_figure_in_the_unit_asked_for(text, question, gives):
+    """"多少万片" is not answered by "10家": a question naming its figure's unit needs a figure in it."""
+    assert gives_figure(text, question) is gives
