@@ -42,6 +42,8 @@ _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
 # Asks for a number, so an answer without one in the asked-about phrase does not answer it.
 _ASKS_NUMBER = re.compile(r"率[^，,。？?]{0,6}(?:目标|要求|是|达到|提高|为|多)|面积|多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
                           r"how (many|much|large|big)|what (percentage|share|proportion)|which year|when", re.I)
+# "几条原则是什么", "几大任务分别是": the count names items the question asks to be listed
+NAMES_THE_ITEMS = re.compile(r"几[^，,。？?；;]{0,12}?(?:是什么|是哪些|分别是|分别为|分别指|指什么|指的是|包括哪些|有哪些|包括什么)")
 WANTS_YEAR = re.compile(r"哪一年|哪年|何时|which year|when", re.I)
 WANTS_DURATION = re.compile(r"多少年|几年|多少个月|几个月|多少天|几天|多久|多长时间|期限|how long|how many (years|months|days)",
                             re.I)
@@ -295,10 +297,11 @@ def analyze(question: str, documents: list[DocumentInfo], index=None) -> Questio
         figures=["".join(m) for m in _FIGURE.findall(question)],
         named=named,
         quantity=bool(_QUANTITY.search(question)),
-        listing=bool(_LIST.search(question)),
+        listing=bool(_LIST.search(question) or NAMES_THE_ITEMS.search(question)),
         summary=bool(_SUMMARY.search(question)),
         english=english,
-        asks_number=bool(_ASKS_NUMBER.search(question)) or asked_unit(question) is not None,
+        asks_number=(bool(_ASKS_NUMBER.search(question)) or asked_unit(question) is not None) and not (
+            NAMES_THE_ITEMS.search(question) and "多少" not in question),
         target=bool(_TARGET.search(question)),
         review=bool(_REVIEW.search(question)),
         responsible=bool(_RESPONSIBLE.search(question)),
@@ -322,7 +325,7 @@ def _asking_clauses(part: str) -> list[str]:
 def split_parts(question: str) -> list[str]:
     """The separate things a question asks, each made to stand alone.
 
-    "无锡营收目标是多少？由哪个部门负责？" -> ["无锡营收目标是多少", "无锡营收目标由哪个部门负责"]:
+    "无锡营收目标是多少？由哪个部门负责？" -> ["无锡营收目标是多少", "无锡营收目标的由哪个部门负责"]:
     a later part without a subject of its own borrows the first part's topic words.
     """
     parts = [p.strip(" ，,。") for p in _PART_SPLIT.split(question) if p and p.strip(" ，,。")]
@@ -335,5 +338,6 @@ def split_parts(question: str) -> list[str]:
     out = [parts[0]]
     for p in parts[1:]:
         own = [t for t in key_terms(p) if not _RESPONSIBLE.search(t)]
-        out.append(p if len("".join(own)) >= 4 else first_topic + p)
+        # joined by 的, the borrowed words stay context: "…联系人" + "电话多少" measures 电话
+        out.append(p if len("".join(own)) >= 4 else f"{first_topic}的{p}")
     return out

@@ -85,3 +85,22 @@ def test_the_unit_a_question_names_for_its_figure(question, unit):
 def test_a_figure_in_the_unit_asked_for(text, question, gives):
     """"多少万片" is not answered by "10家": a question naming its figure's unit needs a figure in it."""
     assert gives_figure(text, question) is gives
+
+
+def test_a_later_part_measures_its_own_words_not_the_borrowed_topic():
+    """"…联系人是谁，电话多少": the second part borrows the first's topic as context; it asks the
+    figure of 电话, and a sentence giving the phone number answers it."""
+    from rag.question import analyze
+
+    first, second = split_parts("提案答复函的承办单位联系人是谁，电话多少？")
+    assert analyze(second, []).measured == ["电话"], second
+
+
+@pytest.mark.parametrize("question, asks_number, listing", [
+    ("规划坚持的几条原则是什么？", False, True), ("几大任务分别是什么？", False, True),
+    ("规划坚持几条原则？", True, False), ("要培育几家骨干企业？", True, False)])
+def test_a_count_that_names_the_items_asked_for_is_a_list_question(question, asks_number, listing):
+    from rag.question import analyze
+
+    qa = analyze(question, [])
+    assert (qa.asks_number, qa.listing) == (asks_number, listing)
