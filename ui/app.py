@@ -76,6 +76,17 @@ CSS = """
 .zc-gen { font-size: 12px; padding: 2px 8px; margin-bottom: 6px; border-radius: 4px; }
 .zc-gen-ok { color: #166534; background: #dcfce7; }
 .zc-gen-fallback { color: var(--zc-warn-ink); background: var(--zc-warn-soft); }
+/* listed items and the per-document comparison table */
+.zc-body ol.zc-list, .zc-body ul.zc-list { margin: 4px 0 4px 1.5em !important; padding: 0 !important; }
+.zc-body ol.zc-list { list-style: decimal !important; } .zc-body ul.zc-list { list-style: disc !important; }
+.zc-body .zc-list li { margin: 3px 0 !important; padding-left: 2px; display: list-item !important; }
+.zc-compare-wrap { overflow-x: auto; margin: 4px 0 2px; max-width: 100%; }
+.zc-body table.zc-compare { border-collapse: collapse !important; width: 100%; table-layout: fixed; font-size: 14px; margin: 0 !important; }
+.zc-body .zc-compare th, .zc-body .zc-compare td { border: 1px solid var(--zc-line) !important; padding: 6px 8px !important;
+  vertical-align: top; text-align: left; line-height: 1.7; word-break: break-word; }
+.zc-body .zc-compare th { background: var(--zc-accent-soft) !important; color: var(--zc-accent-ink); font-weight: 600; font-size: 13px; }
+.zc-body .zc-compare td { background: var(--background-fill-primary); }
+.zc-compare.zc-cols-3 { min-width: 480px; } .zc-compare.zc-cols-4 { min-width: 640px; }
 .zc-cursor { animation: zc-blink 1s steps(2) infinite; color: var(--zc-accent); }
 @keyframes zc-blink { 50% { opacity: 0; } }
 .zc-pending { color: var(--zc-muted); display: flex; align-items: center; gap: 8px; font-size: 14px; }
