@@ -474,3 +474,12 @@ def test_a_comparison_question_is_answered_with_a_table_headed_by_short_titles(a
     heads = re.findall(r"<th\b[^>]*>(.*?)</th>", bubble)
     assert heads == ["苏州工业园区集成电路行动计划", "青浦区集成电路行动方案"]
     assert len(re.findall(r"<td>.*?</td>", bubble)) == 2
+
+
+def test_a_streamed_comparison_is_a_table_from_the_start():
+    answer = _fake_answer(COMPARISON, [("suzhou-sip-2022", "苏州…"), ("qingpu-2023", "青浦…")])
+    cut = COMPARISON.index("科技领军人才")  # the first document's line is still arriving
+    partial = h.format_answer(answer, COMPARISON[:cut])
+    assert len(re.findall(r"<th\b", partial)) == 2 and "zc-cursor" in partial
+    cells = re.findall(r"<td>(.*?)</td>", partial)
+    assert "15万人" in cells[0] and cells[1] == ""

@@ -248,11 +248,16 @@ def document_sections(text: str) -> tuple[list[str], list[tuple[str, list[str]]]
     return preamble, list(sections.items())
 
 
-def comparison_html(text: str, titles: dict[str, str] | None = None) -> str | None:
+def comparison_html(text: str, titles: dict[str, str] | None = None, full: str | None = None) -> str | None:
     """An answer quoting two or more documents (one "根据《title》：" line each) as a table: one column
     per document, headed by its short title, each cell that document's sentences with their [n]
-    markers.  None when the answer quotes fewer than two documents."""
+    markers.  None when the answer quotes fewer than two documents.  While it streams, `full` (the
+    whole answer) gives the columns, so the table stands from the start and its cells fill in."""
     preamble, sections = document_sections(text)
+    if full is not None:
+        columns = [title for title, _ in document_sections(full)[1]]
+        shown = dict(sections)
+        sections = [(title, shown.get(title, [])) for title in columns]
     if len(sections) < 2:
         return None
     heads = "".join(f'<th scope="col" title="{esc(title)}">{esc(short_title(title, titles))}</th>'
@@ -264,10 +269,11 @@ def comparison_html(text: str, titles: dict[str, str] | None = None) -> str | No
     return (_lines_html(preamble) if preamble else "") + table
 
 
-def _answer_body_html(text: str, titles: dict[str, str] | None = None) -> str:
+def _answer_body_html(text: str, titles: dict[str, str] | None = None, full: str | None = None) -> str:
     """The answer as HTML: escaped, [n] markers as superscripts, line breaks kept; listed items as a
-    list, and an answer quoting several documents as a table with a column per document."""
-    return comparison_html(text, titles) or _lines_html(text.splitlines())
+    list, and an answer quoting several documents as a table with a column per document (`full`: the
+    whole answer, when `text` is the part streamed so far)."""
+    return comparison_html(text, titles, full) or _lines_html(text.splitlines())
 
 
 def rewrite_note(answer) -> str:
@@ -356,7 +362,7 @@ def format_answer(answer, shown: str | None = None, note: str = "", titles: dict
     """
     done = shown is None
     text = answer.answer if done else shown
-    body = _answer_body_html(text, titles) + ("" if done else '<span class="zc-cursor">▍</span>')
+    body = _answer_body_html(text, titles, None if done else answer.answer) + ("" if done else '<span class="zc-cursor">▍</span>')
     n = len(answer.citations)
     if answer.refused:
         meta = (f"“最接近的条款”中列出 {n} 条，仅供参考，不构成答案依据。" if n else "没有检索到相关条款。")
