@@ -43,9 +43,14 @@ def browser():
         b.close()
 
 
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}  # an iPhone 12-15 screen
+
+
 @contextmanager
-def open_page(browser, url):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+def open_page(browser, url, viewport=DESKTOP):
+    phone = viewport["width"] < 1024
+    context = browser.new_context(viewport=viewport, locale="zh-CN", is_mobile=phone, has_touch=phone)
     pg = context.new_page()
     # what the page writes to the clipboard is recorded in window.__copied (headless has no clipboard)
     pg.add_init_script("window.__copied = []; Object.defineProperty(navigator, 'clipboard', "
@@ -342,3 +347,66 @@ def test_chat_page_works_behind_the_api_safety_layers(browser, assistant):
     with UIServer(app) as url, open_page(browser, url + "/") as pg:
         ask(pg, "深圳到2025年集成电路产业营收目标是多少？")
         assert "2500" in pg.locator("#zc-chat").inner_text()
+
+
+def _top(page, selector: str) -> float:
+    """The element's top in page coordinates (px from the top of the page)."""
+    return page.locator(selector).last.evaluate("e => e.getBoundingClientRect().top + window.scrollY")
+
+
+def test_comparison_is_a_table_and_a_list_answer_a_list(page):
+    ask(page, "苏州工业园区和青浦区的人才目标有什么不同？")
+    table = page.locator("#zc-chat .zc-answer").last.locator("table.zc-compare")
+    assert table.locator("th").all_inner_texts() == ["苏州工业园区集成电路行动计划", "青浦区集成电路行动方案"]
+    cells = table.locator("td")
+    assert cells.count() == 2
+    assert "15万人" in cells.nth(0).inner_text() and "[1]" in cells.nth(0).locator("sup.zc-mark").all_inner_texts()
+    assert "5000名" in cells.nth(1).inner_text() and "[2]" in cells.nth(1).locator("sup.zc-mark").all_inner_texts()
+    page.screenshot(path=str(SHOTS / "11-comparison.png"))
+    # copied, it is the answer's own lines
+    page.locator("#zc-chat [data-testid=bot]").last.hover()
+    page.locator("#zc-chat button[aria-label='Copy message']").last.click()
+    page.wait_for_function("window.__copied.length > 0", timeout=5_000)
+    lines = page.evaluate("window.__copied[window.__copied.length - 1]").split("\n")
+    assert lines[0].startswith("根据《苏州工业园区") and lines[1].startswith("根据《青浦区")
+
+    ask(page, "深圳的重点任务包括哪些？")
+    items = page.locator("#zc-chat .zc-answer").last.locator("ol.zc-list > li")
+    assert items.count() >= 2
+    assert all(item.locator("sup.zc-mark").count() >= 1 for item in items.all())
+    page.screenshot(path=str(SHOTS / "12-list.png"))
+
+
+def test_phone_shows_citations_under_the_answer_and_the_filters_folded(browser, page_url):
+    with open_page(browser, page_url, viewport=PHONE) as page:
+        # the filter box starts closed on a phone (and open on a desktop: see the filter test)
+        page.wait_for_function("!document.querySelector('#zc-filters > button.label-wrap').classList.contains('open')",
+                               timeout=10_000)
+        assert not page.locator("#zc-documents").is_visible()
+        ask(page, "苏州工业园区和青浦区的人才目标有什么不同？")
+        answer, citations = _top(page, "#zc-chat [data-testid=bot]"), _top(page, "#zc-citations")
+        assert 0 < citations - answer < 1.5 * PHONE["height"], (answer, citations)
+        assert citations < _top(page, "#zc-filters")  # the citations come before the filters
+        page.screenshot(path=str(SHOTS / "13-phone-answer.png"), full_page=True)
+        # a tapped citation opens its context scrolled to the clause
+        page.locator("#zc-citations .zc-card").last.tap()
+        target = page.locator("#zc-context .zc-ctx-target")
+        target.wait_for(timeout=15_000)
+        page.wait_for_function("() => { const r = document.querySelector('#zc-context .zc-ctx-target')"
+                               ".getBoundingClientRect(); return r.top >= 0 && r.top < innerHeight - 100; }",
+                               timeout=5_000)
+        page.screenshot(path=str(SHOTS / "14-phone-context.png"))
+
+
+def test_phone_scrolls_to_the_outline_heading_tapped(browser, page_url):
+    with open_page(browser, page_url, viewport=PHONE) as page:
+        page.get_by_role("tab", name="文件与目录").click()
+        qingpu = page.locator("#zc-overview .zc-doc-card").filter(has_text="青浦区促进集成电路产业高质量发展行动方案")
+        qingpu.locator("summary").tap()
+        qingpu.locator(".zc-ol-item", has_text="集成电路重点发展产业").tap()
+        page.locator("#zc-section .zc-ctx-clause").first.wait_for(timeout=10_000)
+        # the section's text, below the outline on a phone, is brought on screen
+        page.wait_for_function("() => { const r = document.querySelector('#zc-section .zc-ctx')"
+                               ".getBoundingClientRect(); return r.top >= 0 && r.top < 150; }",
+                               timeout=5_000)
+        page.screenshot(path=str(SHOTS / "15-phone-documents.png"))

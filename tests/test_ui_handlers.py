@@ -380,3 +380,106 @@ def test_a_generative_backend_says_the_model_is_generating_and_how_long_it_takes
     updates = list(h.chat_turn(assistant, SHENZHEN_Q, [], [], None, 5, delay=0, backend="openai"))
     waiting = [u.chat[-1]["content"] for u in updates if not u.done and "zc-pending" in u.chat[-1]["content"]]
     assert any("本机" in w and "秒" in w for w in waiting), waiting
+
+
+# -- issue #13: lists and comparisons in the bubble ------------------------------------------
+
+
+def _fake_answer(text: str, docs: list[tuple[str, str]]):
+    """An answer as `Assistant.ask` returns it: text with [n] markers, one citation per (doc_id, title)."""
+    from types import SimpleNamespace as NS
+
+    citations = [NS(n=n, hit=NS(chunk=NS(doc_id=doc_id, doc_title=title, section_path="一、总体目标",
+                                           clause_id=f"一.({n})", text="……")))
+                 for n, (doc_id, title) in enumerate(docs, start=1)]
+    return NS(question="问", answer=text, refused=False, citations=citations, timings_ms={},
+              rewritten_question=None, verified=None)
+
+
+def _copied(bubble: str) -> str:
+    import html
+
+    return html.unescape(re.search(r'<span class="zc-copy" hidden>(.*?)</span>', bubble).group(1))
+
+
+SECTION_ANSWER = ("根据《深圳市行动计划（2022-2025年）》：「三、重点任务」包括：\n"
+                  "1. 全力提升核心技术攻关能力：持续推进关键领域研发计划[1]。鼓励承担重大项目[1]。\n"
+                  "2. 着力构建安全稳定产业链条：落实强链稳链补链[2]。")
+
+
+def test_listed_items_are_a_real_list_each_keeping_its_marker():
+    body = h._answer_body_html(SECTION_ANSWER)
+    head, rest = body.split('<ol class="zc-list">')
+    assert "「三、重点任务」包括：" in head
+    items = re.findall(r"<li>(.*?)</li>", rest)
+    assert len(items) == 2 and rest.endswith("</ol>")
+    assert items[0].startswith("全力提升核心技术攻关能力") and not items[0].startswith("1.")
+    assert items[0].count('<sup class="zc-mark">[1]</sup>') == 2 and '<sup class="zc-mark">[2]</sup>' in items[1]
+    # several cited items, one per line: a bulleted list, the document label introducing it
+    lines = h._answer_body_html("根据《某规划》：培育龙头企业[1]。\n引进高层次人才500名[2]。\n建设产业园[3]。")
+    assert lines.startswith("根据《某规划》：<ul class=\"zc-list\">")
+    assert [re.sub(r"<.*?>", "", li) for li in re.findall(r"<li>(.*?)</li>", lines)] == [
+        "培育龙头企业[1]。", "引进高层次人才500名[2]。", "建设产业园[3]。"]
+    # a long section listed on one line ("包括：A[1]；B[2]；…。（另有N项）")
+    inline = h._answer_body_html("根据《某规划》：「三、主要任务」包括：（一）强化创新[1]；（二）壮大产业[2]；（三）优化布局[3]。（另有2项）")
+    assert inline.count("<li>") == 3 and "（另有2项）" in inline.split("</ul>")[1]
+    # an answer that lists nothing stays as it was; "1.5倍" is not a numbered item
+    plain = "根据《某规划》：到2025年，产业营收突破2500亿元[1]。形成3家企业[1]。"
+    assert h._answer_body_html(plain) == h._inline_html(plain) and "<li>" not in h._answer_body_html(plain)
+    assert "<ol" not in h._answer_body_html("1.5倍的增长[1]\n2.5倍的增长")
+    assert "<script>" not in h._answer_body_html("标题：\n1. <script>x</script>[1]\n2. 乙[2]")
+    # the copy button still copies plain text with the markers, line by line
+    bubble = h.format_answer(_fake_answer(SECTION_ANSWER, [("sz", "深圳市行动计划（2022-2025年）")] * 2))
+    assert "<ol" in bubble and "\n" not in bubble
+    assert _copied(bubble).startswith(SECTION_ANSWER)
+
+
+COMPARISON = ("根据《苏州工业园区全面推进集成电路产业创新集群发展行动计划（2022-2025）》：到2025年，集成电路产业人才总量超15万人[1]。"
+              "科技领军人才突破400名[1]。\n"
+              "根据《青浦区促进集成电路产业高质量发展行动方案（2023~2025年）》：相关产业人才新增5000名[2]。")
+
+
+def test_an_answer_quoting_two_documents_is_a_table_with_a_column_per_document():
+    titles = {"苏州工业园区全面推进集成电路产业创新集群发展行动计划（2022-2025）": "苏州工业园区集成电路行动计划",
+              "青浦区促进集成电路产业高质量发展行动方案（2023~2025年）": "青浦区集成电路行动方案"}
+    body = h._answer_body_html(COMPARISON, titles)
+    assert body.count("<table") == 1
+    assert [re.sub(r"<.*?>", "", th) for th in re.findall(r"<th\b[^>]*>(.*?)</th>", body)] == [
+        "苏州工业园区集成电路行动计划", "青浦区集成电路行动方案"]
+    cells = re.findall(r"<td>(.*?)</td>", body)
+    assert len(cells) == 2
+    assert "人才总量超15万人" in cells[0] and cells[0].count('<sup class="zc-mark">[1]</sup>') == 2
+    assert "5000名" in cells[1] and '<sup class="zc-mark">[2]</sup>' in cells[1]
+    assert "根据《" not in body.split("<table")[1]  # the header names the document, not the cell
+    # without a catalog short title, the title without its period
+    heads = re.findall(r"<th\b[^>]*>(.*?)</th>", h._answer_body_html(COMPARISON))
+    assert heads == ["苏州工业园区全面推进集成电路产业创新集群发展行动计划", "青浦区促进集成电路产业高质量发展行动方案"]
+    # a document's section answer keeps its list inside its cell
+    listed = h._answer_body_html(SECTION_ANSWER + "\n根据《青浦区方案》：人才新增5000名[3]。")
+    assert "<table" in listed and '<td>「三、重点任务」包括：<ol class="zc-list">' in listed
+    # one document is no comparison
+    assert "<table" not in h._answer_body_html(COMPARISON.splitlines()[0])
+    # the copy button copies the answer's own lines
+    answer = _fake_answer(COMPARISON, [("suzhou-sip-2022", "苏州…"), ("qingpu-2023", "青浦…")])
+    bubble = h.format_answer(answer, titles=titles)
+    assert "<table" in bubble and "\n" not in bubble
+    assert _copied(bubble).startswith(COMPARISON)
+
+
+def test_a_comparison_question_is_answered_with_a_table_headed_by_short_titles(assistant):
+    final = _run(assistant, "苏州工业园区和青浦区的人才目标有什么不同？")[-1]
+    docs = {c.hit.chunk.doc_id for c in final.answer.citations}
+    assert {"suzhou-sip-2022", "qingpu-2023"} <= docs
+    bubble = final.chat[-1]["content"]
+    heads = re.findall(r"<th\b[^>]*>(.*?)</th>", bubble)
+    assert heads == ["苏州工业园区集成电路行动计划", "青浦区集成电路行动方案"]
+    assert len(re.findall(r"<td>.*?</td>", bubble)) == 2
+
+
+def test_a_streamed_comparison_is_a_table_from_the_start():
+    answer = _fake_answer(COMPARISON, [("suzhou-sip-2022", "苏州…"), ("qingpu-2023", "青浦…")])
+    cut = COMPARISON.index("科技领军人才")  # the first document's line is still arriving
+    partial = h.format_answer(answer, COMPARISON[:cut])
+    assert len(re.findall(r"<th\b", partial)) == 2 and "zc-cursor" in partial
+    cells = re.findall(r"<td>(.*?)</td>", partial)
+    assert "15万人" in cells[0] and cells[1] == ""

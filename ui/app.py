@@ -76,6 +76,17 @@ CSS = """
 .zc-gen { font-size: 12px; padding: 2px 8px; margin-bottom: 6px; border-radius: 4px; }
 .zc-gen-ok { color: #166534; background: #dcfce7; }
 .zc-gen-fallback { color: var(--zc-warn-ink); background: var(--zc-warn-soft); }
+/* listed items and the per-document comparison table */
+.zc-body ol.zc-list, .zc-body ul.zc-list { margin: 4px 0 4px 1.5em !important; padding: 0 !important; }
+.zc-body ol.zc-list { list-style: decimal !important; } .zc-body ul.zc-list { list-style: disc !important; }
+.zc-body .zc-list li { margin: 3px 0 !important; padding-left: 2px; display: list-item !important; }
+.zc-compare-wrap { overflow-x: auto; margin: 4px 0 2px; max-width: 100%; }
+.zc-body table.zc-compare { border-collapse: collapse !important; width: 100%; table-layout: fixed; font-size: 14px; margin: 0 !important; }
+.zc-body .zc-compare th, .zc-body .zc-compare td { border: 1px solid var(--zc-line) !important; padding: 6px 8px !important;
+  vertical-align: top; text-align: left; line-height: 1.7; word-break: break-word; }
+.zc-body .zc-compare th { background: var(--zc-accent-soft) !important; color: var(--zc-accent-ink); font-weight: 600; font-size: 13px; }
+.zc-body .zc-compare td { background: var(--background-fill-primary); }
+.zc-compare.zc-cols-3 { min-width: 480px; } .zc-compare.zc-cols-4 { min-width: 640px; }
 .zc-cursor { animation: zc-blink 1s steps(2) infinite; color: var(--zc-accent); }
 @keyframes zc-blink { 50% { opacity: 0; } }
 .zc-pending { color: var(--zc-muted); display: flex; align-items: center; gap: 8px; font-size: 14px; }
@@ -152,6 +163,13 @@ mark.zc-support { background: var(--zc-mark); color: var(--zc-mark-ink); padding
   animation: zc-slide 1.2s ease-in-out infinite; }
 @keyframes zc-slide { from { transform: translateX(-100%); } to { transform: translateX(300%); } }
 .zc-help { font-size: 13px; color: var(--zc-muted); line-height: 1.7; }
+
+/* phones and narrow windows, where Gradio stacks the two columns (below 1024 px): the citations come
+   right after the chat and its input, the filters (closed on load, see _CHAT_JS) after them */
+@media (max-width: 1023px) {
+  #zc-citations { order: -1; max-height: none; }
+  #zc-section { max-height: none; min-height: 0; }  /* below the outline: the page scrolls, not a box */
+}
 """
 
 # Cards in the citation panel (and outline entries) report their ids to Python on click or Enter.
@@ -167,13 +185,35 @@ element.addEventListener('click', pick);
 element.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); pick(e); } });
 """
 
-# The context drawer closes with its button, a click outside it, or Escape.
+# The context drawer closes with its button, a click outside it, or Escape; when it opens with the
+# clause below its fold (a phone, long neighbours), it scrolls to the clause.
 _DRAWER_JS = """
+watch('value', () => {
+  const drawer = element.querySelector('.zc-drawer');
+  const target = drawer && drawer.querySelector('.zc-ctx-target');
+  if (!target) return;
+  drawer.scrollTop = 0;
+  if (target.offsetTop + target.offsetHeight > drawer.clientHeight) {
+    drawer.scrollTop = target.offsetTop - 56;
+  }
+});
 const close = () => { props.value = ''; };
 element.addEventListener('click', (e) => { if (e.target.closest('.zc-drawer-close')) close(); });
 document.addEventListener('keydown', (e) => { if (e.key === 'Escape' && props.value) close(); });
 document.addEventListener('mousedown', (e) => {
   if (props.value && !element.contains(e.target) && !e.target.closest('#zc-citations')) close();
+});
+"""
+
+# A heading tapped in the outline: its text shows from the top, and is scrolled into view when the panel
+# is off screen (on a phone it sits below the outline); beside the outline (desktop) nothing moves.
+_SECTION_JS = """
+watch('value', () => {
+  const panel = element.closest('#zc-section') || element;
+  panel.scrollTop = 0;
+  if (!element.querySelector('.zc-ctx:not(.zc-empty), .zc-error')) return;
+  const top = panel.getBoundingClientRect().top;
+  if (top < 0 || top > window.innerHeight * 0.5) panel.scrollIntoView({behavior: 'smooth', block: 'start'});
 });
 """
 
@@ -205,6 +245,15 @@ const zcWatch = () => {
   zcLabel();
 };
 zcWatch();
+// where the columns stack (phones, narrow windows), the filter box starts closed: the citations come first
+// (a click before the accordion is live does nothing: it is repeated until the box shows closed)
+const zcFold = (tries) => {
+  const button = document.querySelector('#zc-filters > button.label-wrap');
+  if (button && !button.classList.contains('open')) return;
+  if (button) button.click();
+  if (tries > 0) setTimeout(() => zcFold(tries - 1), 150);
+};
+if (window.matchMedia('(max-width: 1023px)').matches) zcFold(50);  // the CSS's narrow-screen query
 document.addEventListener('click', (e) => {
   const button = e.target.closest('#zc-chat .message-buttons button');
   if (!button || !button.querySelector('svg') || !/copy|复制/i.test(button.getAttribute('aria-label') || '')) return;
@@ -289,7 +338,7 @@ def build_ui(assistant) -> gr.Blocks:
                         overview = gr.HTML(h.documents_html(corpus), elem_id="zc-overview",
                                            js_on_load=_CLICK_JS.replace("SELECTOR", "heading"))
                     with gr.Column(scale=5, min_width=340):
-                        section = gr.HTML(h.EMPTY_SECTION, elem_id="zc-section")
+                        section = gr.HTML(h.EMPTY_SECTION, elem_id="zc-section", js_on_load=_SECTION_JS)
 
             # shown on load to whoever may upload (h.upload_access): never to a user logged in with a
             # non-admin key, not even for a moment

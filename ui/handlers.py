@@ -115,14 +115,165 @@ def highlight(text: str, quotes: list[str]) -> str:
 # -- the answer bubble ---------------------------------------------------------------
 
 
-def _answer_body_html(text: str) -> str:
-    """Escape the answer and set its [n] markers as superscripts; keep its line breaks."""
-    lines = []
+def _inline_html(text: str) -> str:
+    """Escape a piece of the answer and set its [n] markers as superscripts."""
+    parts = _MARKERS.split(text)
+    return "".join(f'<sup class="zc-mark">{esc(p)}</sup>' if i % 2 else esc(p) for i, p in enumerate(parts))
+
+
+# A line that is an item of a list: "1. …" (the section answer's numbering; not "1.5倍") or "- …", "• …".
+_NUMBERED = re.compile(r"^\s*(\d{1,3})\s*[.．](?!\d)\s*")
+_BULLET = re.compile(r"^\s*[-•·*]\s+")
+# "…「三、重点任务」包括：A[1]；B[2]；C[3]。（另有N项）": a long section listed on one line
+_INLINE_LIST = re.compile(r"^(?P<head>.*?包括[：:])(?P<items>.+)$")
+_LABEL_LINE = re.compile(r"^\s*(?:根据|According to)\s*《(?P<title>[^》]*)》\s*[：:,，]?\s*")
+_PERIOD_BRACKETS = re.compile(r"\s*[（(][^（）()]*\d{4}[^（）()]*[）)]\s*$")
+
+
+def _item_kind(line: str) -> str | None:
+    if _NUMBERED.match(line):
+        return "ol"
+    if _BULLET.match(line):
+        return "ul"
+    return "cited" if _MARKERS.search(line) else None
+
+
+def _list_html(tag: str, items: list[str], start: int | None = None) -> str:
+    first = f' start="{start}"' if tag == "ol" and start and start != 1 else ""
+    return (f'<{tag} class="zc-list"{first}>' + "".join(f"<li>{_inline_html(x)}</li>" for x in items)
+            + f"</{tag}>")
+
+
+def _inline_list(line: str) -> tuple[str, list[str], str] | None:
+    """(head, items, tail) when one line lists two or more cited items after "包括：", split at "]；"."""
+    m = _INLINE_LIST.match(line)
+    if not m:
+        return None
+    items = re.split(r"(?<=\])\s*[；;]\s*", m.group("items").strip())
+    last = re.match(r"^(?P<item>.*\])\s*[。.]?(?P<tail>.*)$", items[-1])
+    if len(items) < 2 or not last or not all(_MARKERS.search(x) for x in items):
+        return None
+    items[-1] = last.group("item")
+    return m.group("head"), items, last.group("tail").strip()
+
+
+def _lines_html(lines: list[str]) -> str:
+    """Lines of the answer as HTML: text lines kept apart by <br>; the lines that list items -- numbered
+    or bulleted lines, a run of two or more lines each with its [n] marker, one line's "包括：A[1]；B[2]"
+    -- as a real list (<ol>/<ul>), each item keeping its markers."""
+    out: list[str] = []  # (html, is_block) pieces
+    blocks: list[bool] = []
+
+    def text(html_: str) -> None:
+        out.append(html_)
+        blocks.append(False)
+
+    def block(html_: str) -> None:
+        out.append(html_)
+        blocks.append(True)
+
+    i = 0
+    while i < len(lines):
+        kind = _item_kind(lines[i])
+        j = i + 1
+        while kind and j < len(lines) and _item_kind(lines[j]) == kind:
+            j += 1
+        run = lines[i:j]
+        if kind in ("ol", "ul") and len(run) >= 2:
+            pattern = _NUMBERED if kind == "ol" else _BULLET
+            start = int(_NUMBERED.match(run[0]).group(1)) if kind == "ol" else None
+            block(_list_html(kind, [pattern.sub("", x, count=1) for x in run], start))
+        elif kind == "cited" and len(run) >= 2:
+            label = _LABEL_LINE.match(run[0])
+            if label:  # "根据《…》：" starts the first item: it introduces the list instead
+                text(_inline_html(run[0][:label.end()].rstrip()))
+                run = [run[0][label.end():]] + run[1:]
+            block(_list_html("ul", [x.strip() for x in run]))
+        else:
+            j = i + 1
+            split = _inline_list(lines[i])
+            if split:
+                head, items, tail = split
+                text(_inline_html(head))
+                block(_list_html("ul", items))
+                if tail:
+                    text(_inline_html(tail))
+            else:
+                text(_inline_html(lines[i]))
+        i = j
+    html_ = ""
+    for k, piece in enumerate(out):
+        if k and not blocks[k] and not blocks[k - 1]:
+            html_ += "<br>"
+        html_ += piece
+    return html_
+
+
+def short_title(title: str, titles: dict[str, str] | None = None) -> str:
+    """A document's short name for a column header: its catalog short title, else its title without
+    a trailing period in brackets ("…行动计划（2022-2025年）" -> "…行动计划")."""
+    short = (titles or {}).get(title)
+    if short and short != title:
+        return short
+    return _PERIOD_BRACKETS.sub("", title) or title
+
+
+def short_titles(corpus) -> dict[str, str]:
+    """title -> short title for every document of the corpus (the comparison table's headers)."""
+    if corpus is None:
+        return {}
+    return {d.title: d.short_title or d.title for d in corpus.documents}
+
+
+def document_sections(text: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The answer's lines before any "根据《title》：" label, and per document (in order of first
+    appearance, a document's lines merged) the lines that follow its label, label removed."""
+    preamble: list[str] = []
+    sections: dict[str, list[str]] = {}
+    current = None
     for line in text.splitlines():
-        parts = _MARKERS.split(line)
-        lines.append("".join(
-            f'<sup class="zc-mark">{esc(p)}</sup>' if i % 2 else esc(p) for i, p in enumerate(parts)))
-    return "<br>".join(lines)
+        if not line.strip():
+            continue
+        m = _LABEL_LINE.match(line)
+        if m:
+            current = m.group("title")
+            rest = line[m.end():]
+            sections.setdefault(current, [])
+            if rest.strip():
+                sections[current].append(rest)
+        elif current is None:
+            preamble.append(line)
+        else:
+            sections[current].append(line)
+    return preamble, list(sections.items())
+
+
+def comparison_html(text: str, titles: dict[str, str] | None = None, full: str | None = None) -> str | None:
+    """An answer quoting two or more documents (one "根据《title》：" line each) as a table: one column
+    per document, headed by its short title, each cell that document's sentences with their [n]
+    markers.  None when the answer quotes fewer than two documents.  While it streams, `full` (the
+    whole answer) gives the columns, so the table stands from the start and its cells fill in."""
+    preamble, sections = document_sections(text)
+    if full is not None:
+        columns = [title for title, _ in document_sections(full)[1]]
+        shown = dict(sections)
+        sections = [(title, shown.get(title, [])) for title in columns]
+    if len(sections) < 2:
+        return None
+    heads = "".join(f'<th scope="col" title="{esc(title)}">{esc(short_title(title, titles))}</th>'
+                    for title, _ in sections)
+    cells = "".join(f"<td>{_lines_html(lines)}</td>" for _, lines in sections)
+    cols = min(len(sections), 4)
+    table = (f'<div class="zc-compare-wrap"><table class="zc-compare zc-cols-{cols}"><thead><tr>{heads}</tr>'
+             f"</thead><tbody><tr>{cells}</tr></tbody></table></div>")
+    return (_lines_html(preamble) if preamble else "") + table
+
+
+def _answer_body_html(text: str, titles: dict[str, str] | None = None, full: str | None = None) -> str:
+    """The answer as HTML: escaped, [n] markers as superscripts, line breaks kept; listed items as a
+    list, and an answer quoting several documents as a table with a column per document (`full`: the
+    whole answer, when `text` is the part streamed so far)."""
+    return comparison_html(text, titles, full) or _lines_html(text.splitlines())
 
 
 def rewrite_note(answer) -> str:
@@ -175,9 +326,10 @@ def generation_note(answer) -> str:
             f'以下为从条款中摘录的答案。</div>')
 
 
-def streaming_html(shown: str) -> str:
+def streaming_html(shown: str, titles: dict[str, str] | None = None) -> str:
     """The bubble while a model is still writing (verified sentences only)."""
-    return f'<div class="zc-answer"><div class="zc-body">{_answer_body_html(shown)}<span class="zc-cursor">▍</span></div></div>'
+    return (f'<div class="zc-answer"><div class="zc-body">{_answer_body_html(shown, titles)}'
+            '<span class="zc-cursor">▍</span></div></div>')
 
 
 def copy_text(answer) -> str:
@@ -199,15 +351,18 @@ def _copy_source(answer) -> str:
     return f'<span class="zc-copy" hidden>{esc(copy_text(answer)).replace(chr(10), "&#10;")}</span>'
 
 
-def format_answer(answer, shown: str | None = None, note: str = "") -> str:
+def format_answer(answer, shown: str | None = None, note: str = "", titles: dict[str, str] | None = None) -> str:
     """The assistant's chat bubble (HTML).  `shown` is the part streamed so far; None = complete.
 
     Answers and refusals look different: a refusal carries a warning title,
-    an amber frame and says the panel lists only the closest clauses.
+    an amber frame and says the panel lists only the closest clauses.  Listed
+    items show as a list, an answer quoting several documents as a table whose
+    columns `titles` (title -> short title, `short_titles`) names; the copy
+    button's plain text is the answer's own lines either way.
     """
     done = shown is None
     text = answer.answer if done else shown
-    body = _answer_body_html(text) + ("" if done else '<span class="zc-cursor">▍</span>')
+    body = _answer_body_html(text, titles, None if done else answer.answer) + ("" if done else '<span class="zc-cursor">▍</span>')
     n = len(answer.citations)
     if answer.refused:
         meta = (f"“最接近的条款”中列出 {n} 条，仅供参考，不构成答案依据。" if n else "没有检索到相关条款。")
@@ -492,6 +647,7 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
     history = list(history or [])
     question = (question or "").strip()
     corpus = getattr(assistant, "corpus", None)  # the documents this turn's filter note speaks of
+    titles = short_titles(corpus)  # a comparison table's column headers
     k = int(k) if k else None
     try:
         question = validate_question(question, k)
@@ -515,7 +671,7 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
             for item in stream:
                 if isinstance(item, str):
                     shown += item
-                    yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": streaming_html(shown)}],
+                    yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": streaming_html(shown, titles)}],
                                      history, None, None, pending_html("模型正在作答…"), "")
                 else:
                     answer = item
@@ -535,11 +691,11 @@ def chat_turn(assistant, question: str | None, chat: list[dict] | None, history:
     note = scope_note(corpus, standalone, documents)
     for shown in ([] if generative else stream_pieces(answer.answer)):
         # a new list per state: each update is a snapshot, not a view of the next one
-        yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": format_answer(answer, shown, note)}],
+        yield TurnUpdate(asked[:-1] + [{"role": "assistant", "content": format_answer(answer, shown, note, titles)}],
                          history, pending_html("正在整理引用条款…"), {}, "", "")
         if delay:
             time.sleep(delay)
-    asked = asked[:-1] + [{"role": "assistant", "content": format_answer(answer, note=note)}]
+    asked = asked[:-1] + [{"role": "assistant", "content": format_answer(answer, note=note, titles=titles)}]
     history = (history + [{"role": "user", "content": standalone},
                           {"role": "assistant", "content": answer.answer}])[-MAX_HISTORY_MESSAGES:]
     yield TurnUpdate(asked, history, citation_panel_html(answer), citation_quotes(answer), "", "",
