@@ -24,6 +24,9 @@ TOPIC_IDF = 1.5  # a word in most clauses (集成电路, 产业 in an IC plan) i
 MAX_ITEMS = 15
 DETAIL_ITEMS = 6  # a section of at most this many items is answered with what each item says
 DETAIL_CHARS = 160  # of each item's own text, in whole sentences
+# In a long list, an item this short is given whole rather than by its label (a heading cut with
+# "…"): "（二）投融资、空间场地、信息化、科技服务、展览展示等服务；" is all the item says.
+WHOLE_ITEM_CHARS = 80
 _NOTE_ONLY = re.compile(r"^[（(][^（）()]*(负责|责任单位|责任部门|牵头)[^（）()]*[）)][。；]?$")
 _MARKER = re.compile(r"^(专栏\s*\d+|第[零〇一二三四五六七八九十百千两\d]+[编章节条]|[（(][一二三四五六七八九十\d]+[）)]|"
                      r"[一二三四五六七八九十]+、|\d+[、.．﹒])\s*")
@@ -300,6 +303,9 @@ def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_
             if colon and _ARTICLE.match(head):  # an untitled article: its label is only its first words
                 rest = _item_detail(label, index.chunks[row].text, n, max_chars=0)  # the rest of its first sentence
                 parts.append(f"{label}，{rest.rstrip('。；')}" if rest else f"{label}[{n}]")
+            elif (len(body := _MARKER.sub("", index.chunks[row].text.strip()).strip()) <= WHOLE_ITEM_CHARS
+                  and not re.match(rf"{re.escape(label)}\s*[：:]", body)):  # "高端芯片：…" keeps its label
+                parts.append(f"{body.rstrip('。；;，,：:')}[{n}]")  # an enumeration's short item, whole
             else:
                 parts.append(f"{label}[{n}]")
             continue

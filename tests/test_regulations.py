@@ -334,3 +334,34 @@ def test_a_short_clause_is_answered_whole_and_a_long_one_by_its_best_sentences(e
     long = answer_question("单个项目设备投资奖励最高多少？", _fixed_hit(a, "awards", "二"), a.index, a.corpus.documents)
     assert not long.refused and "500万元" in long.answer, long.answer
     assert "申请材料包括" not in long.answer, long.answer
+
+
+SERVICES = """某某市中小企业服务条例
+第一条 为了做好中小企业服务，制定本条例。
+第二条 公共服务平台为中小企业提供下列服务：
+（一）政策咨询服务；
+（二）投融资、空间场地、信息化服务，以及需求对接、商事服务等服务；
+（三）创业辅导服务；
+（四）人才培训服务；
+（五）法律咨询、会计服务、审计服务，税务服务、知识产权服务等专业服务；
+（六）市场开拓服务；
+（七）公共培训服务。
+"""
+
+
+@pytest.mark.slow
+def test_a_long_list_gives_each_short_item_whole(embedder, tmp_path):
+    """A section of seven items is listed by its items' labels, but an item of a few words is given
+    whole: the label of "（二）投融资…信息化服务，以及需求对接、商事服务" stops at its comma."""
+    from rag.config import Settings
+    from rag.sections import section_answer
+    from rag.service import Assistant
+
+    a = Assistant(Settings(index_dir=tmp_path / "index"), embedder=embedder)
+    a.add_document("条例.txt", SERVICES.encode(), title="某某市中小企业服务条例", doc_id="services")
+    text, cited = section_answer(("services", ["第二条"]), a.index, "根据《某某市中小企业服务条例》：")
+    assert len(cited) == 8, text
+    for words in ("需求对接、商事服务", "税务服务、知识产权服务等专业服务", "公共培训服务[8]"):
+        assert words in text, text
+    assert "…" not in text and "（七）" not in text, text
+    assert "下列服务：[" not in text and "下列服务[1]" in text, text
