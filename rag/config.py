@@ -41,6 +41,10 @@ class Settings:
     reranker: str = field(default_factory=lambda: os.environ.get("RAG_RERANKER", ""))
     top_k: int = field(default_factory=lambda: int(os.environ.get("RAG_TOP_K", "5")))
 
+    def __post_init__(self):  # a folder given as a string (a caller's or a test's) is a Path like the defaults
+        for name in ("seeds_dir", "index_dir", "cache_dir"):
+            setattr(self, name, Path(getattr(self, name)))
+
     @property
     def models_dir(self) -> Path:
         return self.cache_dir / "models"

@@ -479,3 +479,19 @@ def test_invisible_characters_inside_a_question_are_dropped(assistant):
     assert validate_question("深\u200b圳\x00到2025年\ufeff营收目标？") == "深圳到2025年营收目标？"
     answer = assistant.ask("深\u200b圳到2025年集成电路产业\u202e营收目标是多少？")
     assert "2500亿元" in answer.answer
+
+
+def test_folders_given_as_strings_work_like_paths(seeded, model):
+    """Settings(index_dir="…") from a caller's script: an upload and a delete work (a str folder
+    made the store's tombstone check fail with TypeError after the upload was written)."""
+    from rag.config import Settings
+    from rag.service import Assistant
+
+    seeded_settings, _ = seeded
+    settings = Settings(index_dir=str(seeded_settings.index_dir), seeds_dir=str(seeded_settings.seeds_dir))
+    assert isinstance(settings.index_dir, Path) and isinstance(settings.seeds_dir, Path)
+    a = Assistant(settings, embedder=model)
+    info = a.add_document("strings.txt", "某某市促进产业发展若干措施\n一、对新认定的企业给予一次性奖励50万元。\n".encode(),
+                          title="字符串路径测试")
+    assert info.doc_id in [d.doc_id for d in a.corpus.documents]
+    a.remove_document(info.doc_id)
