@@ -307,6 +307,7 @@ def _bm25s():
         import bm25s
     finally:
         del sys.modules["scipy.sparse"]
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG and logs every index build
     return bm25s
 
 

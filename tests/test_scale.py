@@ -131,3 +131,22 @@ def test_hybrid_rank_fuses_exactly_as_a_full_sort_would():
             got = rank(index, q, words, rows, "hybrid")
             assert [c.row for c in got] == expected
             assert [c.score for c in got] == [fused[r] for r in expected]
+
+
+def test_scale_bench_replicates_chunks_with_perturbed_vectors_and_tokens():
+    from rag.bench_scale import parse_sizes, synthetic_lists
+
+    assert parse_sizes("10000, 100k,1m") == [10_000, 100_000, 1_000_000] and parse_sizes(None) == [10_000, 100_000]
+    with pytest.raises(ValueError):
+        parse_sizes("0")
+    base, rng = _synthetic(n=50, threshold=None)
+    chunks, vectors, token_lists = synthetic_lists(base, 230, rng)
+    assert len(chunks) == len(vectors) == len(token_lists) == 230
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert np.array_equal(vectors[:50], base.vectors) and token_lists[:50] == base.bm25_tokens
+    copy = vectors[120]  # copy 2 of chunk 20
+    assert chunks[120].doc_id == base.chunks[20].doc_id + "~2" and chunks[120].text == base.chunks[20].text
+    assert 0.9 < float(copy @ base.vectors[20]) < 0.9999
+    assert set(token_lists[120]) <= set(base.bm25_tokens[20]) and token_lists[120] != base.bm25_tokens[20]
+    index = KnowledgeIndex(chunks, vectors, token_lists, {})
+    assert len(index.doc_rows) == 7 * 5  # each copy of a document is a document of its own
