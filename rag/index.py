@@ -36,6 +36,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 
 import faiss
@@ -326,10 +327,8 @@ class SparseBM25:
                  epsilon: float = BM25_EPSILON):
         self.k1, self.b, self.epsilon = k1, b, epsilon
         self.corpus_size = len(token_lists)
-        nd: dict[str, int] = {}  # token -> chunks using it, in rank_bm25's order (idf's mean is summed in it)
-        for toks in token_lists:
-            for t in dict.fromkeys(toks):
-                nd[t] = nd.get(t, 0) + 1
+        # token -> chunks using it, in rank_bm25's order (first use; the mean idf is summed in it)
+        nd = Counter(chain.from_iterable(map(dict.fromkeys, token_lists)))
         self.idf: dict[str, float] = {}
         idf_sum, negative = 0.0, []
         for word, freq in nd.items():
@@ -349,7 +348,7 @@ class SparseBM25:
         bm25s = _bm25s()
         self.model = bm25s.BM25(k1=k1, b=b, method="robertson", idf_method="lucene", dtype="float32",
                                 backend="numpy", csc_backend="numpy")
-        ids = [[self.vocab[t] for t in toks] for toks in token_lists]
+        ids = [list(map(self.vocab.__getitem__, toks)) for toks in token_lists]
         self.model.index((ids, self.vocab), create_empty_token=False, show_progress=False)
         # bm25s's entry = idf_lucene(n) x tf / (tf + k1 (1 - b + b dl/avgdl)); rank_bm25's = idf(t) x (k1 + 1) x the same
         n = np.array(list(nd.values()), dtype=np.float64)
