@@ -64,9 +64,12 @@ LOCK_FILE = "LOCK"
 # EXACT_FILTER_ROWS rows, which is scored exactly.
 HNSW_THRESHOLD = 50_000
 EXACT_FILTER_ROWS = 20_000
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+# M 64, efConstruction 200, efSearch 512: on `rag bench --scale`'s corpus of 100,000 near-duplicate
+# copies, recall@10 vs exact 0.84 (0.98 of the real chunks behind them) in ~1 ms a query, against
+# 0.55 (0.75) with M 32 / 80 / 128; the exact product takes ~24 ms there.
+HNSW_M = 64
+HNSW_EF_CONSTRUCTION = 200
+HNSW_EF_SEARCH = 512
 # BM25: rank_bm25's BM25Okapi and its defaults (scores and idf as before the move to bm25s)
 BM25_K1, BM25_B, BM25_EPSILON = 1.5, 0.75, 0.25
 
