@@ -346,6 +346,10 @@ def cmd_chat(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.scale is not None:
+        from .bench_scale import run_scale_bench
+
+        return run_scale_bench(args)
     if args.http:
         from .bench_http import run_http_bench
 
@@ -505,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="300-character passages embedded to measure build throughput (default 200)")
     sp.add_argument("--no-peer", action="store_true",
                     help="skip timing the common LangChain recipe beside ours")
+    sp.add_argument("--scale", nargs="?", const="", metavar="N[,N...]",
+                    help="retrieval at scale on synthetic corpora of N chunks replicated from the index "
+                         "(default 10000,100000; 1000000 only when asked: ~8 GB; see rag/bench_scale.py)")
     http = sp.add_argument_group("HTTP load test (--http; see rag/bench_http.py)")
     http.add_argument("--http", action="store_true", help="load-test the HTTP API instead of the library")
     http.add_argument("--url", help="server to test (default: start `rag serve` on a free loopback port)")

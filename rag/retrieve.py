@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .index import IndexedChunk, KnowledgeIndex
+from .index import IndexedChunk, KnowledgeIndex, top_k
 from .keywords import english_terms, tokens
 from .routing import Route
 
@@ -45,9 +45,59 @@ class RetrievalResult:
     query_vector: np.ndarray | None = field(default=None, repr=False)
 
 
-def _ranks(scores: np.ndarray, rows: np.ndarray, limit: int) -> list[int]:
-    order = rows[np.argsort(-scores[rows], kind="stable")]
-    return [int(r) for r in order[:limit]]
+def _ranks(scores: np.ndarray, rows: np.ndarray | None, limit: int) -> list[int]:
+    """The `limit` best rows by `scores` (a score per chunk) among `rows` (all when None), ties in
+    the order of `rows`: a partial selection (`top_k`), not a sort of every row."""
+    if rows is None:
+        return [int(r) for r in top_k(scores, limit)]
+    return [int(r) for r in rows[top_k(scores[rows], limit)]]
+
+
+@dataclass
+class Candidate:
+    row: int
+    score: float  # fused (RRF) or the single retriever's score
+    dense: float
+    bm25: float
+
+
+def rank(index: KnowledgeIndex, query_vector: np.ndarray | None, keyword_tokens: list[str],
+         rows: np.ndarray | None = None, mode: str = "hybrid") -> list[Candidate]:
+    """The candidates of one query, best first: the index side of `search` (no embedding, no
+    routing).  Dense and BM25 each give their CANDIDATES best rows among `rows` (all when None);
+    hybrid fuses the two lists by reciprocal rank, ties in the order of `rows`.  Nothing here
+    sorts every chunk: dense candidates come from `KnowledgeIndex.dense_top` (exact, or HNSW on a
+    large index), BM25's from a partial selection over its sparse scores."""
+    dense_rows: list[int] = []
+    dense_of: dict[int, float] = {}
+    if mode != "bm25" and query_vector is not None:
+        ids, sims = index.dense_top(query_vector, CANDIDATES, rows)
+        dense_rows = [int(r) for r in ids]
+        dense_of = dict(zip(dense_rows, (float(x) for x in sims)))
+    bm25 = index.bm25_scores(keyword_tokens) if mode != "dense" else None
+    bm25_rows = [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0] if bm25 is not None else []
+
+    if mode == "dense":
+        order, fused = dense_rows, dense_of
+    elif mode == "bm25":
+        order, fused = bm25_rows, {r: float(bm25[r]) for r in bm25_rows}
+    else:
+        fused = {}
+        for ranking in (dense_rows, bm25_rows):
+            for i, r in enumerate(ranking):
+                fused[r] = fused.get(r, 0.0) + 1.0 / (RRF_K + i + 1)
+        if rows is None:
+            position = {r: r for r in fused}
+        else:  # where each candidate stands in `rows`: a tie keeps that order
+            found = np.flatnonzero(np.isin(rows, np.fromiter(fused, dtype=np.int64, count=len(fused))))
+            position = {int(rows[p]): int(p) for p in found[::-1]}  # a repeated row: its first place
+        order = sorted(fused, key=lambda r: (-fused[r], position[r]))
+    missing = [r for r in order if r not in dense_of]
+    if missing and query_vector is not None and mode != "bm25":
+        dense_of.update(zip(missing, (float(x) for x in
+                                      index.vectors[missing] @ np.asarray(query_vector, dtype=np.float32))))
+    return [Candidate(r, fused[r], dense_of.get(r, 0.0), float(bm25[r]) if bm25 is not None else 0.0)
+            for r in order]
 
 
 def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: list[str] | None = None,
@@ -64,9 +114,9 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
     route = route or Route(documents=[], compare=False)
     scope = documents or (route.documents if use_routing and route.named else None)
     rows = index.rows_for(scope)
-    if rows is None:
-        rows = np.arange(len(index))
-    if len(rows) == 0:
+    if rows is not None and len(rows) == 0:
+        return RetrievalResult([], route, scope)
+    if len(index) == 0:
         return RetrievalResult([], route, scope)
 
     if route.compare and len(scope or []) >= 2 and not documents:
@@ -89,31 +139,18 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
         return RetrievalResult(merged, route, scope)
 
     qvec = embedder.embed_query_vector(query) if mode != "bm25" else None
-    dense = index.dense_scores(qvec) if qvec is not None else np.zeros(len(index), np.float32)
     # Within a routed document its own name matches everywhere: keep it out of the keywords.
     keyword_query = query
     if scope and not documents:
         for alias in route.aliases.values():
             keyword_query = keyword_query.replace(alias, " ")
     keyword_tokens = tokens(keyword_query) + [t for term in english_terms(keyword_query, index) for t in tokens(term)]
-    bm25 = index.bm25_scores(keyword_tokens) if mode != "dense" else np.zeros(len(index), np.float32)
-
-    if mode == "dense":
-        candidates = _ranks(dense, rows, CANDIDATES)
-        fused = dense.astype(np.float64)
-    elif mode == "bm25":
-        candidates = [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0]
-        fused = bm25.astype(np.float64)
-    else:
-        fused = np.zeros(len(index), dtype=np.float64)
-        for ranking in (_ranks(dense, rows, CANDIDATES), [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0]):
-            for rank, r in enumerate(ranking):
-                fused[r] += 1.0 / (RRF_K + rank + 1)
-        candidates = sorted((int(r) for r in rows if fused[r] > 0), key=lambda r: -fused[r])
+    found = {c.row: c for c in rank(index, qvec, keyword_tokens, rows, mode)}
+    candidates = list(found)
     if reranker is not None:
         head = candidates[: max(k * 3, 20)]
         candidates = reranker.rerank(query, [index.chunks[r].text for r in head], head)
-    hits = [Hit(index.chunks[r], float(fused[r]), float(dense[r]), float(bm25[r]), r) for r in candidates[:k]]
+    hits = [Hit(index.chunks[r], found[r].score, found[r].dense, found[r].bm25, r) for r in candidates[:k]]
     return RetrievalResult(hits, route, scope, qvec)
 
 

@@ -52,7 +52,7 @@ def test_with_document_returns_a_new_index_and_leaves_the_old_one_alone(base):
     assert len(new) == 6 and new.doc_ids == ["seed-a", "up-1"]
     assert new.manifest["clause_count"] == 6 and new.manifest["documents"] == ["seed-a", "up-1"]
     # Both retrievers see the new rows.
-    assert new.faiss.ntotal == 6
+    assert new.flat_index().ntotal == 6
     assert new.bm25_scores(["流片"])[4:].min() > 0 and new.bm25_scores(["流片"])[:4].max() == 0
     hits = new.dense_search(new.vectors[5], 1)
     assert hits[0][0] == 5
