@@ -281,6 +281,19 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
     return walk_back(qi - 1, skip_verbs=True) or walk_forward(q_end)
 
 
+_CAPITALISED_RUN = re.compile(r"(?:[A-Z][\w'’\-]*|\d+(?:st|nd|rd|th)?)(?:\s+(?:[A-Z][\w'’\-]*|\d+(?:st|nd|rd|th)?))*")
+
+
+def without_document_names(question: str, known: set[str]) -> str:
+    """An English question without the names of documents it names: a run of capitalised words holding
+    a document's alias ("Suzhou Industrial Park", "Qingpu's") is that document's name, so none of its
+    words ("Industrial Park" → 工业园区, 产业园) is something asked about."""
+    def drop(m: re.Match) -> str:
+        words = {w.lower().removesuffix("'s").removesuffix("’s") for w in m.group(0).split()}
+        return " " if words & known else m.group(0)
+    return _CAPITALISED_RUN.sub(drop, question)
+
+
 def analyze(question: str, documents: list[DocumentInfo], index=None) -> QuestionAnalysis:
     known = known_names(documents)
     english = bool(_ENGLISH.match(question)) or (not re.search(r"[\u3400-\u9fff]", question)
@@ -291,7 +304,7 @@ def analyze(question: str, documents: list[DocumentInfo], index=None) -> Questio
     return QuestionAnalysis(
         text=question,
         # Place names are handled by routing; as keywords they would favour any sentence naming the place.
-        keywords=(english_terms(question, index) if english else
+        keywords=(english_terms(without_document_names(question, known), index) if english else
                   [t for t in key_terms(question) if not any(t in k or k in t for k in known if len(k) >= 2)]),
         years=YEAR.findall(question),
         figures=["".join(m) for m in _FIGURE.findall(question)],

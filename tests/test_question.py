@@ -104,3 +104,18 @@ def test_a_count_that_names_the_items_asked_for_is_a_list_question(question, ask
 
     qa = analyze(question, [])
     assert (qa.asks_number, qa.listing) == (asks_number, listing)
+
+
+def test_an_english_document_name_is_not_a_keyword():
+    """"Suzhou Industrial Park" names the plan (its alias is Suzhou): "Industrial Park" must not
+    become 工业园区/产业园 and favour "打造3家以上集成电路产业园" over the talent target."""
+    from rag.question import without_document_names
+
+    known = {"suzhou", "qingpu", "miit"}
+    assert without_document_names("How many talents does Suzhou Industrial Park aim for?", known).split() == \
+        "How many talents does aim for?".split()
+    assert "action plan" in without_document_names("Which segments does Qingpu's action plan focus on?", known)
+    assert "Qingpu" not in without_document_names("Which segments does Qingpu's action plan focus on?", known)
+    assert without_document_names("Under the MIIT 12th Five-Year plan, what revenue?", known).split() == \
+        "Under the plan, what revenue?".split()
+    assert without_document_names("What does Hangzhou Bay plan?", known) == "What does Hangzhou Bay plan?"
