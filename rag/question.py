@@ -82,30 +82,31 @@ _UNIT_FAMILIES = {
     # a count may be written with the general classifier 个 ("新增多少项发明专利" → "发明专利200个")
     **{u: rf"(?:万|亿)?(?:{u[-1]}|个)" for u in ("间", "片", "万片", "件", "项", "台", "套", "辆", "座", "栋", "张",
                                                "户", "所", "家", "条")},
-    **{u: rf"(?:万|亿)?{u[-1]}" for u in ("亩", "万亩", "分", "平方米", "吨", "万吨", "千瓦")},  # measures
+    **{u: rf"(?:万|亿)?{u[-1]}" for u in ("亩", "万亩", "平方米", "吨", "万吨", "千瓦")},  # measures
+    "分": r"分(?![之钟])",  # a score, in digits: "十分重要" is no score
 }
 _NUMERAL = r"(?:\d+(?:\.\d+)?|[零〇一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
 _MONTH = re.compile(r"(?<![个\d])(?:\d{1,2}|[一二三四五六七八九十]{1,3})月(?!份?以[来后])")
 
 
+_UNIT_AFTER = re.compile(r"(?:(?<!哪)几|多少)\s*(" + "|".join(sorted([*_UNIT_FAMILIES, "月份", "月"], key=len, reverse=True))
+                         + ")")
+
+
 @lru_cache(maxsize=1024)
 def asked_unit(question: str) -> str | None:
     """The unit named right after the question's 多少 or 几 ("多少万片" → 万片, "几间" → 间,
-    "几月份" → 月), if it is one a figure is written in; "多少人才" names none."""
-    words = [w.word for w in pseg.cut(question) if w.word.strip()]
-    for i, w in enumerate(words):
-        if i and words[i - 1].endswith("哪"):
-            continue  # "哪几条原则" asks for a list, not a count
-        if w == "多少" and i + 1 < len(words):
-            unit = words[i + 1]
-        elif w.startswith("几") and len(w) > 1:
-            unit = w[1:]
-        else:
-            continue
-        if unit in ("月", "月份"):
-            return "月"
-        if unit in _UNIT_FAMILIES:
-            return unit
+    "几月份" → 月), if it is one a figure is written in; "多少人才" names none (人 begins a word),
+    nor does "哪几条原则" (a list).  Read from the text, not from jieba's cut, which the
+    documents' registered names can change."""
+    from jieba import dt
+
+    dt.check_initialized()
+    for m in _UNIT_AFTER.finditer(question):
+        unit, after = m.group(1), question[m.end():m.end() + 1]
+        if after and dt.FREQ.get(unit[-1] + after):
+            continue  # the unit's character begins a word: "多少人才", "几分钟"
+        return "月" if unit in ("月", "月份") else unit
     return None
 
 
@@ -121,7 +122,8 @@ def gives_figure(text: str, question: str) -> bool:
     if unit == "月":
         return bool(_MONTH.search(text))
     if unit is not None:
-        return bool(re.search(_NUMERAL + _UNIT_FAMILIES[unit], text))
+        numeral = r"(?<![\d.])\d+(?:\.\d+)?\s*" if unit == "分" else _NUMERAL
+        return bool(re.search(numeral + _UNIT_FAMILIES[unit], text))
     return bool(NON_YEAR_FIGURE.search(text))
 
 

@@ -119,3 +119,19 @@ def test_an_english_document_name_is_not_a_keyword():
     assert without_document_names("Under the MIIT 12th Five-Year plan, what revenue?", known).split() == \
         "Under the plan, what revenue?".split()
     assert without_document_names("What does Hangzhou Bay plan?", known) == "What does Hangzhou Bay plan?"
+
+
+def test_the_unit_asked_does_not_depend_on_words_the_documents_registered():
+    """A name an indexed document taught jieba can regroup the question ("资助多少"+"钱"); the unit
+    is read from the text (the full suite failed here after other tests had registered names)."""
+    import jieba
+
+    from rag.question import asked_unit
+
+    jieba.add_word("资助多少", freq=50000)
+    asked_unit.cache_clear()
+    try:
+        assert asked_unit("每件资助多少钱？") == "钱"
+    finally:
+        jieba.del_word("资助多少")
+        asked_unit.cache_clear()
