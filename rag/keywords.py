@@ -59,7 +59,9 @@ _FUNCTION_POS = ("u", "c", "p", "y", "e", "o", "r", "f", "d")
 def _function_words(text: str) -> frozenset[str]:
     import jieba.posseg as pseg
 
-    return frozenset(w.word for w in pseg.cut(text) if w.flag.startswith(_FUNCTION_POS) and len(w.word) >= 2)
+    # "eng" (a Latin word: EDA, GPU) is no interjection ("e"): it is often the very topic asked about
+    return frozenset(w.word for w in pseg.cut(text)
+                     if w.flag.startswith(_FUNCTION_POS) and w.flag != "eng" and len(w.word) >= 2)
 
 
 @lru_cache(maxsize=4096)
