@@ -145,6 +145,9 @@ class QuestionAnalysis:
     how: bool = False
     broad: bool = False  # asks for a section as a whole, in the user's own words
     measured: list[str] = field(default_factory=list)  # what a "how much" asks the figure of ("安家补贴")
+    # keywords in most clauses of the one searched document (its topic: 生物医药 in a biomedicine
+    # plan): they tell its sentences apart by chance, so choosing a sentence weighs them little
+    common: frozenset[str] = frozenset()
 
 
 def known_names(documents: list[DocumentInfo]) -> set[str]:
@@ -337,22 +340,28 @@ def _asking_clauses(part: str) -> list[str]:
     return [part]
 
 
-def split_parts(question: str) -> list[str]:
-    """The separate things a question asks, each made to stand alone.
+def asked_parts(question: str) -> list[tuple[str, str]]:
+    """The separate things a question asks, each made to stand alone, with its own words as asked.
 
-    "无锡营收目标是多少？由哪个部门负责？" -> ["无锡营收目标是多少", "无锡营收目标的由哪个部门负责"]:
-    a later part without a subject of its own borrows the first part's topic words.
+    "无锡营收目标是多少？由哪个部门负责？" -> [("无锡营收目标是多少", same),
+    ("无锡营收目标的由哪个部门负责", "由哪个部门负责")]: a later part without a subject of its own
+    borrows the first part's topic words, joined by 的 (they stay context: "…联系人" + "电话多少"
+    measures 电话).  Search reads the part as it stands alone; choosing its sentence, its own words.
     """
     parts = [p.strip(" ，,。") for p in _PART_SPLIT.split(question) if p and p.strip(" ，,。")]
     # "培育几家骨干企业，收入要多大": a comma between two clauses that each ask something
     parts = [piece for p in parts for piece in _asking_clauses(p)]
     parts = [p for p in parts if len(normalize(p)) >= 3]
     if len(parts) < 2:
-        return [question]
+        return [(question, question)]
     first_topic = "".join(t for t in key_terms(parts[0]) if not _ASKS_NUMBER.search(t) and not _TARGET.fullmatch(t))
-    out = [parts[0]]
+    out = [(parts[0], parts[0])]
     for p in parts[1:]:
         own = [t for t in key_terms(p) if not _RESPONSIBLE.search(t)]
-        # joined by 的, the borrowed words stay context: "…联系人" + "电话多少" measures 电话
-        out.append(p if len("".join(own)) >= 4 else f"{first_topic}的{p}")
+        out.append((p if len("".join(own)) >= 4 else f"{first_topic}的{p}", p))
     return out
+
+
+def split_parts(question: str) -> list[str]:
+    """Each part of the question as it stands alone (see `asked_parts`)."""
+    return [text for text, _ in asked_parts(question)]

@@ -9,12 +9,14 @@ when `ClauseRetriever` is first used, not on the command line's path.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .index import IndexedChunk, KnowledgeIndex, top_k
-from .keywords import english_terms, tokens
+from .keywords import english_terms, key_terms, tokens
+from .question import asked_parts
 from .routing import Route
 
 RRF_K = 60
@@ -43,6 +45,11 @@ class RetrievalResult:
     route: Route
     searched_documents: list[str] | None  # None = whole corpus
     query_vector: np.ndarray | None = field(default=None, repr=False)
+    query: str = ""  # what was searched (a comparison's per-document search drops the other names)
+    # a comparison: each compared document's own search, in the order the question names them
+    per_document: dict[str, "RetrievalResult"] = field(default_factory=dict, repr=False)
+    # a question of several parts: each part's own best rows and query vector, in the parts' order
+    parts: list[tuple[list[int], np.ndarray | None]] = field(default_factory=list, repr=False)
 
 
 def _ranks(scores: np.ndarray, rows: np.ndarray | None, limit: int) -> list[int]:
@@ -128,34 +135,86 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
             # Routed to the one document, so its own name is kept out of the keywords too.
             own = Route(documents=[d], compare=False, aliases={d: route.aliases[d]} if d in route.aliases else {})
             sub = search(index, embedder, sub_query, k=k, mode=mode, route=own, reranker=reranker)
-            per_doc[d] = sub.hits
+            per_doc[d] = sub
         merged: list[Hit] = []
         depth = 0
-        while len(merged) < k and any(depth < len(v) for v in per_doc.values()):
+        while len(merged) < k and any(depth < len(v.hits) for v in per_doc.values()):
             for d in scope:
-                if depth < len(per_doc[d]) and len(merged) < k:
-                    merged.append(per_doc[d][depth])
+                if depth < len(per_doc[d].hits) and len(merged) < k:
+                    merged.append(per_doc[d].hits[depth])
             depth += 1
-        return RetrievalResult(merged, route, scope)
+        return RetrievalResult(merged, route, scope, query=query, per_document=per_doc)
 
     qvec = embedder.embed_query_vector(query) if mode != "bm25" else None
-    # Within a routed document its own name matches everywhere: keep it out of the keywords.
-    keyword_query = query
-    if scope and not documents:
-        for alias in route.aliases.values():
-            keyword_query = keyword_query.replace(alias, " ")
-    keyword_tokens = tokens(keyword_query) + [t for term in english_terms(keyword_query, index) for t in tokens(term)]
-    found = {c.row: c for c in rank(index, qvec, keyword_tokens, rows, mode)}
+    found = {c.row: c for c in rank(index, qvec, _keyword_tokens(query, index, route, scope, documents), rows, mode)}
+    # a later part is searched in its own words ("由哪个部门牵头"), the whole question keeps the context
+    parts = [own if own != text and key_terms(own) else text for text, own in asked_parts(query)]
+    part_rankings: list[tuple[list[int], np.ndarray | None]] = []
+    if len(parts) > 1:
+        found, part_rankings = _fused_with_parts(found, query, parts, index, embedder, route, scope, documents,
+                                                 rows, mode, qvec)
     candidates = list(found)
     if reranker is not None:
         head = candidates[: max(k * 3, 20)]
         candidates = reranker.rerank(query, [index.chunks[r].text for r in head], head)
     hits = [Hit(index.chunks[r], found[r].score, found[r].dense, found[r].bm25, r) for r in candidates[:k]]
-    return RetrievalResult(hits, route, scope, qvec)
+    shown = {h.row for h in hits}
+    part_rankings = [([r for r in ranking if r in shown], vector) for ranking, vector in part_rankings]
+    return RetrievalResult(hits, route, scope, qvec, query, parts=part_rankings)
+
+
+def _keyword_tokens(query: str, index: KnowledgeIndex, route: Route, scope, documents) -> list[str]:
+    # Within a routed document its own name matches everywhere: keep it out of the keywords.
+    keyword_query = query
+    if scope and not documents:
+        for alias in route.aliases.values():
+            keyword_query = keyword_query.replace(alias, " ")
+    return tokens(keyword_query) + [t for term in english_terms(keyword_query, index) for t in tokens(term)]
+
+
+def _fused_with_parts(found: dict[int, Candidate], query: str, parts: list[str], index: KnowledgeIndex, embedder,
+                      route: Route, scope, documents, rows, mode: str, qvec) -> dict[int, Candidate]:
+    """A question of several parts ("罚多少？对负责人个人又罚多少？") is also searched part by part,
+    and the whole question's ranking and each part's are fused by reciprocal rank: the clause that
+    answers only the second part is not crowded out by the first part's.  Scores stay the whole
+    question's (its dense similarity is what the answerability checks read).  Also returns each
+    part's own ranking and vector: the answerer chooses a part's sentence among its own best clauses."""
+    rankings = [list(found)]
+    part_rankings = []
+    for part in parts:
+        pvec = embedder.embed_query_vector(part) if mode != "bm25" else None
+        rankings.append([c.row for c in rank(index, pvec, _keyword_tokens(part, index, route, scope, documents),
+                                             rows, mode)])
+        part_rankings.append((rankings[-1], pvec))
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for i, r in enumerate(ranking):
+            fused[r] = fused.get(r, 0.0) + 1.0 / (RRF_K + i + 1)
+    # each part's best clause is among the first k, after the whole question's best; then by fused rank
+    heads = [ranking[0] for ranking in rankings if ranking]
+    order = list(dict.fromkeys(heads + sorted(fused, key=lambda r: -fused[r])))  # stable: ties keep the whole's order
+    missing = [r for r in order if r not in found]
+    dense = {}
+    if missing and qvec is not None:
+        dense = dict(zip(missing, (float(x) for x in index.vectors[missing] @ np.asarray(qvec, dtype=np.float32))))
+    bm25 = index.bm25_scores(_keyword_tokens(query, index, route, scope, documents)) if missing else None
+    return {r: Candidate(r, fused[r], found[r].dense if r in found else dense.get(r, 0.0),
+                         found[r].bm25 if r in found else float(bm25[r]) if bm25 is not None else 0.0)
+            for r in order}, part_rankings
 
 
 def strip_other_places(query: str, doc_id: str, route: Route) -> str:
-    """The query with the names of the other compared documents removed."""
+    """The query as asked of one compared document.  "湖里区现有企业数量，和苏州工业园区要培育的企业
+    数量相比如何" asks each its own thing, one clause each: the document's clause, up to the comma
+    before the next name.  Otherwise the whole query with the other documents' names removed."""
+    alias = route.aliases.get(doc_id)
+    at = query.find(alias) if alias else -1
+    if at >= 0:
+        later = [p for a in route.aliases.values() if (p := query.find(a)) > at]
+        own = query[at: min(later)] if later else query[at:]
+        head = re.split(r"[，,]", own)[0]
+        if later and head != own and len("".join(key_terms(head.replace(alias, "")))) >= 4:
+            return head
     for other, alias in route.aliases.items():
         if other != doc_id:
             query = query.replace(alias, "")
