@@ -27,6 +27,7 @@ DETAIL_CHARS = 160  # of each item's own text, in whole sentences
 # In a long list, an item this short is given whole rather than by its label (a heading cut with
 # "…"): "（二）投融资、空间场地、信息化、科技服务、展览展示等服务；" is all the item says.
 WHOLE_ITEM_CHARS = 80
+LEAD_CHARS = 60  # a section's own sentence announcing its sub-headings ("具体措施如下：") is not an item
 _NOTE_ONLY = re.compile(r"^[（(][^（）()]*(负责|责任单位|责任部门|牵头)[^（）()]*[）)][。；]?$")
 _MARKER = re.compile(r"^(专栏\s*\d+|第[零〇一二三四五六七八九十百千两\d]+[编章节条]|[（(][一二三四五六七八九十\d]+[）)]|"
                      r"[一二三四五六七八九十]+、|\d+[、.．﹒])\s*")
@@ -114,6 +115,52 @@ def matched_section(question: str, qa: QuestionAnalysis, index: KnowledgeIndex,
     if best is None:
         return None
     return best[1], best[2]
+
+
+# What part of a document's story a question asks for, in the asker's words, and the words by
+# which headings of any government document name that part: "接下来有什么打算" is its "今后推进计划"
+# or "下一步工作", "已经做了哪些、效果怎么样" its "措施与成效" or "工作进展", "怎么回顾" its "回顾".
+SECTION_ROLES = (
+    (re.compile(r"接下来|下一步|下一阶段|下阶段|今后|往后|后续|打算|将来|准备怎么"),
+     re.compile(r"今后|下一步|下阶段|下一阶段|推进计划|工作计划|工作打算|工作思路|工作安排|展望")),
+    (re.compile(r"已经|做了|干了|取得|成效|效果|成绩|进展|回顾|开展了"),
+     re.compile(r"成效|成绩|进展|回顾|取得|开展情况|工作情况|主要做法|工作成果")),
+)
+
+
+def role_section(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None,
+                 route_aliases: list[str]) -> tuple[str, list[str]] | None:
+    """The one heading of the searched document that plays the part of its story the question asks
+    about (`SECTION_ROLES`), when the question adds no topic the document uses narrowly: "湖里区
+    接下来在集成电路集群上有什么打算" is the whole "三、今后推进计划", not its first clause."""
+    if not scope or len(scope) != 1 or not getattr(index, "chunks", None):
+        return None
+    chunks = _doc_chunks(index, scope[0])
+    if not chunks:
+        return None
+    question = normalize_for_matching(qa.text)
+    headings: dict[tuple[str, ...], None] = {}
+    for c in chunks:
+        for depth in range(len(c.section)):
+            if c.section[0] not in _OUTSIDE_BODY:
+                headings.setdefault(tuple(c.section[: depth + 1]), None)
+    for asked, named in SECTION_ROLES:
+        if not asked.search(question):
+            continue
+        found = [h for h in headings if named.search(title_words(h[-1]))]
+        found = [h for h in found if not any(o != h and h[: len(o)] == o for o in found)]  # outermost
+        if len(found) != 1 or len(section_items((scope[0], list(found[0])), index)) < 2:
+            continue
+        prefix = found[0]
+        topic = [k for k in _asked_of_document(qa, chunks[0].doc_title, route_aliases)
+                 if k not in SECTION_WORDS and index.idf(k) >= TOPIC_IDF and index.has_token(k)
+                 and not asked.search(k) and not any(p.search(k) for p in ASKING_PATTERNS)
+                 and not any(k in title_words(t) for t in prefix)]
+        body = _section_text(index, scope[0], prefix)
+        if any(normalize(k) in body for k in topic):  # a topic the section names asks inside it ("人才方面")
+            continue
+        return scope[0], list(prefix)
+    return None
 
 
 _OUTSIDE_BODY = {PREAMBLE_TITLE, CLOSING_TITLE}  # a whole document's parts are its body's
@@ -253,7 +300,8 @@ def section_items(section: tuple[str, list[str]], index: KnowledgeIndex) -> list
                 items.append((f"{child.strip()}：{_item_label(ch.text[len(child.strip()):])}", row))
             else:
                 items.append((title_words(child).rstrip("。；，") or child, row))
-        else:
+        elif not (announces_list(ch.text) and len(ch.text) <= LEAD_CHARS and any(
+                len(index.chunks[r].section) > len(prefix) for r in rows)):  # "具体措施如下：" only leads in
             label = _item_label(ch.text)
             if label:
                 items.append((label, row))
