@@ -11,6 +11,8 @@ A question is refused only when
   company such as "某电科技") that occurs in no searched document;
 - `weak_retrieval`: the best clause is neither close in meaning nor covers
   the question's key words (thresholds calibrated on the dev split);
+- `no_document`: it asks about a place's own document ("北京经开区的…规划") and no
+  indexed document is about that place (a passing mention is not);
 - `no_figure` (in `rag.answer`): a "how much" question whose best sentences give
   no figure at all.
 The absence of an ordinary word is never a reason: users paraphrase.
@@ -102,6 +104,46 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
     for fig in qa.figures:
         if normalize(normalize_for_matching(fig)) not in hit_text:
             return f"“{fig}”这一数字", f"the figure {fig} does not appear"
+    return None
+
+
+# Words naming a document of one's own: "北京经开区的集成电路产业规划" asks for 北京's plan.
+_DOCUMENT_WORD = re.compile(r"规划|计划|方案|政策|措施|条例|办法|意见|细则|文件|通知")
+PLACE_MENTIONS = 3  # a place a document names this often is one it is about, not one it lists in passing
+
+
+def is_about(name: str, doc: DocumentInfo, index: KnowledgeIndex) -> bool:
+    """Is the document about `name`: an organisation it names anywhere (an upload may write its
+    issuer's full name once and its short name once), or a place it is about (its region or title,
+    or one it names again and again)?"""
+    bare = normalize(normalize_for_matching(name))
+    own = normalize(normalize_for_matching(f"{doc.region or ''}{doc.title or ''}{doc.issuer or ''}"))
+    if not is_place(bare):
+        return bare in own or bare in documents_text(index, [doc.doc_id], matching=True)
+    bare = re.sub(r"(?<=..)[省市区县]$", "", bare)  # "上海市" is about where the text says 上海
+    return bare in own or documents_text(index, [doc.doc_id], matching=True).count(bare) >= PLACE_MENTIONS
+
+
+def no_such_document(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex,
+                     documents: list[DocumentInfo]) -> str | None:
+    """The place whose own document the question asks about ("北京经开区的…规划有什么目标") when no
+    indexed document is about that place: a plan that names 北京 once, among cities to court, is
+    not 北京's plan.  Checked on the documents' names, then on the retrieved documents' text."""
+    for name in qa.named:
+        bare = normalize(normalize_for_matching(name))
+        at = qa.text.find(name)
+        if at < 0 or not is_place(bare) or bare in COUNTRY_WORDS:
+            continue
+        asked = re.split(r"[，,。？?；;]", qa.text[at + len(name):])[0]
+        if not _DOCUMENT_WORD.search(asked):
+            continue
+        short = re.sub(r"(?<=..)[省市区县]$", "", bare)
+        if any(short in normalize(normalize_for_matching(f"{d.region or ''}{d.title or ''}{d.issuer or ''}"))
+               for d in documents):
+            continue
+        retrieved = {h.chunk.doc_id for h in hits}
+        if not any(is_about(name, d, index) for d in documents if d.doc_id in retrieved):
+            return name
     return None
 
 
