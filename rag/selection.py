@@ -52,21 +52,42 @@ def _weight(keyword: str, index: KnowledgeIndex) -> float:
     return index.idf(keyword) * (MEASURE_WORD_WEIGHT if keyword in MEASURE_WORDS else 1.0)
 
 
-def coverage(keywords: list[str], text: str, index: KnowledgeIndex, synonyms: bool = True) -> float:
-    """Share of the question's keyword weight present in `text`."""
+def coverage(keywords: list[str], text: str, index: KnowledgeIndex, synonyms: bool = True,
+             common: frozenset[str] = frozenset()) -> float:
+    """Share of the question's keyword weight present in `text` (`common` words weigh COMMON_WEIGHT)."""
     if not keywords:
         return 0.0
     text_n = normalize(text)
-    total = sum(_weight(k, index) for k in set(keywords)) or 1.0
+    weight = {k: _weight(k, index) * (COMMON_WEIGHT if k in common else 1.0) for k in set(keywords)}
+    total = sum(weight.values()) or 1.0
     found = 0.0
-    for k in set(keywords):
+    for k, w in weight.items():
         if normalize(k) in text_n:
-            found += _weight(k, index)
+            found += w
         elif synonyms and any(v in text_n for v in variants(k)):
-            found += SYNONYM_WEIGHT * _weight(k, index)
+            found += SYNONYM_WEIGHT * w
         elif _partial(normalize(k), text_n):
-            found += PARTIAL_WEIGHT * _weight(k, index)
+            found += PARTIAL_WEIGHT * w
     return found / total
+
+
+COMMON_SHARE = 0.5  # a keyword in at least this share of the searched document's clauses is its topic
+COMMON_WEIGHT = 0.3
+
+
+def common_words(keywords: list[str], index: KnowledgeIndex, scope: list[str] | None) -> frozenset[str]:
+    """The keywords of the one searched document's title or of most of its clauses: its own topic,
+    which a corpus-wide IDF rates high when few other documents share it (生物医药 among IC plans)."""
+    rows = getattr(index, "doc_rows", {}).get(scope[0], ()) if scope and len(scope) == 1 else ()
+    if len(rows) < 4:
+        return frozenset()
+    cache = index.__dict__.setdefault("_clause_texts", {})  # an index never changes
+    if scope[0] not in cache:
+        cache[scope[0]] = [normalize(index.chunks[r].section_path + index.chunks[r].text) for r in rows]
+    texts = cache[scope[0]]
+    title = normalize(index.chunks[rows[0]].doc_title)
+    return frozenset(k for k in keywords if normalize(k) in title
+                     or sum(normalize(k) in t for t in texts) >= COMMON_SHARE * len(texts))
 
 
 def lexical_score(sentence: str, context: str, qa: QuestionAnalysis, index: KnowledgeIndex) -> float:
@@ -75,12 +96,12 @@ def lexical_score(sentence: str, context: str, qa: QuestionAnalysis, index: Know
     for phrase in PHRASE.split(sentence):
         if not phrase.strip():
             continue
-        value = coverage(qa.keywords, phrase, index)
+        value = coverage(qa.keywords, phrase, index, common=qa.common)
         if qa.quantity and value > 0 and gives_figure(phrase, qa.text):
             value += 0.3
         best_phrase = max(best_phrase, value)
-    score = (0.3 * coverage(qa.keywords, sentence, index) + 0.3 * coverage(qa.keywords, context, index)
-             + 0.4 * best_phrase)
+    score = (0.3 * coverage(qa.keywords, sentence, index, common=qa.common)
+             + 0.3 * coverage(qa.keywords, context, index, common=qa.common) + 0.4 * best_phrase)
     if qa.quantity and gives_figure(sentence, qa.text):
         score += 0.1
     for year in qa.years:
@@ -271,7 +292,7 @@ def best_clauses(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, q
         context = hit.chunk.section_path + hit.chunk.text
         best = max((lexical_score(s, context, qa, index) for s in chunk_sentences(hit.chunk)), default=0.0)
         clause_sem = float(sem[rank].max()) if len(sem[rank]) else hit.dense
-        return (best + 0.5 * coverage(qa.keywords, context, index) + 0.3 / (rank + 1)
+        return (best + 0.5 * coverage(qa.keywords, context, index, common=qa.common) + 0.3 / (rank + 1)
                 + SEMANTIC_WEIGHT * (clause_sem - best_sem))
 
     scored = sorted(((clause_score(r, h), r) for r, h in enumerate(hits[:5])), reverse=True)
