@@ -12,20 +12,20 @@ No language model.  The steps, one module each:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUSAL_PREFIX, check_constraints,
-                            off_topic, refusal_text, unknown_names)
+                            is_about, no_such_document, off_topic, refusal_text, unknown_names)
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
-from .index import KnowledgeIndex, announces_list, chunk_sentences, documents_text
-from .keywords import normalize
-from .question import QuestionAnalysis, analyze, split_parts
-from .retrieve import Hit, RetrievalResult
+from .index import KnowledgeIndex, announces_list, chunk_sentences
+from .keywords import key_terms, normalize
+from .question import QuestionAnalysis, analyze, asked_parts
+from .retrieve import RRF_K, Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, list_lead_of, matched_section,
-                       metadata_answer, section_answer, sibling_section)
-from .selection import (FORM_BLANK, Pick, best_clauses, best_sentences, coverage, is_heading_line, missing_names,
-                        number_support)
+                       metadata_answer, role_section, section_answer, sibling_section)
+from .selection import (FORM_BLANK, Pick, best_clauses, best_sentences, common_words, coverage, is_heading_line,
+                        missing_names, number_support)
 from .vocabulary import is_place
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
@@ -124,9 +124,13 @@ def _structured(text_and_cites) -> tuple[str, list[Citation]]:
 
 
 def _part_analyses(question: str, documents: list[DocumentInfo]) -> list[QuestionAnalysis]:
-    """The analysis of each part of a multi-part question ("是多少？由哪个部门负责？"); [] for one part."""
-    parts = split_parts(question)
-    return [analyze(p, documents) for p in parts] if len(parts) > 1 else []
+    """The analysis of each part of a multi-part question ("是多少？由哪个部门负责？"); [] for one part.
+    A part that borrowed the first part's topic is read in its own words ("由哪个部门牵头"): the
+    borrowed ones served its search, and would choose the first part's sentence again."""
+    parts = asked_parts(question)
+    if len(parts) < 2:
+        return []
+    return [analyze(own if own != text and key_terms(own) else text, documents) for text, own in parts]
 
 
 def _whole_short_clauses(picks: list[Pick], hits: list[Hit]) -> list[Pick]:
@@ -147,14 +151,35 @@ def _whole_short_clauses(picks: list[Pick], hits: list[Hit]) -> list[Pick]:
     return out
 
 
+def _within_document(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None) -> QuestionAnalysis:
+    """The question as its sentence is chosen inside one searched document (see `common_words`)."""
+    common = common_words(qa.keywords, index, scope)
+    return replace(qa, common=common) if common else qa
+
+
+def _how_many(qa: QuestionAnalysis, least: int = 1) -> int:
+    """Sentences to choose: a figure is one sentence, a list three, anything else two."""
+    return max(least, 3 if qa.listing else (1 if qa.quantity else 2))
+
+
 def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits: list[Hit],
-                    index: KnowledgeIndex, qvec) -> list[Pick]:
-    """Best sentences for each part of the question ("是多少？由哪个部门负责？" gets both)."""
+                    index: KnowledgeIndex, qvec, part_rankings=(), least: int = 1) -> list[Pick]:
+    """Best sentences for each part of the question ("是多少？由哪个部门负责？" gets both), each
+    part's among the clauses its own search ranked first (`part_rankings`: rows and query vector
+    per part), when retrieval searched part by part."""
     if not part_qas:
-        return best_sentences(hits, qa, index, qvec, 3 if qa.listing else (1 if qa.quantity else 2))
+        return best_sentences(hits, qa, index, qvec, _how_many(qa, least))
+    own = list(part_rankings) if len(part_rankings) == len(part_qas) else [([], None)] * len(part_qas)
     picks: list[Pick] = []
-    for pa in part_qas:
-        for p in best_sentences(hits, pa, index, qvec, 3 if pa.listing else (1 if pa.quantity else 2)):
+    for pa, (rows, vector) in zip(part_qas, own):
+        at = {h.row: i for i, h in enumerate(hits)}
+        own_rank = {at[r]: n for n, r in enumerate(r for r in rows if r in at)}
+        # the whole question's order and the part's own, fused: the part's topic may be the whole's
+        order = sorted(range(len(hits)), key=lambda i: -(1 / (RRF_K + i) + 1 / (RRF_K + own_rank.get(i, len(hits)))))
+        mine = [hits[i] for i in order]
+        for p in best_sentences(mine, pa, index, qvec if vector is None else vector,
+                                _how_many(pa, least)):
+            p = replace(p, hit_rank=order[p.hit_rank])
             if all((p.hit_rank, p.sentence_index) != (c.hit_rank, c.sentence_index) for c in picks):
                 picks.append(p)
     if len({hits[p.hit_rank].chunk.doc_id for p in picks}) > 1:  # one plan answers a one-plan question
@@ -162,22 +187,6 @@ def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits
         picks = [p for p in picks if hits[p.hit_rank].chunk.doc_id == first]
     picks.sort(key=lambda p: (p.hit_rank, p.sentence_index))
     return picks
-
-
-PLACE_MENTIONS = 3  # a place a document names this often is one it is about, not one it lists in passing
-
-
-def _is_about(name: str, doc: DocumentInfo, index: KnowledgeIndex) -> bool:
-    """Is the cited document about `name`: an organisation it names anywhere (an upload may write
-    its issuer's full name once and its short name once), or a place it is about (its region or
-    title, or one it names again and again)?"""
-    text = documents_text(index, [doc.doc_id], matching=True)
-    bare = normalize(normalize_for_matching(name))
-    if not is_place(bare):
-        return bare in text
-    bare = re.sub(r"(?<=..)[省市区县]$", "", bare)  # "上海市" is about where the text says 上海
-    own = normalize(normalize_for_matching(f"{doc.region or ''}{doc.title or ''}"))
-    return bare in own or text.count(bare) >= PLACE_MENTIONS
 
 
 def _gives_asked_figure(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], picks: list[Pick],
@@ -243,9 +252,50 @@ def _with_announced_items(hits: list[Hit], picks: list[Pick], index: KnowledgeIn
     return hits, out
 
 
+# Words that ask to compare: each document's own answer is what a comparison lines up.
+_COMPARING = re.compile(r"(有)?(什么|何|哪些)(不同|区别|差异|异同)|的?(不同|区别|差异|异同)(是什么|在哪里?|有哪些)?|"
+                        r"(比起来|相比|对比|比较)(起来)?(怎么样|如何|怎样)|分别|各自|相比|对比|比较|哪个更\w{0,2}")
+_DANGLING = re.compile(r"[和与及、，,]+(?=[在的对于上是都，,？?。]|$)|^[和与及、，,]+")
+
+
+def one_document_question(query: str) -> str:
+    """A comparison's question as asked of one document, once the other names are gone:
+    "深圳和在化合物半导体上的布局有什么区别" -> "深圳在化合物半导体上的布局是什么"."""
+    asked = _COMPARING.sub(lambda m: "是什么" if m.group(2) or m.group(4) or m.group(8) else "", query)
+    return re.sub(r"([？?。])[？?。]+", r"\1", _DANGLING.sub("", asked)).strip(" ，,") or query
+
+
+def _per_document_answer(question: str, retrieval: RetrievalResult, index: KnowledgeIndex,
+                         documents: list[DocumentInfo], qa: QuestionAnalysis, refuse) -> Answer:
+    """A comparison answered one document at a time, each by the whole answerer over its own
+    search (its sections, figures and refusals), then lined up: a document that does not answer
+    says so on its own line, and only when none answers is the question refused."""
+    lines: list[str] = []
+    citations: list[Citation] = []
+    refusals: list[Answer] = []
+    for doc_id, sub in retrieval.per_document.items():
+        # a document's side of a comparison: two sentences even for a figure (its neighbour may hold it)
+        one = answer_question(one_document_question(sub.query or question), sub, index, documents,
+                              least_sentences=2)
+        if one.refused:
+            refusals.append(one)
+            rows = getattr(index, "doc_rows", {}).get(doc_id, ())
+            title = index.chunks[rows[0]].doc_title if len(rows) else doc_id
+            lines.append(f"《{title}》: not found in this document." if qa.english
+                         else f"《{title}》中未找到与该问题直接相关的内容。")
+            continue
+        offset = len(citations)
+        lines.append(re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + offset}]", one.answer))
+        citations += [Citation(c.n + offset, c.hit) for c in one.citations]
+    if not citations:
+        first = refusals[0]
+        return Answer(question, first.answer, True, first.citations, reason=first.reason)
+    return Answer(question, "\n".join(lines), False, citations)
+
+
 def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeIndex,
                     documents: list[DocumentInfo], min_dense: float = MIN_DENSE,
-                    min_coverage: float = MIN_COVERAGE) -> Answer:
+                    min_coverage: float = MIN_COVERAGE, least_sentences: int = 1) -> Answer:
     """Compose a cited extractive answer, or refuse with the closest clauses."""
     # a form's blank line ("年月日（章）") is retrieved for its words and answers nothing
     hits = [h for h in retrieval.hits if not FORM_BLANK.fullmatch(h.chunk.text.strip())]
@@ -264,6 +314,9 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     missing = check_constraints(qa, hits, index, documents, scope)
     if missing:
         return refuse(*missing, "constraint")
+    place = no_such_document(qa, hits, index, documents)
+    if place:
+        return refuse(f"关于“{place}”的文件", f"no document about {place}", "no_document")
     unknown = [] if qa.english else unknown_names(question, index, scope)
     if unknown:
         return refuse(f"“{unknown[0]}”", f"nothing about {unknown[0]}", "unknown_name")
@@ -275,18 +328,29 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     if best_dense < min_dense and best_cov < min_coverage:
         return refuse("与该问题直接相关的内容", "no clause is close enough", "weak_retrieval")
 
-    row = metadata_answer(qa, index, documents, scope)
+    if retrieval.route.compare and len(retrieval.per_document) >= 2:
+        return _per_document_answer(question, retrieval, index, documents, qa, refuse)
+
+    # "哪天印发的" of a document the question names by words no alias has: the one its best clauses are in
+    one_doc = list({h.chunk.doc_id for h in hits[:3]})
+    row = metadata_answer(qa, index, documents, scope or (one_doc if len(one_doc) == 1 else None))
     if row is not None:
         chunk = index.chunks[row]
         return Answer(question, f"{_doc_label(chunk, qa.english)}{chunk.text.rstrip('。')}[1]。", False,
                       [Citation(1, Hit(chunk, 1.0, 0.0, 0.0, row))])
 
     compare_docs = scope if retrieval.route.compare and scope and len(scope) >= 2 else None
-    if (qa.summary or qa.broad or qa.listing) and not qa.quantity and not compare_docs:
-        section = matched_section(question, qa, index, list(retrieval.route.aliases.values()), scope)
+    aliases = list(retrieval.route.aliases.values())
+    section = None
+    of_section = qa.summary or qa.broad or qa.listing  # "怎么回顾…" asks for a section only by its role
+    if (of_section or qa.how) and not qa.quantity and not compare_docs:
+        if of_section:
+            section = matched_section(question, qa, index, aliases, scope)
         if section is None and not qa.asks_number:
-            section = document_outline(qa, index, scope, list(retrieval.route.aliases.values()))
-        if section is None and not qa.asks_number and not qa.responsible:
+            section = role_section(qa, index, scope, aliases)
+        if section is None and not qa.asks_number and of_section:
+            section = document_outline(qa, index, scope, aliases)
+        if section is None and not qa.asks_number and not qa.responsible and of_section:
             section = sibling_section(hits, qa, index)
         if section is None and qa.broad and not qa.asks_number:
             section = enclosing_section(hits, index, qa)
@@ -299,7 +363,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     part_qas = _part_analyses(question, documents)
     whole_clause = (qa.how or qa.listing or qa.summary) and not (qa.asks_number or qa.responsible or qa.quantity)
     if whole_clause:
-        picks = best_clauses(hits, qa, index, qvec, compare_docs, SECOND_WHOLE_CLAUSE_RATIO)
+        picks = best_clauses(hits, _within_document(qa, index, scope), index, qvec, compare_docs,
+                             SECOND_WHOLE_CLAUSE_RATIO)
     elif compare_docs:
         picks = []
         for doc_id in compare_docs:
@@ -307,7 +372,9 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
             for p in best_sentences([h for _, h in doc_hits], qa, index, qvec, max_sentences=2, max_hits=3):
                 picks.append(Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
     else:
-        picks = _sentence_picks(qa, part_qas, hits, index, qvec)
+        picks = _sentence_picks(_within_document(qa, index, scope),
+                                [_within_document(pa, index, scope) for pa in part_qas], hits, index, qvec,
+                                retrieval.parts, least_sentences)
     hits, picks = _with_announced_items(hits, picks, index, listing=qa.listing and not qa.asks_number)
     # The checks below judge the sentences chosen as the answer; the rest of a short clause is shown
     # with them only when they pass (a place named in the next sentence does not make it an answer).
@@ -329,6 +396,6 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     for name in missing_names(qa, said, index):
         if name in in_clause and not is_place(normalize(normalize_for_matching(name))):
             continue  # an organisation the cited clause names
-        if not any(_is_about(name, d, index) for d in documents if d.doc_id in cited_docs):
+        if not any(is_about(name, d, index) for d in documents if d.doc_id in cited_docs):
             return refuse(f"“{name}”的相关内容", f"nothing about {name}", "constraint")
     return Answer(question, text, False, citations)
