@@ -281,8 +281,9 @@ def _per_document_answer(question: str, retrieval: RetrievalResult, index: Knowl
             refusals.append(one)
             rows = getattr(index, "doc_rows", {}).get(doc_id, ())
             title = index.chunks[rows[0]].doc_title if len(rows) else doc_id
-            lines.append(f"《{title}》: not found in this document." if qa.english
-                         else f"《{title}》中未找到与该问题直接相关的内容。")
+            # labelled like an answer's line, so the chat page's comparison table gives it its column
+            lines.append(f"According to《{title}》: nothing in this document answers this." if qa.english
+                         else f"根据《{title}》：未找到与该问题直接相关的内容。")
             continue
         offset = len(citations)
         lines.append(re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + offset}]", one.answer))
