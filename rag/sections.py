@@ -300,8 +300,9 @@ def section_items(section: tuple[str, list[str]], index: KnowledgeIndex) -> list
                 items.append((f"{child.strip()}：{_item_label(ch.text[len(child.strip()):])}", row))
             else:
                 items.append((title_words(child).rstrip("。；，") or child, row))
-        elif not (announces_list(ch.text) and len(ch.text) <= LEAD_CHARS and any(
-                len(index.chunks[r].section) > len(prefix) for r in rows)):  # "具体措施如下：" only leads in
+        elif not (announces_list(ch.text) and len(ch.text) <= LEAD_CHARS and prefix
+                  and not _ARTICLE.match(prefix[-1].strip())  # an untitled article's lead is what it says
+                  and any(len(index.chunks[r].section) > len(prefix) for r in rows)):  # "具体措施如下：" leads in
             label = _item_label(ch.text)
             if label:
                 items.append((label, row))
