@@ -66,8 +66,11 @@ def bench_passages(settings: Settings, n: int = 200, chars: int = 300) -> list[s
     return [(text * (1 + n * chars // max(1, len(text))))[i * chars:(i + 1) * chars] for i in range(n)]
 
 
-def measure_embedding(questions: list[str], backends: list[str], n_passages: int = 200) -> dict:
-    """Per backend: model load, query latency (one query per call), passages/s on 300-character passages."""
+def measure_embedding(questions: list[str], backends: list[str], n_passages: int = 200,
+                      batch_sizes: list[int] | None = None) -> dict:
+    """Per backend: model load, query latency (one query per call), passages/s on 300-character passages;
+    with `batch_sizes` (ONNX backends), build throughput at each number of passages per model call
+    (rag/onnx_embedder.py batches texts of similar length: padding at most MAX_PADDING)."""
     from dataclasses import replace
 
     from .embed_backend import make_embedder, resolve_backend
@@ -105,6 +108,16 @@ def measure_embedding(questions: list[str], backends: list[str], n_passages: int
                         "passages_per_cpu_s": round(len(passages) / max(build_cpu_s, 1e-9), 1),
                         "passages": len(passages),
                         "passage_chars": len(passages[0]) if passages else 0}
+        if batch_sizes and hasattr(embedder, "batches"):
+            sweep = {}
+            for size in batch_sizes:
+                t, cpu = time.perf_counter(), time.process_time()
+                embedder._encode(passages, embedder.passage_prompt, background=True, batch_size=size)
+                wall, used = time.perf_counter() - t, time.process_time() - cpu
+                sweep[size] = {"passages_per_s": round(len(passages) / wall, 1),
+                               "passages_per_cpu_s": round(len(passages) / max(used, 1e-9), 1),
+                               "load_average": round(os.getloadavg()[0], 2)}
+            out[backend]["by_batch_size"] = sweep
         del embedder
     return out
 
@@ -206,7 +219,8 @@ def run_bench(args) -> int:
     if unknown:
         print(f"unknown backends {unknown}: choose from {', '.join(BACKENDS)}", file=sys.stderr)
         return 2
-    result["embedding"] = measure_embedding(questions, backends, getattr(args, "passages", 200) or 200)
+    sizes = [int(x) for x in (getattr(args, "batch_sizes", None) or "").split(",") if x.strip()]
+    result["embedding"] = measure_embedding(questions, backends, getattr(args, "passages", 200) or 200, sizes)
     result["embedding_default"] = resolve_backend(Settings())
     if not getattr(args, "no_peer", False):
         result["peer_langchain"] = measure_peer(questions, max(50, getattr(args, "n", 60)))
@@ -229,6 +243,9 @@ def run_bench(args) -> int:
               f"({e['query_cpu_ms']:.1f} ms CPU); build {e['passages_per_s']:5.1f} passages/s "
               f"({e['passages_per_cpu_s']:.1f} per CPU second; {e['passages']} x {e['passage_chars']} chars); "
               f"model load {e['model_load_s']} s")
+        for size, b in e.get("by_batch_size", {}).items():
+            print(f"   {'':10s} {size:3d} passages per call: {b['passages_per_s']:5.1f} passages/s "
+                  f"({b['passages_per_cpu_s']:.1f} per CPU second; load average {b['load_average']})")
     peer = result.get("peer_langchain")
     if peer:
         pb, ps, pa = peer["cold_build_s"], peer["search_ms"], peer["ask_ms"]

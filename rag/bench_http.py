@@ -1,13 +1,23 @@
 """`rag bench --http`: a bounded asyncio load test of the HTTP API on loopback.
 
 N clients (default 20) each send one request at a time, back to back (a closed
-loop, no think time), for a fixed duration after an unmeasured warm-up; the
-questions cycle through a fixed mixed set (five plans, comparisons, English,
-questions the plans do not answer).  Without `--url` it starts its own
-`rag serve` on a free loopback port and stops it afterwards; `--no-cache`
-starts it with the query-vector cache off, so every request runs the model.  Reports
-throughput, latency percentiles, the server's own processing time, and every
-error (non-200 status, timeout, connection error, malformed body).
+loop, no think time), for a fixed duration after an unmeasured warm-up.  Without
+`--url` it starts its own `rag serve` (`--workers`, default 2) on a free
+loopback port, on a copy of the index, and stops it afterwards — twice by
+default: once with the caches on and once with them off (RAG_QUERY_CACHE=0 and
+RAG_ANSWER_CACHE=0: every request runs the model and the whole answer step);
+`--cache on|off` runs one.
+
+The questions are varied, not a few dozen repeated (`question_pool`): every
+question of the eval sets and the bench lists, each also in a few rewordings,
+~5,000 distinct texts, drawn by popularity (Zipf, exponent 1, the same ranking
+for every client): some questions are asked often, most rarely, so the cache-on
+run has the hit rate of a real question log rather than 100%, and the cache-off
+run embeds every request's question.  Reports throughput, latency percentiles,
+the server's own processing time, the query-embedding counters of every worker
+(model calls, cache hits), CPU time per request of the server (all its
+processes) and of the load generator, the load average before and after, and
+every error (non-200 status, timeout, connection error, malformed body).
 """
 
 from __future__ import annotations
@@ -70,6 +80,72 @@ QUESTIONS = [
 ]
 
 
+EVAL_QUESTION_FILES = ("gold.jsonl", "dev_fresh.jsonl", "test_fresh.jsonl", "uploaded_gold.jsonl")
+# Rewordings: the same question as people type it, a different text each (the cache keys on the exact text).
+ZH_VARIANTS = ("请问{q}", "{bare}", "我想了解一下，{q}", "{bare}呢？", "麻烦查一下：{q}")
+EN_VARIANTS = ("Please tell me: {q}", "{bare}", "I would like to know: {q}", "{bare}, please?", "Quick question: {q}")
+
+
+def question_pool() -> list[str]:
+    """Distinct questions for load tests: every question of evals/*.jsonl, evals/bench_questions.txt and
+    QUESTIONS, each also in the rewordings above (~5,000 texts), in a fixed order."""
+    base: list[str] = []
+    for name in EVAL_QUESTION_FILES:
+        path = PROJECT_ROOT / "evals" / name
+        if path.exists():
+            base += [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines()
+                     if line.strip()]
+    bench = PROJECT_ROOT / "evals" / "bench_questions.txt"
+    if bench.exists():
+        base += [line.strip() for line in bench.read_text(encoding="utf-8").splitlines() if line.strip()]
+    base += QUESTIONS
+    pool: dict[str, None] = {}
+    for q in base:
+        q = q.strip()
+        bare = q.rstrip("？?。.！! ")
+        english = q.isascii()
+        for template in ("{q}",) + (EN_VARIANTS if english else ZH_VARIANTS):
+            pool.setdefault(template.format(q=q, bare=bare), None)
+    return list(pool)
+
+
+def popularity_weights(n: int, exponent: float = 1.0) -> list[float]:
+    """Cumulative Zipf weights: the question at rank r is asked in proportion to 1/r**exponent."""
+    total, out = 0.0, []
+    for r in range(1, n + 1):
+        total += r ** -exponent
+        out.append(total)
+    return out
+
+
+def _tree_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by process `pid` and its descendants (Linux /proc)."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    raw = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = raw[raw.rindex(")") + 2:].split()
+                stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    except (OSError, ValueError):
+        return None
+    if pid not in stats:
+        return None
+    tree, total, frontier = {pid}, 0.0, [pid]
+    while frontier:
+        parent = frontier.pop()
+        total += stats[parent][1]
+        for child, (ppid, _) in stats.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return total
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -77,13 +153,16 @@ def _free_port() -> int:
 
 
 def start_server(port: int, extra_env: dict | None = None, log_path: Path | None = None,
-                 ui: bool = False) -> subprocess.Popen:
-    """`rag serve` on 127.0.0.1:port in a child process (its output to `log_path`, or discarded)."""
+                 ui: bool = False, workers: int = 1) -> subprocess.Popen:
+    """`rag serve` on 127.0.0.1:port in a child process (its output to `log_path`, or discarded);
+    `workers` > 1: `rag serve --workers`."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **(extra_env or {})}
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
            "--log-level", "warning"]
     if not ui:
         cmd.append("--no-ui")
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -142,10 +221,19 @@ def percentile(values: list[float], p: float) -> float:
 
 async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, duration: float = 60.0,
                    warmup: float = 5.0, questions: list[str] | None = None, api_key: str | None = None,
-                   timeout: float = 30.0, seed: int = 0, stop: asyncio.Event | None = None) -> dict:
+                   timeout: float = 30.0, seed: int = 0, stop: asyncio.Event | None = None,
+                   popularity: float | None = None, workers: int = 1, server_pid: int | None = None) -> dict:
     """Closed-loop load: `clients` concurrent requesters for `duration` seconds after `warmup`, or until
-    `stop` is set (then the measured window ends there: `duration_s` in the report is what was measured)."""
+    `stop` is set (then the measured window ends there: `duration_s` in the report is what was measured).
+
+    Each client cycles through `questions` in its own shuffled order, or with `popularity` (a Zipf
+    exponent) draws each question by its rank in one shuffled ranking shared by every client.
+    `workers`: server processes behind `url`, whose counters are summed; `server_pid`: the server's
+    process, whose CPU time (with its children's) is reported per request."""
     questions = questions or QUESTIONS
+    ranking = questions[:]
+    random.Random(seed).shuffle(ranking)
+    cum = popularity_weights(len(ranking), popularity) if popularity else None
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     latencies: list[float] = []
@@ -170,7 +258,7 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
         rng.shuffle(order)
         n = 0
         while not window_closed():
-            q = order[n % len(order)]
+            q = rng.choices(ranking, cum_weights=cum)[0] if cum else order[n % len(order)]
             n += 1
             started = loop.time()
             kind, detail, body = None, "", None
@@ -203,22 +291,29 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
 
     counters: dict[str, dict] = {}
 
-    async def snapshot(http: httpx.AsyncClient) -> None:
-        await asyncio.sleep(max(0.0, measure_from - loop.time()))
-        counters["start"] = await _embedding_counters(http)
+    cpu: dict[str, tuple] = {}
 
-    # Counters are read on a connection of their own, not queued behind the clients' requests.
+    def cpu_now() -> tuple:
+        return (_tree_cpu_s(server_pid) if server_pid else None, time.process_time(), os.getloadavg())
+
+    async def snapshot() -> None:
+        await asyncio.sleep(max(0.0, measure_from - loop.time()))
+        cpu["start"] = cpu_now()
+        counters["start"] = await worker_counters(url, headers, workers)
+
+    # Counters are read on connections of their own, not queued behind the clients' requests.
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits,
-                                 timeout=httpx.Timeout(timeout)) as http, \
-            httpx.AsyncClient(base_url=url, headers=headers, timeout=httpx.Timeout(timeout)) as side:
-        await asyncio.gather(snapshot(side), *(client(i, http) for i in range(clients)))
-        counters["end"] = await _embedding_counters(side)
+                                 timeout=httpx.Timeout(timeout)) as http:
+        await asyncio.gather(snapshot(), *(client(i, http) for i in range(clients)))
+    cpu["end"] = cpu_now()
+    counters["end"] = await worker_counters(url, headers, workers)
     n_ok, n_err = len(latencies), sum(errors.values())
     if stopped_at:
         duration = max(0.0, min(stop_at, stopped_at[0]) - measure_from)
     report = {
         "url": url, "endpoint": endpoint, "clients": clients, "duration_s": round(duration, 1), "warmup_s": warmup,
-        "distinct_questions": len(set(questions)),
+        "distinct_questions": len(set(questions)), "draw": f"zipf {popularity:g}" if popularity else "cycle",
+        "workers": workers,
         "requests": n_ok + n_err, "ok": n_ok, "errors": n_err, "error_kinds": dict(errors),
         "error_examples": error_examples,
         "throughput_rps": round(n_ok / duration, 2) if duration else 0.0,
@@ -226,10 +321,17 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
                        (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("max", 100))},
     }
     report["latency_ms"]["mean"] = round(sum(latencies) / n_ok, 1) if n_ok else float("nan")
+    if "start" in cpu and "end" in cpu:
+        (s0, c0, l0), (s1, c1, l1) = cpu["start"], cpu["end"]
+        per = max(1, n_ok + n_err)
+        report["cpu_ms_per_request"] = {"server": round((s1 - s0) * 1000 / per, 2) if s0 is not None and s1 is not None
+                                        else None, "load_generator": round((c1 - c0) * 1000 / per, 2)}
+        report["load_average"] = {"start": [round(x, 2) for x in l0], "end": [round(x, 2) for x in l1]}
     start, end = counters.get("start") or {}, counters.get("end") or {}
-    if start and end:
+    if start and end and start.keys() == end.keys():
         d = {k: end[k] - start[k] for k in end}
         asked = d["model"] + d["cache_hits"]
+        report["answer_cache_hits"] = int(d.get("answer_cache_hits", 0))
         report["query_embedding"] = {
             "model_calls": int(d["batches"]), "embedded_by_model": int(d["model"]),
             "cache_hits": int(d["cache_hits"]), "cache_hit_share": round(d["cache_hits"] / asked, 3) if asked else 0.0,
@@ -242,19 +344,37 @@ async def run_load(url: str, endpoint: str = "/v1/ask", clients: int = 20, durat
 
 
 async def _embedding_counters(http: httpx.AsyncClient) -> dict | None:
-    """The server's query-embedding counters from /metrics (None if it does not export them)."""
+    """The query-embedding counters from /metrics of the process that answered, with its `pid` (None if it
+    does not export them)."""
     try:
         text = (await http.get("/metrics")).text
     except httpx.HTTPError:
         return None
     names = {"rag_query_embedding_batches_total": "batches", "rag_query_embeddings_total": "model",
-             "rag_query_embedding_cache_hits_total": "cache_hits"}
+             "rag_query_embedding_cache_hits_total": "cache_hits", "rag_worker_pid": "pid",
+             "rag_answer_cache_hits_total": "answer_cache_hits"}
     out = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
         if name in names:
             out[names[name]] = float(value)
-    return out if len(out) == 3 else None
+    return out if len(out) >= 3 else None
+
+
+async def worker_counters(url: str, headers: dict, workers: int = 1, tries: int = 60) -> dict | None:
+    """The counters summed over every worker: /metrics asked on fresh connections (the kernel gives each to
+    some worker) until `workers` distinct processes have answered; None if they never all do."""
+    seen: dict[float, dict] = {}
+    for _ in range(max(1, tries if workers > 1 else 1)):
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=httpx.Timeout(10.0)) as http:
+            got = await _embedding_counters(http)
+        if got is None:
+            return None
+        seen[got.pop("pid", 0.0)] = got
+        if len(seen) >= workers:
+            return {k: sum(c.get(k, 0.0) for c in seen.values())
+                    for k in ("batches", "model", "cache_hits", "answer_cache_hits")}
+    return None
 
 
 def _cn_numeral(n: int) -> str:
@@ -345,9 +465,11 @@ async def run_during_upload(url: str, content: bytes, filename: str, title: str,
 def format_report(r: dict) -> str:
     lat = r["latency_ms"]
     lines = [
-        f"HTTP load test: POST {r['endpoint']} at {r['url']}",
+        f"HTTP load test: POST {r['endpoint']} at {r['url']}"
+        + (f" ({r['workers']} worker processes)" if r.get("workers", 1) > 1 else ""),
         f"  {r['clients']} concurrent clients, closed loop, {r['duration_s']:g} s measured after "
-        f"{r['warmup_s']:g} s warm-up, {r['distinct_questions']} distinct questions",
+        f"{r['warmup_s']:g} s warm-up, {r['distinct_questions']} distinct questions"
+        + (f" drawn by popularity ({r['draw']})" if r.get("draw", "cycle") != "cycle" else ""),
         f"  requests {r['requests']}  ok {r['ok']}  errors {r['errors']}"
         + (f"  {r['error_kinds']}" if r["errors"] else ""),
         f"  throughput {r['throughput_rps']:.1f} req/s",
@@ -362,10 +484,39 @@ def format_report(r: dict) -> str:
         q = r["query_embedding"]
         lines.append(f"  query embeddings: {q['embedded_by_model']} by the model in {q['model_calls']} calls "
                      f"(mean batch {q['mean_batch']}), {q['cache_hits']} from the cache "
-                     f"({q['cache_hit_share']:.0%} of queries)")
+                     f"({q['cache_hit_share']:.0%} of queries)"
+                     + (f"; {r['answer_cache_hits']} answers from the answer cache "
+                        f"({r['answer_cache_hits'] / max(1, r['requests']):.0%} of requests)"
+                        if "answer_cache_hits" in r else ""))
+    if "cpu_ms_per_request" in r:
+        c, la = r["cpu_ms_per_request"], r["load_average"]
+        lines.append(f"  CPU per request: server {c['server'] if c['server'] is not None else '?'} ms (all its "
+                     f"processes), load generator {c['load_generator']} ms; load average "
+                     f"{' '.join(f'{x:.2f}' for x in la['start'])} at the start, "
+                     f"{' '.join(f'{x:.2f}' for x in la['end'])} at the end ({os.cpu_count()} cores)")
     for kind, example in r.get("error_examples", {}).items():
         lines.append(f"  e.g. {kind}: {example}")
     return "\n".join(lines)
+
+
+TARGETS = {"on": {"p95": 150.0}, "off": {"rps": 80.0, "p95": 300.0}}  # issue #12, at 20 clients
+
+
+def target_lines(runs: dict) -> list[str]:
+    """Each run against issue #12's targets (met or not, as measured)."""
+    out = []
+    for mode, r in runs.items():
+        t = TARGETS.get(mode)
+        if not t or not r.get("ok"):
+            continue
+        checks = []
+        if "rps" in t:
+            checks.append(f"{r['throughput_rps']:.1f} req/s (target >= {t['rps']:g}: "
+                          f"{'met' if r['throughput_rps'] >= t['rps'] else 'NOT met'})")
+        checks.append(f"p95 {r['latency_ms']['p95']} ms (target <= {t['p95']:g}: "
+                      f"{'met' if r['latency_ms']['p95'] <= t['p95'] else 'NOT met'})")
+        out.append(f"cache {mode}: " + ", ".join(checks))
+    return out
 
 
 def copy_index(index_dir: Path, dest: Path) -> Path:
@@ -382,47 +533,73 @@ def run_http_bench(args) -> int:
     questions = None
     if getattr(args, "questions", None):
         questions = [q.strip() for q in Path(args.questions).read_text(encoding="utf-8").splitlines() if q.strip()]
-    proc = None
-    scratch = None
     url = args.url.rstrip("/") if args.url else None
+    during = getattr(args, "during_upload", None)
+    cache = getattr(args, "cache", None) or ("off" if getattr(args, "no_cache", False) else "both")
+    if url is not None:
+        modes = [None]  # someone else's server: its cache is as it was started
+    elif cache == "both" and not during:
+        modes = ["on", "off"]
+    else:
+        modes = ["off" if cache == "off" else "on"]
+    workers = max(1, int(getattr(args, "workers", None) or 1))
+    pool = questions or question_pool()
+    runs: dict = {}
+    upload_report = None
+    scratch = tempfile.mkdtemp(prefix="rag-bench-") if url is None else None
     try:
-        if url is None:
-            # The server under load gets a copy of the index (document store included): a load test must
-            # never write to, repair or rebuild the project's real index/.
-            scratch = tempfile.mkdtemp(prefix="rag-bench-")
-            index_copy = copy_index(Settings().index_dir, Path(scratch) / "index")
-            port = _free_port()
-            url = f"http://127.0.0.1:{port}"
-            print(f"starting `rag serve` on {url} (on a copy of the index in {index_copy}) ...", file=sys.stderr,
-                  flush=True)
-            env = {"RAG_INDEX_DIR": str(index_copy)}
-            if args.no_cache:
-                env["RAG_QUERY_CACHE"] = "0"
-            proc = start_server(port, env)
-        health = wait_healthy(url, proc)
-        print(f"server healthy: {health.get('chunks')} chunks, model {health.get('model')}", file=sys.stderr,
-              flush=True)
-        report = asyncio.run(run_load(url, args.endpoint, args.clients, args.duration, args.warmup, questions,
-                                      args.api_key, args.timeout))
-        during = getattr(args, "during_upload", None)
-        if during:
-            if during == "large":
-                text, n = large_document()
-                content, filename = text.encode("utf-8"), f"large-{n}-chunks.txt"
-            else:
-                content, filename = Path(during).read_bytes(), Path(during).name
-            print(f"idle: p50 {report['latency_ms']['p50']} ms, p95 {report['latency_ms']['p95']} ms; uploading "
-                  f"{filename} ({len(content)} bytes) as a job and loading the server while it runs ...",
-                  file=sys.stderr, flush=True)
-            busy = asyncio.run(run_during_upload(url, content, filename, f"压力测试 {time.strftime('%H%M%S')}",
-                                                 args.clients, args.duration, args.api_key, questions, args.timeout))
-            report = {"idle": report, "during_upload": busy["load"], "upload": busy["upload"]}
+        for mode in modes:
+            proc, run_url, log = None, url, None
+            try:
+                if url is None:
+                    # The server under load gets a copy of the index (document store included): a load test
+                    # must never write to, repair or rebuild the project's real index/.
+                    index_copy = Path(scratch) / f"index-{mode}"
+                    copy_index(Settings().index_dir, index_copy)
+                    port = _free_port()
+                    run_url = f"http://127.0.0.1:{port}"
+                    print(f"starting `rag serve`{f' --workers {workers}' if workers > 1 else ''} with the query "
+                          f"cache {mode} on {run_url} (on a copy of the index in {index_copy}) ...",
+                          file=sys.stderr, flush=True)
+                    env = {"RAG_INDEX_DIR": str(index_copy)}
+                    if mode == "off":
+                        env["RAG_QUERY_CACHE"] = env["RAG_ANSWER_CACHE"] = "0"
+                    log = Path(scratch) / f"serve-{mode}.log"
+                    proc = start_server(port, env, log_path=log, workers=workers)
+                health = wait_healthy(run_url, proc)
+                n = (health.get("worker") or {}).get("workers", workers) if url is not None else workers
+                if n > 1:
+                    _wait_workers(run_url, args.api_key, n)
+                print(f"server healthy: {health.get('chunks')} chunks, model {health.get('model')}, {n} worker(s); "
+                      f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", file=sys.stderr, flush=True)
+                report = asyncio.run(run_load(run_url, args.endpoint, args.clients, args.duration, args.warmup,
+                                              pool, args.api_key, args.timeout, popularity=1.0, workers=n,
+                                              server_pid=proc.pid if proc is not None else None))
+                report["cache"] = mode or "as configured"
+                if report.get("errors") and log is not None and log.exists():
+                    report["server_log_tail"] = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+                runs[mode or "server"] = report
+                if during:
+                    if during == "large":
+                        text, nchunks = large_document()
+                        content, filename = text.encode("utf-8"), f"large-{nchunks}-chunks.txt"
+                    else:
+                        content, filename = Path(during).read_bytes(), Path(during).name
+                    print(f"idle: p50 {report['latency_ms']['p50']} ms, p95 {report['latency_ms']['p95']} ms; "
+                          f"uploading {filename} ({len(content)} bytes) as a job and loading the server while it "
+                          "runs ...", file=sys.stderr, flush=True)
+                    busy = asyncio.run(run_during_upload(run_url, content, filename,
+                                                         f"压力测试 {time.strftime('%H%M%S')}", args.clients,
+                                                         args.duration, args.api_key, pool, args.timeout))
+                    upload_report = {"idle": report, "during_upload": busy["load"], "upload": busy["upload"]}
+            finally:
+                if proc is not None:
+                    stop_server(proc)
     finally:
-        if proc is not None:
-            stop_server(proc)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    if "idle" in report:
+    if upload_report is not None:
+        report = upload_report
         if args.json:
             print(json.dumps(report, ensure_ascii=False, indent=2))
         else:
@@ -436,5 +613,30 @@ def run_http_bench(args) -> int:
             print(f"p95 during the upload / idle: {b['p95'] / i['p95']:.2f}x  (p50 {b['p50'] / i['p50']:.2f}x)")
         ok = all(r["errors"] == 0 and r["ok"] > 0 for r in (report["idle"], report["during_upload"]))
         return 0 if ok and report["upload"]["status"] == "done" else 1
-    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
-    return 0 if report["errors"] == 0 and report["ok"] > 0 else 1
+    if args.json:
+        print(json.dumps(runs if len(runs) > 1 else next(iter(runs.values())), ensure_ascii=False, indent=2))
+    else:
+        for mode, r in runs.items():
+            print((f"query cache {mode}\n" if mode in ("on", "off") else "") + format_report(r) + "\n")
+            if r.get("server_log_tail"):
+                print("  server log (tail):\n    " + r["server_log_tail"].replace("\n", "\n    "))
+        for line in target_lines(runs):
+            print(line)
+    return 0 if all(r.get("errors") == 0 and r.get("ok", 0) > 0 for r in runs.values()) else 1
+
+
+def _wait_workers(url: str, api_key: str | None, workers: int, timeout: float = 300.0) -> None:
+    """Wait until every worker process answers (each loads the model and the index at its own pace)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    deadline = time.monotonic() + timeout
+    seen: set = set()
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{url}/healthz", headers=headers, timeout=5.0)
+            seen.add((r.json().get("worker") or {}).get("pid"))
+        except (httpx.HTTPError, ValueError):
+            pass
+        if len(seen) >= workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"only {len(seen)} of {workers} worker processes answered within {timeout:.0f}s")

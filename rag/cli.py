@@ -383,7 +383,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """HTTP API (+ chat page at / when the UI is installed) with uvicorn; see rag/api.py."""
+    """HTTP API (+ chat page at / when the UI is installed) with uvicorn; see rag/api.py.
+    `--workers N` (N > 1): N server processes on one listening socket (`_serve_workers`)."""
+    if args.workers > 1 and args.worker_fd is None:
+        return _serve_workers(args)
     import uvicorn
 
     from .api import create_app
@@ -392,21 +395,117 @@ def cmd_serve(args) -> int:
 
     keys = KeyConfig.from_env()
     host, message = bind_host(args.host, keys)
-    print(f"rag serve: {message}", file=sys.stderr, flush=True)
+    worker = args.worker_fd is not None
+    if not worker:
+        print(f"rag serve: {message}", file=sys.stderr, flush=True)
     hosts = allowed_hosts(host)
     # One intra-op thread per model call (RAG_TORCH_THREADS, torch or onnxruntime): requests run
     # concurrently (and queries are micro-batched), so a second thread only contends for the same two cores.
     assistant = _assistant(args, embedder=make_embedder(_settings(args), threads=threads_for_serving()))
-    app = create_app(assistant, keys=keys, with_ui=not args.no_ui, allowed_hosts=hosts)
-    print(f"rag serve: http://{host}:{args.port}  (API docs: /docs, health: /healthz, metrics: /metrics)",
-          file=sys.stderr, flush=True)
-    if hosts == ["*"]:
-        print("rag serve: any Host header accepted (bound to a wildcard address); set RAG_ALLOWED_HOSTS to "
-              "the names clients use", file=sys.stderr, flush=True)
+    # Repeated questions: the extractive answer kept per index snapshot (RAG_ANSWER_CACHE answers, 0 = off).
+    app = create_app(assistant, keys=keys, with_ui=not args.no_ui, allowed_hosts=hosts,
+                     answer_cache=_env_int("RAG_ANSWER_CACHE", 1024, minimum=0), warm_answers=True)
+    if not worker:
+        print(f"rag serve: http://{host}:{args.port}  (API docs: /docs, health: /healthz, metrics: /metrics)",
+              file=sys.stderr, flush=True)
+        if hosts == ["*"]:
+            print("rag serve: any Host header accepted (bound to a wildcard address); set RAG_ALLOWED_HOSTS to "
+                  "the names clients use", file=sys.stderr, flush=True)
     server = uvicorn.Server(server_config(app, host, args.port, log_level=args.log_level,
                                           access_log=args.access_log))
-    server.run()
+    if worker:  # a worker of `rag serve --workers`: the parent's listening socket
+        import socket
+
+        server.run(sockets=[socket.socket(fileno=args.worker_fd)])
+    else:
+        server.run()
     return 0 if server.started else 3  # as uvicorn.run: 3 = could not start (e.g. the port is taken)
+
+
+WORKER_RESTART_LIMIT = 5  # workers that die within a minute of their start, in a row, before the server gives up
+
+
+def _serve_workers(args) -> int:
+    """`rag serve --workers N`: the index is opened (repaired or built if need be) once here, then N worker
+    processes (`rag serve --worker-fd`) each load the model and the index and serve on the one socket
+    bound here; the kernel hands each connection to one of them.
+
+    They share the index folder as any processes do (rag/service.py): uploads and deletes take
+    index/LOCK and start from the version on disk, and every worker loads a version another one
+    published within RAG_INDEX_CHECK_S (1 s).  Upload jobs are run by one process each (rag/jobs.py:
+    a lock per job); a worker that dies is started again, and its replacement resumes the jobs it left.
+    SIGTERM or SIGINT stops the workers (each finishes its requests, a running job stops at its next
+    batch and is resumed at the next start).
+    """
+    import signal
+    import subprocess
+
+    import uvicorn
+
+    from .embed_backend import make_embedder, threads_for_serving
+    from .security import KeyConfig, bind_host
+
+    keys = KeyConfig.from_env()
+    host, message = bind_host(args.host, keys)
+    print(f"rag serve: {message}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    assistant = _assistant(args, embedder=make_embedder(_settings(args), threads=threads_for_serving()))
+    status = assistant.index_status
+    del assistant  # the workers open the index themselves; this process only supervises them
+    try:
+        sock = uvicorn.Config(app=None, host=host, port=args.port).bind_socket()
+    except SystemExit:  # uvicorn logged why (e.g. the port is taken)
+        return 3
+    sock.set_inheritable(True)
+    cmd = [sys.executable, "-m", "rag.cli"] + (["-v"] if args.verbose else []) + [
+        "serve", "--host", args.host, "--port", str(args.port), "--log-level", args.log_level,
+        "--worker-fd", str(sock.fileno())] + (["--no-ui"] if args.no_ui else []) + (
+        ["--model", args.model] if args.model else []) + (["--access-log"] if args.access_log else [])
+    env = {**os.environ, "RAG_SERVE_WORKERS": str(args.workers)}
+
+    def spawn():
+        return subprocess.Popen(cmd, env=env, pass_fds=[sock.fileno()]), time.monotonic()
+
+    stopping = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: stopping.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    workers = [spawn() for _ in range(args.workers)]
+    print(f"rag serve: index {status} ({time.perf_counter() - started:.1f}s); {args.workers} worker processes "
+          f"({', '.join(str(p.pid) for p, _ in workers)}) on http://{host}:{args.port}  (API docs: /docs, health: "
+          "/healthz, metrics: /metrics: each worker's own)", file=sys.stderr, flush=True)
+    failures, code = 0, 0
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for i, (proc, since) in enumerate(workers):
+                if proc.poll() is None or stopping:
+                    continue
+                quick = time.monotonic() - since < 60
+                failures = failures + 1 if quick else 0
+                if failures > WORKER_RESTART_LIMIT:
+                    print(f"rag serve: worker {proc.pid} exited with {proc.returncode}; {failures} workers died "
+                          "soon after starting: stopping", file=sys.stderr, flush=True)
+                    stopping.append(None)
+                    code = 1
+                    break
+                print(f"rag serve: worker {proc.pid} exited with {proc.returncode}: starting another",
+                      file=sys.stderr, flush=True)
+                workers[i] = spawn()
+    finally:
+        for proc, _ in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc, _ in workers:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
 
 
 def server_config(app, host: str, port: int, **kw):
@@ -427,6 +526,13 @@ def server_config(app, host: str, port: int, **kw):
         h11_max_incomplete_event_size=64 * 1024,
         http=guarded_http_protocol(env_float("RAG_HTTP_HEADER_TIMEOUT_S", 10.0),
                                    env_float("RAG_HTTP_BODY_TIMEOUT_S", 30.0)), **kw)
+
+
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
+    try:
+        return max(minimum, int(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -507,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="embedding backends to time (default all: onnx,onnx-int8,torch)")
     sp.add_argument("--passages", type=int, default=200,
                     help="300-character passages embedded to measure build throughput (default 200)")
+    sp.add_argument("--batch-sizes", metavar="N,N...",
+                    help="also measure build throughput at these passages per model call (ONNX backends)")
     sp.add_argument("--no-peer", action="store_true",
                     help="skip timing the common LangChain recipe beside ours")
     sp.add_argument("--scale", nargs="?", const="", metavar="N[,N...]",
@@ -521,8 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
     http.add_argument("--endpoint", default="/v1/ask", choices=["/v1/ask", "/v1/search", "/v1/chat/completions"])
     http.add_argument("--api-key", default=os.environ.get("RAG_BENCH_API_KEY"), help="bearer key, if required")
     http.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
-    http.add_argument("--no-cache", action="store_true",
-                      help="start the server with the query-vector cache off (every request embeds its query)")
+    http.add_argument("--cache", choices=["both", "on", "off"],
+                      help="runs with the server's query-vector cache on and off (default both; off: every "
+                           "request embeds its query)")
+    http.add_argument("--no-cache", action="store_true", help="the same as --cache off")
+    http.add_argument("--workers", type=int, default=_env_int("RAG_BENCH_WORKERS", 2), metavar="N",
+                      help="`rag serve --workers N` for the server it starts (default 2; RAG_BENCH_WORKERS)")
     http.add_argument("--during-upload", metavar="FILE|large",
                       help="after the idle run, upload FILE as a job (`large`: a generated document of 1000+ chunks "
                            "from seeds/ and evals/documents/) and measure again while it is indexed")
@@ -553,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     sp.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
                     help="log every request (default off)")
+    sp.add_argument("--workers", type=int, default=_env_int("RAG_SERVE_WORKERS", 1), metavar="N",
+                    help="server processes sharing the index (default RAG_SERVE_WORKERS, else 1); see README")
+    sp.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # a worker of --workers: the socket
     sp.set_defaults(func=cmd_serve)
     return p
 

@@ -38,6 +38,8 @@ newest `KEEP_FINISHED`.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -53,6 +55,7 @@ from .store import JOB_ID, DocumentStore, crash_point, fsync_dir, is_debris, sha
 log = logging.getLogger(__name__)
 
 JOBS_DIR = "jobs"
+LOCKS_DIR = ".locks"  # jobs/.locks/<id>: held (flock) by the one process running that job
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_ATTEMPTS = 3
 KEEP_FINISHED = 100
@@ -135,6 +138,10 @@ class UploadJobs:
         self.store = DocumentStore(self.index_dir)
         self._lock = threading.Lock()  # guards the records (memory and disk)
         self._jobs: dict[str, Job] | None = None
+        self._stamp: int | None = None  # the folder's mtime when `_jobs` was read
+        self._unreadable: set[str] = set()
+        self._running: dict[str, Job] = {}  # jobs this process runs
+        self._claims: dict[str, int] = {}  # their lock files' descriptors (`_claim`)
         self._resumed = False
         self.active: Job | None = None  # the job holding the writer
         self._threads: list[threading.Thread] = []
@@ -144,18 +151,33 @@ class UploadJobs:
     # -- records -------------------------------------------------------------------------------
 
     def _all(self) -> dict[str, Job]:
-        """Every record, read from disk on first use (unreadable ones are logged and skipped)."""
-        if self._jobs is None:
+        """Every record as on disk (unreadable ones are logged once and skipped), the jobs this process
+        runs as it holds them (their progress is saved every PROGRESS_SAVE_S).  Several server processes
+        share the folder (`rag serve --workers`): it is read again whenever it changed (its mtime: a
+        record is saved by renaming it into place), so a job another process accepted, or finished, shows."""
+        try:
+            stamp = self.dir.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if self._jobs is None or stamp != self._stamp:
             jobs = {}
-            if self.dir.is_dir():
+            if stamp is not None:
                 for path in sorted(self.dir.glob("*.json")):
                     if not JOB_ID.fullmatch(path.stem):
                         continue
                     try:
                         jobs[path.stem] = Job.from_record(json.loads(path.read_text(encoding="utf-8")))
+                    except FileNotFoundError:  # pruned by another process meanwhile
+                        continue
                     except (OSError, ValueError, TypeError) as exc:
-                        log.error("job record %s/%s is unreadable (%s): left as it is", JOBS_DIR, path.name, exc)
-            self._jobs = jobs
+                        if path.name not in self._unreadable:
+                            self._unreadable.add(path.name)
+                            log.error("job record %s/%s is unreadable (%s): left as it is", JOBS_DIR, path.name,
+                                      exc)
+            self._jobs, self._stamp = jobs, stamp
+        for job_id, job in list(self._running.items()):
+            if job_id in self._jobs or not job.finished_yet:
+                self._jobs[job_id] = job
         return self._jobs
 
     def _save(self, job: Job) -> None:
@@ -164,6 +186,46 @@ class UploadJobs:
             data = json.dumps(job.record(), ensure_ascii=False, indent=1).encode("utf-8")
             write_atomic(self.dir / f"{job.id}.json", data)
             self._all()[job.id] = job
+
+    # -- one runner per job, across processes ----------------------------------------------------
+
+    def _claim(self, job_id: str) -> bool:
+        """Take `jobs/.locks/<id>` (an fcntl record lock, exclusive, without waiting): the right to run that
+        job.  False when another process holds it (it runs the job) or this one runs it already.  The
+        kernel drops the lock when its process dies, so a crashed worker's job is free again.  The lock
+        belongs to the process (POSIX), not to a descriptor: the job is also never claimed twice here."""
+        if job_id in self._claims:
+            return False
+        locks = self.dir / LOCKS_DIR
+        locks.mkdir(parents=True, exist_ok=True)
+        fd = os.open(locks / job_id, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EACCES, errno.EAGAIN):
+                return False
+            raise
+        self._claims[job_id] = fd
+        return True
+
+    def _unclaim(self, job: Job) -> None:
+        """Give up the right to run `job`; its lock file goes once the job has finished."""
+        self._running.pop(job.id, None)
+        fd = self._claims.pop(job.id, None)
+        if fd is None:
+            return
+        if job.finished_yet:
+            # A process that opened the file just before this unlink locks a file nobody else will: it
+            # reads the record next (`resume`), sees the job finished and leaves it.
+            (self.dir / LOCKS_DIR / job.id).unlink(missing_ok=True)
+        os.close(fd)
+
+    def _read_record(self, job_id: str) -> Job | None:
+        try:
+            return Job.from_record(json.loads((self.dir / f"{job_id}.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -192,7 +254,7 @@ class UploadJobs:
             gone = [j for i, j in enumerate(done) if i >= keep or (j.finished or j.created) < cutoff]
             for j in gone:
                 (self.dir / f"{j.id}.json").unlink(missing_ok=True)
-                del self._jobs[j.id]
+                self._jobs.pop(j.id, None)
             if gone:
                 fsync_dir(self.dir)
         return [j.id for j in gone]
@@ -208,11 +270,14 @@ class UploadJobs:
         a = self.assistant
         a.acquire_writer()
         self._stopping = False  # accepting work: a shutdown of some earlier app over this Assistant is over
+        job = None
         try:
             a.check_duplicate(prepared)
             job = Job(id=uuid.uuid4().hex, status=QUEUED, doc_id=prepared.doc_id, title=prepared.info.title,
                       filename=prepared.entry.get("upload", {}).get("filename", ""), created_at=_now(),
                       chunks_total=len(prepared.chunks), sentences_total=prepared.sentence_count)
+            self._claim(job.id)  # before the record exists: no other process's resume can take it
+            self._running[job.id] = job
             self.store.put_pending(job.id, prepared.entry, prepared.text)
             try:
                 self._save(job)
@@ -224,6 +289,8 @@ class UploadJobs:
             self._start(self._work, job, prepared)
         except BaseException:
             self.active = None
+            if job is not None:
+                self._unclaim(job)
             a.release_writer()
             raise
         log.info("upload job %s accepted: %s (%d chunks)", job.id, job.doc_id, job.chunks_total)
@@ -254,6 +321,7 @@ class UploadJobs:
             self._run(job, prepared)
         finally:
             self.active = None
+            self._unclaim(job)
             self.assistant.release_writer()
             try:
                 self.prune()
@@ -333,15 +401,28 @@ class UploadJobs:
             if job.finished_yet and job.status == DONE and self.store.holds_pending(job.id):
                 self.store.drop_pending(job.id)  # died between recording done and removing the copy
         self.prune()
-        todo = sorted((j for j in jobs if not j.finished_yet), key=lambda j: j.created)
+        todo = []
+        for job in sorted((j for j in jobs if not j.finished_yet), key=lambda j: j.created):
+            # Several server processes start on one index (`rag serve --workers`): each job is run again by
+            # the one that claims it; a job another process runs (or claimed first) is left to it.
+            if not self._claim(job.id):
+                continue
+            fresh = self._read_record(job.id)  # as it is now: it may have ended since it was listed
+            if fresh is None or fresh.finished_yet:
+                self._unclaim(fresh or job)
+                continue
+            self._running[fresh.id] = fresh
+            todo.append(fresh)
         if todo:
             log.warning("resuming %d interrupted upload job(s): %s", len(todo), ", ".join(j.id for j in todo))
             self._start(self._resume_all, todo)
         return todo
 
     def _resume_all(self, todo: list[Job]) -> None:
-        for job in todo:
+        for n, job in enumerate(todo):
             if self._stopping:
+                for later in todo[n:]:
+                    self._unclaim(later)
                 return
             self.assistant._lock.acquire()  # no 429 here: wait for whoever writes now
             self.active = job
@@ -351,6 +432,7 @@ class UploadJobs:
                 log.exception("resuming upload job %s failed", job.id)
             finally:
                 self.active = None
+                self._unclaim(job)
                 self.assistant.release_writer()
         self.prune()
 

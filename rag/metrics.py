@@ -8,6 +8,7 @@ The middleware is plain ASGI, so it times streamed responses to their last byte.
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, GCCollector, Histogram,
@@ -42,10 +43,17 @@ class Metrics:
         self.index_chunks = Gauge("rag_index_chunks", "Chunks in the published index", registry=self.registry)
         self.index_documents = Gauge("rag_index_documents", "Documents in the published index",
                                      registry=self.registry)
+        # Which process answered: `rag serve --workers N` runs N, each with its own counters.
+        Gauge("rag_worker_pid", "This server process's id (each worker of `rag serve --workers` counts its own)",
+              registry=self.registry).set(os.getpid())
 
     def track_embedder(self, embedder) -> None:
         """Export the query batcher's counters (model calls, queries embedded, cache hits) at scrape time."""
         self.registry.register(_EmbedderCollector(embedder))
+
+    def track_answer_cache(self, service) -> None:
+        """Export the API's answer-cache hits at scrape time (rag/api/service.py)."""
+        self.registry.register(_AnswerCacheCollector(service))
 
     def observe_answer(self, answer: dict) -> None:
         for stage, ms in (answer.get("timings_ms") or {}).items():
@@ -71,6 +79,15 @@ class _EmbedderCollector:
                 ("rag_query_embeddings", "Queries embedded by the model (cache misses)", e.queries),
                 ("rag_query_embedding_cache_hits", "Queries answered from the query-vector cache", e.cache_hits)):
             yield CounterMetricFamily(name, doc, value=value)
+
+
+class _AnswerCacheCollector:
+    def __init__(self, service):
+        self.service = service
+
+    def collect(self):
+        yield CounterMetricFamily("rag_answer_cache_hits", "Answers served from the answer cache (same question, "
+                                  "same index snapshot)", value=self.service.answer_cache_hits)
 
 
 class MetricsMiddleware:

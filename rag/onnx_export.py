@@ -123,10 +123,8 @@ def check_against(model, onnx: OnnxEmbeddings, texts: list[str]) -> dict:
             raise ModelPrepError(f"ONNX tokenization differs from sentence-transformers' on {texts[bad]!r}")
         torch_vecs = model.encode(texts, prompt=prompt or None, batch_size=len(texts), normalize_embeddings=True,
                                   convert_to_numpy=True)
-        onnx.batch_size = len(texts)
-        padded = onnx._encode(texts, prompt)  # one padded batch of every text
-        onnx.batch_size = 1
-        single = np.vstack([onnx._encode([t], prompt) for t in texts])
+        padded = onnx._encode(texts, prompt, batch_size=len(texts), max_padding=float("inf"))  # one padded batch
+        single = np.vstack([onnx._encode([t], prompt, batch_size=1) for t in texts])
         figures[kind] = {"padded_min": float(_cosines(torch_vecs, padded).min()),
                          "unpadded_min": float(_cosines(torch_vecs, single).min())}
     return figures

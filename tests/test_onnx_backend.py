@@ -91,15 +91,30 @@ def test_fp32_vectors_match_torch_padded_and_unpadded(torch_embedder, fp32, text
     sample = (texts["questions"][::12] if kind == "query" else texts["passages"][::6])[:40] + EDGE_CASES[2:8]
     prompt = fp32.query_prompt if kind == "query" else fp32.passage_prompt
     want = torch_embedder._encode(sample, prompt)  # sentence-transformers: padded batches of 16
-    unpadded = fp32._encode(sample, prompt)  # one text per call (the runner's default)
-    fp32.batch_size = 16
-    try:
-        padded = fp32._encode(sample, prompt)  # batches of 16, padded to the longest
-    finally:
-        fp32.batch_size = 1
+    unpadded = fp32._encode(sample, prompt, batch_size=1)  # one text per call
+    padded = fp32._encode(sample, prompt, batch_size=16, max_padding=float("inf"))  # 16 a call, padded to the longest
+    default = fp32._encode(sample, prompt)  # queries: up to 8 of similar length a call (a server's micro-batches)
     assert _cos(want, unpadded).min() >= 0.999
     assert _cos(want, padded).min() >= 0.999
+    assert _cos(want, default).min() >= 0.999
+    assert _cos(unpadded, default).min() >= 0.99999
     np.testing.assert_allclose(np.linalg.norm(unpadded, axis=1), 1.0, atol=1e-5)
+
+
+def test_batches_group_similar_lengths_within_the_padding_limit(fp32):
+    from rag.onnx_embedder import MAX_PADDING
+
+    ids = [[1] * n for n in (100, 10, 95, 12, 50, 98, 11, 49, 200)]
+    batches = fp32.batches(ids, 4)
+    assert sorted(i for b in batches for i in b) == list(range(len(ids)))  # each row exactly once
+    for b in batches:
+        lengths = [len(ids[i]) for i in b]
+        assert len(b) <= 4 and lengths == sorted(lengths, reverse=True)
+        assert lengths[0] * len(b) <= sum(lengths) * (1 + MAX_PADDING)
+    assert [[len(ids[i]) for i in b] for b in batches] == [[200], [100, 98, 95, 50], [49], [12, 11, 10]]
+    assert fp32.batches(ids, 1) == [[i] for i in sorted(range(len(ids)), key=lambda i: -len(ids[i]))]
+    assert len(fp32.batches(ids, 16, max_padding=float("inf"))) == 1
+    assert fp32.query_batch_size > 1  # fp32 queries share calls; int8 never mixes texts (below)
 
 
 def test_int8_is_close_to_fp32_and_ranks_alike(fp32, int8, texts):
@@ -122,7 +137,8 @@ def test_int8_is_close_to_fp32_and_ranks_alike(fp32, int8, texts):
 
 
 def test_a_text_gets_the_same_vector_alone_or_among_others(int8, texts):
-    """One text per call: int8's per-call activation scales never mix texts."""
+    """One text per call: int8's per-call activation scales never mix texts (queries neither)."""
+    assert int8.batch_size == int8.query_batch_size == 1
     many = int8.embed_passages(texts["passages"][:20])
     alone = np.vstack([int8.embed_passages([t]) for t in texts["passages"][:20]])
     np.testing.assert_array_equal(many, alone)

@@ -43,7 +43,8 @@ TAGS = [
 
 def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig | None = None,
                with_ui: bool = True, metrics: Metrics | None = None, batch_queries: bool = True,
-               allowed_hosts: list[str] | None = None, metrics_public: bool | None = None) -> FastAPI:
+               allowed_hosts: list[str] | None = None, metrics_public: bool | None = None,
+               answer_cache: int = 0, warm_answers: bool = False) -> FastAPI:
     """The HTTP app over `assistant` (built from `settings` when not given).
 
     `keys` defaults to RAG_API_KEYS / RAG_ADMIN_KEYS; `with_ui` mounts the chat
@@ -51,7 +52,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
     assistant's embedder so concurrent requests share model calls (rag/query_batch.py).
     `allowed_hosts` (`rag serve` passes `rag.security.allowed_hosts`) are the Host header values
     answered, others get 400; None checks no Host.  `metrics_public` (default RAG_METRICS_PUBLIC=1)
-    leaves /metrics open when keys are configured.
+    leaves /metrics open when keys are configured.  `answer_cache` and `warm_answers`: see
+    rag/api/service.py (`rag serve` turns both on).
     """
     if assistant is None:
         from ..service import Assistant
@@ -77,7 +79,8 @@ def create_app(assistant=None, settings: Settings | None = None, keys: KeyConfig
         if jobs is not None:  # a running job stops at its next batch and runs again at the next start
             await run_in_threadpool(jobs.shutdown, 10.0)
 
-    service = ApiService(assistant, metrics)
+    service = ApiService(assistant, metrics, answer_cache=answer_cache, warm_answers=warm_answers)
+    metrics.track_answer_cache(service)
     # /docs is served below from the swagger-ui-bundle-v2 package's files: it works without internet.
     app = FastAPI(lifespan=lifespan, title="政策问答 API", version="1.0", description=DESCRIPTION,
                   openapi_tags=TAGS, docs_url=None, redoc_url=None)

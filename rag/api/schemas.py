@@ -276,6 +276,8 @@ class HealthResponse(BaseModel):
     backends: dict[str, dict[str, Any]] = Field(
         description="Answer backends and whether each can answer now (`detail` says why not)")
     jobs: dict[str, int] | None = Field(None, description="Upload jobs by status (queued, running, done, failed)")
+    worker: dict[str, int] | None = Field(None, description="The server process that answered (`pid`) and how many "
+                                          "answer on this address (`workers`: `rag serve --workers`)")
 
 
 class ReadyResponse(BaseModel):

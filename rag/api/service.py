@@ -9,7 +9,9 @@ are fetched before a slot is taken, so any number of queries still share the mod
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import OrderedDict
 
 import anyio
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -47,10 +49,24 @@ def confidence(answer: dict, mode: str = "hybrid") -> float:
     return round(min(1.0, max(0.0, value)), 3)
 
 
+# Questions whose first answer initialises something once per process (the pinyin syllables, each
+# document's pinyin names, the English lookup): asked at start-up in bm25 mode (no model call), so no
+# user's request pays for it (measured: ~5 s of CPU on the first English question otherwise).
+WARM_QUESTIONS = ("What talent policies does Suzhou Industrial Park offer?", "深圳和苏州工业园区的产业规模目标有何不同？")
+
+
 class ApiService:
-    def __init__(self, assistant, metrics: Metrics, slots: int | None = None):
+    def __init__(self, assistant, metrics: Metrics, slots: int | None = None, answer_cache: int = 0,
+                 warm_answers: bool = False):
+        """`answer_cache`: extractive answers kept (LRU) per published index snapshot, 0 = none (`rag serve`
+        uses RAG_ANSWER_CACHE); `warm_answers`: the warm-up also answers WARM_QUESTIONS."""
         self.assistant = assistant
         self.metrics = metrics
+        self.answer_cache_size = max(0, int(answer_cache))
+        self._answers: OrderedDict = OrderedDict()
+        self._answers_lock = threading.Lock()
+        self.answer_cache_hits = 0
+        self.warm_answers = warm_answers
         default_slots = min(4, os.cpu_count() or 2)
         if slots is None:
             slots = int(os.environ.get("RAG_API_CONCURRENCY", "") or default_slots)
@@ -74,6 +90,12 @@ class ApiService:
         except Exception as exc:  # noqa: BLE001  -- reported by /readyz, never raised
             self.warm_error = f"{type(exc).__name__}: {exc}"[:300]
             return
+        if self.warm_answers and hasattr(self.assistant, "ask"):
+            for question in WARM_QUESTIONS:
+                try:
+                    self.assistant.ask(question, mode="bm25")  # bm25: no model call, no cached vector
+                except Exception:  # noqa: BLE001  -- a warm-up, never fatal
+                    pass
         try:
             inner._rag_warm = True
         except AttributeError:
@@ -126,7 +148,34 @@ class ApiService:
                 answer = item
         return answer
 
+    def _answer_key(self, question, k, documents, history, mode):
+        """(snapshot, key) of a cacheable request — an extractive answer depends only on these and the
+        published index snapshot — or None (a follow-up, a cache of size 0, an assistant without snapshots)."""
+        if not self.answer_cache_size or history or not isinstance(question, str):
+            return None
+        snap = getattr(self.assistant, "snapshot", None)
+        if snap is None:
+            return None
+        docs = tuple(documents) if isinstance(documents, list) and all(isinstance(d, str) for d in documents) \
+            else documents
+        if docs is not None and not isinstance(docs, tuple):
+            return None
+        return snap, (question, k, docs, mode)
+
     async def extractive_answer(self, question, k, documents, history, mode) -> dict:
+        started = time.perf_counter()
+        cache_key = self._answer_key(question, k, documents, history, mode)
+        if cache_key is not None:
+            snap, key = cache_key
+            with self._answers_lock:
+                held = self._answers.get(key)
+                if held is not None and held[0] is snap:  # answered from this very index snapshot
+                    self._answers.move_to_end(key)
+                    self.answer_cache_hits += 1
+                    ms = round((time.perf_counter() - started) * 1000, 3)
+                    answer = {**held[1], "timings_ms": {"answer_cache": ms, "total": ms}}
+                    self.metrics.observe_answer(answer)
+                    return answer
         await self.prefetch_query_vector(question, mode, history)
         async with self.work_slots:
             result = await run_in_threadpool(self.assistant.ask, question, k=k, documents=documents,
@@ -134,6 +183,12 @@ class ApiService:
         answer = result.to_dict()
         answer["confidence"] = confidence(answer, mode)
         self.metrics.observe_answer(answer)
+        if cache_key is not None:
+            with self._answers_lock:
+                self._answers[cache_key[1]] = (cache_key[0], answer)
+                self._answers.move_to_end(cache_key[1])
+                while len(self._answers) > self.answer_cache_size:
+                    self._answers.popitem(last=False)
         return answer
 
     async def answer_pieces(self, question, k, documents, history, mode, backend=None, **generation):

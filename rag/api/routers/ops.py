@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -12,6 +14,14 @@ from ..schemas import HealthResponse, ReadyResponse
 from ..service import ApiService
 
 router = APIRouter(tags=["ops"])
+
+
+def _workers() -> int:
+    """Server processes answering on this address (`rag serve --workers`, which sets RAG_SERVE_WORKERS)."""
+    try:
+        return max(1, int(os.environ.get("RAG_SERVE_WORKERS", "") or 1))
+    except ValueError:
+        return 1
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="Liveness and index state")
@@ -25,6 +35,7 @@ async def healthz(request: Request, service: ApiService = Depends(get_service)):
             "uploads": len(index.uploads.entries), "clauses": int(m.get("clause_count", 0)),
             "chunks": len(index), "built_at": m.get("built_at"),
             "auth": "api_keys" if request.app.state.keys.enabled else "open_loopback_only",
+            "worker": {"pid": os.getpid(), "workers": _workers()},
             **({"jobs": assistant.jobs.counts()} if hasattr(assistant, "jobs") else {}),
             "backends": {name: {"available": why is None, **({"detail": why} if why else {})}
                          for name, why in backend_status().items()}}
