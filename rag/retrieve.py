@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .index import IndexedChunk, KnowledgeIndex, top_k
+from .index import IndexedChunk, KnowledgeIndex
 from .keywords import english_terms, tokens
 from .routing import Route
 
@@ -45,14 +45,6 @@ class RetrievalResult:
     query_vector: np.ndarray | None = field(default=None, repr=False)
 
 
-def _ranks(scores: np.ndarray, rows: np.ndarray | None, limit: int) -> list[int]:
-    """The `limit` best rows by `scores` (a score per chunk) among `rows` (all when None), ties in
-    the order of `rows`: a partial selection (`top_k`), not a sort of every row."""
-    if rows is None:
-        return [int(r) for r in top_k(scores, limit)]
-    return [int(r) for r in rows[top_k(scores[rows], limit)]]
-
-
 @dataclass
 class Candidate:
     row: int
@@ -67,20 +59,20 @@ def rank(index: KnowledgeIndex, query_vector: np.ndarray | None, keyword_tokens:
     routing).  Dense and BM25 each give their CANDIDATES best rows among `rows` (all when None);
     hybrid fuses the two lists by reciprocal rank, ties in the order of `rows`.  Nothing here
     sorts every chunk: dense candidates come from `KnowledgeIndex.dense_top` (exact, or HNSW on a
-    large index), BM25's from a partial selection over its sparse scores."""
+    large index), BM25's from `bm25_top`, a partial selection over its sparse scores (or both from
+    Milvus searches, rag/milvus_store.py)."""
     dense_rows: list[int] = []
     dense_of: dict[int, float] = {}
     if mode != "bm25" and query_vector is not None:
         ids, sims = index.dense_top(query_vector, CANDIDATES, rows)
         dense_rows = [int(r) for r in ids]
         dense_of = dict(zip(dense_rows, (float(x) for x in sims)))
-    bm25 = index.bm25_scores(keyword_tokens) if mode != "dense" else None
-    bm25_rows = [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0] if bm25 is not None else []
+    bm25_rows, bm25 = index.bm25_top(keyword_tokens, CANDIDATES, rows) if mode != "dense" else ([], None)
 
     if mode == "dense":
         order, fused = dense_rows, dense_of
     elif mode == "bm25":
-        order, fused = bm25_rows, {r: float(bm25[r]) for r in bm25_rows}
+        order, fused = bm25_rows, {r: bm25(r) for r in bm25_rows}
     else:
         fused = {}
         for ranking in (dense_rows, bm25_rows):
@@ -96,7 +88,7 @@ def rank(index: KnowledgeIndex, query_vector: np.ndarray | None, keyword_tokens:
     if missing and query_vector is not None and mode != "bm25":
         dense_of.update(zip(missing, (float(x) for x in
                                       index.vectors[missing] @ np.asarray(query_vector, dtype=np.float32))))
-    return [Candidate(r, fused[r], dense_of.get(r, 0.0), float(bm25[r]) if bm25 is not None else 0.0)
+    return [Candidate(r, fused[r], dense_of.get(r, 0.0), bm25(r) if bm25 is not None else 0.0)
             for r in order]
 
 
