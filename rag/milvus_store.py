@@ -114,6 +114,11 @@ def keyword_field(tokens: list[str]) -> str:
     return " ".join(encode_token(t) for t in tokens if t.strip())
 
 
+def _groups(doc_ids: list[str], size: int = 500):
+    for i in range(0, len(doc_ids), size):
+        yield doc_ids[i:i + size]
+
+
 def _expr_in(doc_ids) -> str:
     return f"doc_id in {json.dumps(sorted(doc_ids))}"
 
@@ -159,7 +164,14 @@ class MilvusStore:
         self.docs_name = f"{self.name}_docs"
         if config.lite:
             Path(config.uri).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MilvusClient(uri=config.uri, token=config.token) if config.token else MilvusClient(uri=config.uri)
+        kwargs = {"token": config.token} if config.token else {}
+        if config.lite:
+            # pymilvus pings every 10 s, even when idle; Milvus Lite's gRPC server keeps grpc's default
+            # policy (no pings without calls, at most one per 5 min), answers an idle client's pings
+            # with GOAWAY "too_many_pings", and the next call or client fails to reconnect.  In process,
+            # keepalive has nothing to detect: it is off.
+            kwargs["grpc_options"] = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
+        self.client = MilvusClient(uri=config.uri, **kwargs)
         self.dimension: int | None = None
 
     def close(self) -> None:
@@ -249,26 +261,26 @@ class MilvusStore:
         """Make the collection hold exactly `index`'s chunks; returns (removed, added) doc_ids."""
         self._ensure(int(index.vectors.shape[1]) if len(index) else int(index.manifest.get("dimension", 0) or 384))
         remove, add = self.diff(index)
-        for doc_id in remove:  # the document row first: a crash half-way leaves it "not held"
-            self.client.delete(self.docs_name, filter=_expr_in([doc_id]))
-            self.client.delete(self.name, filter=_expr_in([doc_id]))
+        for group in _groups(remove):  # document rows first: a crash half-way leaves them "not held"
+            self.client.delete(self.docs_name, filter=_expr_in(group))
+            self.client.delete(self.name, filter=_expr_in(group))
         fps = document_fingerprints(index)
-        for doc_id in add:
-            self.client.delete(self.name, filter=_expr_in([doc_id]))  # chunks of an interrupted insert
-            rows = index.doc_rows[doc_id]
+        for group in _groups(add):
+            self.client.delete(self.name, filter=_expr_in(group))  # chunks of an interrupted insert
             batch = []
-            for i, r in enumerate(rows):
-                batch.append({"pk": f"{doc_id}/{i}", "doc_id": doc_id,
-                              "chunk": json.dumps(asdict(index.chunks[r]), ensure_ascii=False),
-                              "dense": index.vectors[r].tolist(),
-                              "keywords": keyword_field(index.bm25_tokens[r])})
-                if len(batch) >= INSERT_BATCH:
-                    self.client.insert(self.name, batch)
-                    batch = []
+            for doc_id in group:
+                for i, r in enumerate(index.doc_rows[doc_id]):
+                    batch.append({"pk": f"{doc_id}/{i}", "doc_id": doc_id,
+                                  "chunk": json.dumps(asdict(index.chunks[r]), ensure_ascii=False),
+                                  "dense": index.vectors[r].tolist(),
+                                  "keywords": keyword_field(index.bm25_tokens[r])})
+                    if len(batch) >= INSERT_BATCH:
+                        self.client.insert(self.name, batch)
+                        batch = []
             if batch:
                 self.client.insert(self.name, batch)
-            self.client.upsert(self.docs_name, [{"doc_id": doc_id, "fingerprint": fps[doc_id],
-                                                 "chunks": len(rows), "unused": [0.0, 0.0]}])
+            self.client.upsert(self.docs_name, [{"doc_id": d, "fingerprint": fps[d], "chunks": len(index.doc_rows[d]),
+                                                 "unused": [0.0, 0.0]} for d in group])
         if remove or add:
             self.client.flush(self.name)
             self.client.flush(self.docs_name)
