@@ -398,8 +398,11 @@ def attach(index: KnowledgeIndex, config: MilvusConfig, index_dir: Path, sync: b
         return index
     if sync:
         store.sync(index)
-    else:
-        store._ensure(int(index.vectors.shape[1]) if len(index) else 384)
+    else:  # nothing is created or changed (loading a collection changes no data)
+        for name in (store.name, store.docs_name):
+            if not store.client.has_collection(name):
+                raise IndexStale(f"the Milvus collection {name} does not exist yet; run `rag index build`")
+            store.client.load_collection(name)
         remove, add = store.diff(index)
         if remove or add:
             raise IndexStale(f"the Milvus collection {store.name} is out of step with the index "
