@@ -123,13 +123,20 @@ def _expr_in(doc_ids) -> str:
     return f"doc_id in {json.dumps(sorted(doc_ids))}"
 
 
-def document_fingerprints(index: KnowledgeIndex) -> dict[str, str]:
+def document_fingerprints(index: KnowledgeIndex, known: dict[str, tuple[list, str]] | None = None) -> dict[str, str]:
     """Each document's fingerprint: its chunks, dense vectors and keyword tokens (what Milvus holds).
-    Computed once per index (an index never changes)."""
+    Computed once per index (an index never changes).  `known`: doc_id -> (its chunk objects, fingerprint)
+    of an index synced before; a document made of the very same chunk objects (an upload's new index
+    shares the others' chunks) keeps its fingerprint unhashed, so one upload does not hash the corpus."""
     cache = index.__dict__.get("_milvus_fps")
     if cache is None:
         cache = {}
         for doc_id, rows in index.doc_rows.items():
+            prev = known.get(doc_id) if known else None
+            if prev is not None and len(prev[0]) == len(rows) and all(
+                    index.chunks[r] is c for r, c in zip(rows.tolist(), prev[0])):
+                cache[doc_id] = prev[1]
+                continue
             h = hashlib.sha256()
             for r in rows:
                 h.update(json.dumps([asdict(index.chunks[r]), index.bm25_tokens[r]], ensure_ascii=False).encode())
@@ -173,6 +180,7 @@ class MilvusStore:
             kwargs["grpc_options"] = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
         self.client = MilvusClient(uri=config.uri, **kwargs)
         self.dimension: int | None = None
+        self._synced: dict[str, tuple[list, str]] = {}  # doc_id -> (chunk objects, fingerprint) last synced
 
     def close(self) -> None:
         """Close the connection; a Milvus Lite file is released too (another process may open it)."""
@@ -252,7 +260,7 @@ class MilvusStore:
 
     def diff(self, index: KnowledgeIndex) -> tuple[list[str], list[str]]:
         """(documents to remove from Milvus, documents to (re)insert) for Milvus to match `index`."""
-        want, have = document_fingerprints(index), self.documents()
+        want, have = document_fingerprints(index, self._synced), self.documents()
         remove = [d for d in have if want.get(d) != have[d]]
         add = [d for d in want if have.get(d) != want[d]]
         return remove, add
@@ -264,7 +272,7 @@ class MilvusStore:
         for group in _groups(remove):  # document rows first: a crash half-way leaves them "not held"
             self.client.delete(self.docs_name, filter=_expr_in(group))
             self.client.delete(self.name, filter=_expr_in(group))
-        fps = document_fingerprints(index)
+        fps = document_fingerprints(index, self._synced)
         for group in _groups(add):
             self.client.delete(self.name, filter=_expr_in(group))  # chunks of an interrupted insert
             batch = []
@@ -281,6 +289,7 @@ class MilvusStore:
                 self.client.insert(self.name, batch)
             self.client.upsert(self.docs_name, [{"doc_id": d, "fingerprint": fps[d], "chunks": len(index.doc_rows[d]),
                                                  "unused": [0.0, 0.0]} for d in group])
+        self._synced = {d: ([index.chunks[r] for r in rows.tolist()], fps[d]) for d, rows in index.doc_rows.items()}
         if remove or add:
             self.client.flush(self.name)
             self.client.flush(self.docs_name)

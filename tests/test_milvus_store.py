@@ -24,15 +24,15 @@ import numpy as np
 import pytest
 
 from rag.config import PROJECT_ROOT, Settings
-from rag.index import IndexStale
+from rag.index import IndexStale, KnowledgeIndex
 from rag.keywords import tokens
 from rag.store import DocumentStore
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from rag.milvus_store import (MilvusIndex, MilvusStore, encode_token, keyword_field, open_store,  # noqa: E402
-                              store_config)
+from rag.milvus_store import (MilvusIndex, MilvusStore, document_fingerprints, encode_token,  # noqa: E402
+                              keyword_field, store_config)
 from rag.service import Assistant  # noqa: E402
 
 WUXI_TITLE = "无锡市集成电路产业发展三年行动计划（2024-2026年）"
@@ -117,6 +117,9 @@ def test_uploads_and_deletes_reach_the_collection(milvus_settings, embedder, wux
     held = chunk_doc_ids(store)
     assert held == {d: len(r) for d, r in a.index.doc_rows.items()} and wuxi in held and other in held
     assert set(store.documents()) == set(a.index.doc_ids)
+    # what Milvus holds is fingerprinted as a fresh load of the published version would be (the sync after an
+    # upload reuses the other documents' fingerprints instead of hashing them again)
+    assert store.documents() == document_fingerprints(KnowledgeIndex.load(milvus_settings.index_dir))
 
     answer = a.ask(WUXI_Q)
     assert not answer.refused and "3000亿元" in answer.answer
