@@ -269,3 +269,19 @@ def test_gold_metrics_on_milvus_are_within_0_01_of_the_embedded_store(assistant,
                 "pass_rate"):
         assert embedded[key] is not None and milvus[key] is not None, key
         assert abs(milvus[key] - embedded[key]) <= 0.01, (key, embedded[key], milvus[key])
+
+
+@pytest.mark.slow
+def test_the_scale_bench_fills_and_searches_milvus_lite(assistant):
+    """`rag bench --scale N --milvus`'s Milvus part, on a small synthetic corpus from the session index."""
+    from rag.bench_scale import measure_milvus, synthetic_lists
+    from rag.index import KnowledgeIndex as Index
+
+    base = assistant.index
+    chunks, vectors, token_lists = synthetic_lists(base, 3 * len(base), np.random.default_rng(3))
+    index = Index(chunks, vectors, token_lists, {})
+    queries = [(base.vectors[r], base.bm25_tokens[r]) for r in (0, 7, 42)]
+    docs = list(index.doc_rows)
+    out = measure_milvus(index, queries, 1, np.arange(len(queries)) % len(docs), docs)
+    assert out["rows"] == len(index) and out["disk_mb"] > 0 and out["upload_sync_s"] > 0
+    assert out["search_ms"]["p50"] > 0 and out["filtered_search_ms"]["p50"] > 0
