@@ -211,6 +211,8 @@ class MilvusStore:
                 if c.has_collection(self.docs_name):
                     c.drop_collection(self.docs_name)
         if not c.has_collection(self.name):
+            if c.has_collection(self.docs_name):  # its document rows describe chunks that are gone
+                c.drop_collection(self.docs_name)
             s = MilvusClient.create_schema(auto_id=False)
             s.add_field("pk", DataType.VARCHAR, max_length=160, is_primary=True)
             s.add_field("doc_id", DataType.VARCHAR, max_length=64)

@@ -285,3 +285,15 @@ def test_the_scale_bench_fills_and_searches_milvus_lite(assistant):
     out = measure_milvus(index, queries, 1, np.arange(len(queries)) % len(docs), docs)
     assert out["rows"] == len(index) and out["disk_mb"] > 0 and out["upload_sync_s"] > 0
     assert out["search_ms"]["p50"] > 0 and out["filtered_search_ms"]["p50"] > 0
+
+
+def test_a_dropped_collection_is_refilled_at_the_next_start(milvus_settings, embedder, wuxi_plan):
+    a = Assistant(milvus_settings, embedder=embedder)
+    wuxi = upload(a, "wuxi.txt", wuxi_plan, WUXI_TITLE, "无锡")
+    store = a.index.store
+    store.client.drop_collection(store.name)  # the chunks gone, the document rows still there
+    store.dimension = None
+    fresh = Assistant(milvus_settings, embedder=embedder)
+    assert chunk_doc_ids(fresh.index.store) == {d: len(r) for d, r in fresh.index.doc_rows.items()}
+    assert wuxi in fresh.index.store.documents()
+    assert fresh.search("车规级芯片 流片费用 补贴", k=3).hits[0].chunk.doc_id == wuxi
