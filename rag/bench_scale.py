@@ -18,6 +18,9 @@ Per N it reports:
 - for HNSW sizes, recall@10 of the HNSW dense candidates against exact inner product, and the
   exact dense top-10's latency beside the graph's.
 
+With `--milvus`, the same index is also put in a Milvus Lite collection (`measure_milvus`): fill
+time, disk, memory, the same searches through Milvus, and one 40-chunk upload.
+
 Default sizes are 10,000 and 100,000; 1,000,000 runs only when asked (`--scale 1000000`: about
 8 GB of memory and a long HNSW build on two cores).
 """
@@ -129,7 +132,8 @@ def _ms(values: list[float]) -> dict:
             "mean": round(statistics.mean(values), 2)}
 
 
-def measure_size(base_dir: str, n: int, queries: list[tuple[np.ndarray, list[str]]], rounds: int) -> dict:
+def measure_size(base_dir: str, n: int, queries: list[tuple[np.ndarray, list[str]]], rounds: int,
+                 milvus: bool = False) -> dict:
     """One size, in a fresh process (`run_scale_bench` spawns it): its memory growth is its own,
     not freed memory of the embedding model or of a smaller size reused."""
     from .index import KnowledgeIndex
@@ -206,9 +210,65 @@ def measure_size(base_dir: str, n: int, queries: list[tuple[np.ndarray, list[str
         out["hnsw_source_recall_at_10"] = sweep[HNSW_EF_SEARCH]["source_recall_at_10"]
         out["hnsw_ef_sweep"] = sweep
         out["dense_top10_ms"] = {"hnsw": sweep[HNSW_EF_SEARCH]["ms"], "exact": _ms(exact_ms)}
+    if milvus:
+        out["milvus_lite"] = measure_milvus(index, queries, rounds, pick, docs)
     del index
     gc.collect()
     return out
+
+
+def _du(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+UPLOAD_CHUNKS = 40  # the issue's "one upload of a 40-chunk plan"
+
+
+def measure_milvus(index, queries, rounds: int, pick, docs) -> dict:
+    """The same index in a Milvus Lite collection (FLAT dense index, BM25 function over our tokens):
+    the time to fill it (`MilvusStore.sync`), its disk, the index side of a hybrid search through it
+    (whole and one-document filter, the filter a Milvus expression), and one upload of a 40-chunk
+    document (the sync of an index with one more document: fingerprints, diff, insert)."""
+    from .index import NewDocument
+    from .milvus_store import MilvusConfig, MilvusIndex, MilvusStore
+    from .retrieve import rank
+
+    tmp = Path(tempfile.mkdtemp(prefix="rag-bench-milvus-"))
+    try:
+        store = MilvusStore(MilvusConfig(str(tmp / "bench.db"), "bench"), tmp)
+        rss0 = rss_bytes()
+        t = time.perf_counter()
+        store.sync(index)
+        out = {"fill_s": round(time.perf_counter() - t, 2), "rows": store.count()}
+        out["rss_mb"] = round((rss_bytes() - rss0) / 2**20)
+        out["disk_mb"] = round(_du(tmp / "bench.db") / 2**20, 1)
+        mindex = MilvusIndex.of(index, store)
+        for q, toks in queries[:5]:
+            rank(mindex, q, toks)
+        whole, filtered = [], []
+        for r in range(rounds):
+            for i, (q, toks) in enumerate(queries):
+                t = time.perf_counter()
+                rank(mindex, q, toks)
+                whole.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                rank(mindex, q, toks, mindex.rows_for([docs[pick[r * len(queries) + i]]]))
+                filtered.append((time.perf_counter() - t) * 1000)
+        out["search_ms"] = _ms(whole)
+        out["filtered_search_ms"] = _ms(filtered)
+        rows = np.arange(UPLOAD_CHUNKS) % len(index)
+        chunks = [replace(index.chunks[r], doc_id="bench-upload") for r in rows]
+        bigger = index.with_documents([NewDocument({"doc_id": "bench-upload"}, "", chunks, index.vectors[rows],
+                                                   [index.bm25_tokens[r] for r in rows], UPLOAD_CHUNKS)])
+        t = time.perf_counter()
+        store.sync(bigger)
+        out["upload_sync_s"] = round(time.perf_counter() - t, 2)
+        store.close()
+        return out
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_scale_bench(args) -> int:
@@ -242,7 +302,8 @@ def run_scale_bench(args) -> int:
         if not args.json:
             print(f"… {n:,} chunks", file=sys.stderr, flush=True)
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-            result["sizes"].append(pool.submit(measure_size, base_dir, n, queries, rounds).result())
+            result["sizes"].append(pool.submit(measure_size, base_dir, n, queries, rounds,
+                                                    bool(getattr(args, "milvus", False))).result())
     result["load_average"] = [round(x, 1) for x in os.getloadavg()]
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -277,6 +338,17 @@ def format_table(result: dict) -> str:
             lines.append(f"HNSW at {s['chunks']:,} chunks, efSearch: recall@10 (real chunks), p50 ms — " + "; ".join(
                 f"{ef}: {v['recall_at_10']} ({v['source_recall_at_10']}), {v['ms']['p50']}"
                 for ef, v in s["hnsw_ef_sweep"].items()))
+    milvus = [s for s in result["sizes"] if "milvus_lite" in s]
+    if milvus:
+        lines += ["", "Milvus Lite (rag/milvus_store.py; FLAT dense index, BM25 function over our tokens), same queries:",
+                  "", "| chunks | fill s | disk MB | RSS growth MB | hybrid p50 / p95 ms "
+                  "| one-document filter p50 / p95 ms | one 40-chunk upload: sync s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for s in milvus:
+            m = s["milvus_lite"]
+            lines.append(f"| {s['chunks']:,} | {m['fill_s']} | {m['disk_mb']} | {m['rss_mb']} "
+                         f"| {m['search_ms']['p50']} / {m['search_ms']['p95']} "
+                         f"| {m['filtered_search_ms']['p50']} / {m['filtered_search_ms']['p95']} | {m['upload_sync_s']} |")
     lines.append("")
     lines.append(f"load average at the end: {' '.join(str(x) for x in result['load_average'])}")
     return "\n".join(lines)

@@ -620,6 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scale", nargs="?", const="", metavar="N[,N...]",
                     help="retrieval at scale on synthetic corpora of N chunks replicated from the index "
                          "(default 10000,100000; 1000000 only when asked: ~8 GB; see rag/bench_scale.py)")
+    sp.add_argument("--milvus", action="store_true",
+                    help="with --scale: also fill a Milvus Lite collection and search through it (rag/milvus_store.py)")
     http = sp.add_argument_group("HTTP load test (--http; see rag/bench_http.py)")
     http.add_argument("--http", action="store_true", help="load-test the HTTP API instead of the library")
     http.add_argument("--url", help="server to test (default: start `rag serve` on a free loopback port)")

@@ -40,6 +40,9 @@ class Settings:
     # Optional cross-encoder (name or path); empty means no reranking.
     reranker: str = field(default_factory=lambda: os.environ.get("RAG_RERANKER", ""))
     top_k: int = field(default_factory=lambda: int(os.environ.get("RAG_TOP_K", "5")))
+    # Where chunks are searched: "" = the embedded store (FAISS + bm25s); milvus-lite:/path/file.db or
+    # milvus://host:port = a Milvus collection kept in step with the index (rag/milvus_store.py).
+    store: str = field(default_factory=lambda: os.environ.get("RAG_STORE", ""))
 
     def __post_init__(self):  # a folder given as a string (a caller's or a test's) is a Path like the defaults
         for name in ("seeds_dir", "index_dir", "cache_dir"):

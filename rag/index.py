@@ -486,6 +486,13 @@ class KnowledgeIndex:
             return np.zeros(len(self), dtype=np.float32)
         return np.asarray(self.bm25.get_scores(query_tokens), dtype=np.float32)
 
+    def bm25_top(self, query_tokens: list[str], k: int, rows: np.ndarray | None = None):
+        """The rows of the `k` best BM25 matches with a positive score among `rows` (all when None),
+        best first, ties in the order of `rows`; and a function giving any row's score."""
+        scores = self.bm25_scores(query_tokens)
+        pos = top_k(scores, k) if rows is None else rows[top_k(scores[rows], k)]
+        return [int(r) for r in pos if scores[r] > 0], lambda r: float(scores[r])
+
     @cached_property
     def vocabulary(self) -> dict[str, int]:
         """Every keyword token of the indexed documents, with the number of chunks using it: what

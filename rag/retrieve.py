@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .index import IndexedChunk, KnowledgeIndex, top_k
+from .index import IndexedChunk, KnowledgeIndex
 from .keywords import english_terms, key_terms, tokens
 from .question import asked_parts
 from .routing import Route
@@ -52,14 +52,6 @@ class RetrievalResult:
     parts: list[tuple[list[int], np.ndarray | None]] = field(default_factory=list, repr=False)
 
 
-def _ranks(scores: np.ndarray, rows: np.ndarray | None, limit: int) -> list[int]:
-    """The `limit` best rows by `scores` (a score per chunk) among `rows` (all when None), ties in
-    the order of `rows`: a partial selection (`top_k`), not a sort of every row."""
-    if rows is None:
-        return [int(r) for r in top_k(scores, limit)]
-    return [int(r) for r in rows[top_k(scores[rows], limit)]]
-
-
 @dataclass
 class Candidate:
     row: int
@@ -74,20 +66,20 @@ def rank(index: KnowledgeIndex, query_vector: np.ndarray | None, keyword_tokens:
     routing).  Dense and BM25 each give their CANDIDATES best rows among `rows` (all when None);
     hybrid fuses the two lists by reciprocal rank, ties in the order of `rows`.  Nothing here
     sorts every chunk: dense candidates come from `KnowledgeIndex.dense_top` (exact, or HNSW on a
-    large index), BM25's from a partial selection over its sparse scores."""
+    large index), BM25's from `bm25_top`, a partial selection over its sparse scores (or both from
+    Milvus searches, rag/milvus_store.py)."""
     dense_rows: list[int] = []
     dense_of: dict[int, float] = {}
     if mode != "bm25" and query_vector is not None:
         ids, sims = index.dense_top(query_vector, CANDIDATES, rows)
         dense_rows = [int(r) for r in ids]
         dense_of = dict(zip(dense_rows, (float(x) for x in sims)))
-    bm25 = index.bm25_scores(keyword_tokens) if mode != "dense" else None
-    bm25_rows = [r for r in _ranks(bm25, rows, CANDIDATES) if bm25[r] > 0] if bm25 is not None else []
+    bm25_rows, bm25 = index.bm25_top(keyword_tokens, CANDIDATES, rows) if mode != "dense" else ([], None)
 
     if mode == "dense":
         order, fused = dense_rows, dense_of
     elif mode == "bm25":
-        order, fused = bm25_rows, {r: float(bm25[r]) for r in bm25_rows}
+        order, fused = bm25_rows, {r: bm25(r) for r in bm25_rows}
     else:
         fused = {}
         for ranking in (dense_rows, bm25_rows):
@@ -103,7 +95,7 @@ def rank(index: KnowledgeIndex, query_vector: np.ndarray | None, keyword_tokens:
     if missing and query_vector is not None and mode != "bm25":
         dense_of.update(zip(missing, (float(x) for x in
                                       index.vectors[missing] @ np.asarray(query_vector, dtype=np.float32))))
-    return [Candidate(r, fused[r], dense_of.get(r, 0.0), float(bm25[r]) if bm25 is not None else 0.0)
+    return [Candidate(r, fused[r], dense_of.get(r, 0.0), bm25(r) if bm25 is not None else 0.0)
             for r in order]
 
 
@@ -172,7 +164,7 @@ def _keyword_tokens(query: str, index: KnowledgeIndex, route: Route, scope, docu
     return tokens(keyword_query) + [t for term in english_terms(keyword_query, index) for t in tokens(term)]
 
 
-def _fused_with_parts(found: dict[int, Candidate], query: str, parts: list[str], index: KnowledgeIndex, embedder,
+def _fused_with_parts(found: dict[int, Candidate], parts: list[str], index: KnowledgeIndex, embedder,
                       route: Route, scope, documents, rows, mode: str, qvec) -> dict[int, Candidate]:
     """A question of several parts ("罚多少？对负责人个人又罚多少？") is also searched part by part,
     and the whole question's ranking and each part's are fused by reciprocal rank: the clause that
@@ -197,9 +189,9 @@ def _fused_with_parts(found: dict[int, Candidate], query: str, parts: list[str],
     dense = {}
     if missing and qvec is not None:
         dense = dict(zip(missing, (float(x) for x in index.vectors[missing] @ np.asarray(qvec, dtype=np.float32))))
-    bm25 = index.bm25_scores(_keyword_tokens(query, index, route, scope, documents)) if missing else None
+    # a row only a part found has no BM25 score for the whole question (0, as outside a keyword top-k)
     return {r: Candidate(r, fused[r], found[r].dense if r in found else dense.get(r, 0.0),
-                         found[r].bm25 if r in found else float(bm25[r]) if bm25 is not None else 0.0)
+                         found[r].bm25 if r in found else 0.0)
             for r in order}, part_rankings
 
 

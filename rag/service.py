@@ -542,6 +542,12 @@ class Assistant:
             t = time.perf_counter()
             index, self.index_status = open_index(self.settings, seed_corpus, embedder, rebuild, show_progress)
             timings["index_s"] = time.perf_counter() - t
+        self._milvus = None  # the Milvus store's config (rag/milvus_store.py); None = the embedded store
+        if self.settings.store.strip():
+            from .milvus_store import store_config
+
+            self._milvus = store_config(self.settings.store)
+            index = self._attach(index, sync=allow_rebuild)
         mismatch = backend_mismatch(index.manifest.get("embed_backend"), embedder_backend(embedder))
         if mismatch:
             log.warning("%s", mismatch)
@@ -566,7 +572,17 @@ class Assistant:
 
     # -- the published snapshot ---------------------------------------------------
 
+    def _attach(self, index: KnowledgeIndex, sync: bool = True) -> KnowledgeIndex:
+        """With a Milvus store: `index` searched through its collection, first brought in step with it
+        (documents the collection lacks are inserted, those it should not hold removed)."""
+        if self._milvus is None:
+            return index
+        from .milvus_store import attach
+
+        return attach(index, self._milvus, self.settings.index_dir, sync=sync)
+
     def _make_snapshot(self, index: KnowledgeIndex, corpus: Corpus) -> _Snapshot:
+        index = self._attach(index)
         snap = _Snapshot(self, index, corpus)
         snap.chain = build_chain(snap, self.answerer)
         return snap
