@@ -143,7 +143,7 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
     parts = [own if own != text and key_terms(own) else text for text, own in asked_parts(query)]
     part_rankings: list[tuple[list[int], np.ndarray | None]] = []
     if len(parts) > 1:
-        found, part_rankings = _fused_with_parts(found, query, parts, index, embedder, route, scope, documents,
+        found, part_rankings = _fused_with_parts(found, parts, index, embedder, route, scope, documents,
                                                  rows, mode, qvec)
     candidates = list(found)
     if reranker is not None:

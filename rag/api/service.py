@@ -52,14 +52,21 @@ def confidence(answer: dict, mode: str = "hybrid") -> float:
 # Questions whose first answer initialises something once per process (the pinyin syllables, each
 # document's pinyin names, the English lookup): asked at start-up in bm25 mode (no model call), so no
 # user's request pays for it (measured: ~5 s of CPU on the first English question otherwise).
-WARM_QUESTIONS = ("What talent policies does Suzhou Industrial Park offer?", "深圳和苏州工业园区的产业规模目标有何不同？")
+def warm_questions(documents) -> list[str]:
+    """An English question and a comparison of the first two documents the corpus names (no name in code)."""
+    names = [d.aliases[0] for d in documents if getattr(d, "aliases", None)][:2]
+    latin = [a for d in documents for a in getattr(d, "aliases", []) if a.isascii()][:1]
+    out = [f"What talent policies does {latin[0] if latin else 'the plan'} offer?"]
+    if len(names) == 2:
+        out.append(f"{names[0]}和{names[1]}的产业规模目标有何不同？")
+    return out
 
 
 class ApiService:
     def __init__(self, assistant, metrics: Metrics, slots: int | None = None, answer_cache: int = 0,
                  warm_answers: bool = False):
         """`answer_cache`: extractive answers kept (LRU) per published index snapshot, 0 = none (`rag serve`
-        uses RAG_ANSWER_CACHE); `warm_answers`: the warm-up also answers WARM_QUESTIONS."""
+        uses RAG_ANSWER_CACHE); `warm_answers`: the warm-up also answers `warm_questions`."""
         self.assistant = assistant
         self.metrics = metrics
         self.answer_cache_size = max(0, int(answer_cache))
@@ -91,7 +98,8 @@ class ApiService:
             self.warm_error = f"{type(exc).__name__}: {exc}"[:300]
             return
         if self.warm_answers and hasattr(self.assistant, "ask"):
-            for question in WARM_QUESTIONS:
+            corpus = getattr(self.assistant, "corpus", None)
+            for question in warm_questions(getattr(corpus, "documents", [])):
                 try:
                     self.assistant.ask(question, mode="bm25")  # bm25: no model call, no cached vector
                 except Exception:  # noqa: BLE001  -- a warm-up, never fatal
