@@ -260,7 +260,7 @@ _DANGLING = re.compile(r"[和与及、，,]+(?=[在的对于上是都，,？?。
 
 def one_document_question(query: str) -> str:
     """A comparison's question as asked of one document, once the other names are gone:
-    "深圳和在化合物半导体上的布局有什么区别" -> "深圳在化合物半导体上的布局是什么"."""
+    "绵阳市和在化合物半导体上的布局有什么区别" -> "绵阳市在化合物半导体上的布局是什么"."""
     asked = _COMPARING.sub(lambda m: "是什么" if m.group(2) or m.group(4) or m.group(8) else "", query)
     return re.sub(r"([？?。])[？?。]+", r"\1", _DANGLING.sub("", asked)).strip(" ，,") or query
 

@@ -196,7 +196,7 @@ def _fused_with_parts(found: dict[int, Candidate], parts: list[str], index: Know
 
 
 def strip_other_places(query: str, doc_id: str, route: Route) -> str:
-    """The query as asked of one compared document.  "湖里区现有企业数量，和苏州工业园区要培育的企业
+    """The query as asked of one compared document.  "绵阳市现有企业数量，和洛阳市要培育的企业
     数量相比如何" asks each its own thing, one clause each: the document's clause, up to the comma
     before the next name.  Otherwise the whole query with the other documents' names removed."""
     alias = route.aliases.get(doc_id)

@@ -131,7 +131,7 @@ SECTION_ROLES = (
 def role_section(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None,
                  route_aliases: list[str]) -> tuple[str, list[str]] | None:
     """The one heading of the searched document that plays the part of its story the question asks
-    about (`SECTION_ROLES`), when the question adds no topic the document uses narrowly: "湖里区
+    about (`SECTION_ROLES`), when the question adds no topic the document uses narrowly: "某区
     接下来在集成电路集群上有什么打算" is the whole "三、今后推进计划", not its first clause."""
     if not scope or len(scope) != 1 or not getattr(index, "chunks", None):
         return None
