@@ -59,6 +59,39 @@ SMALL_PLAN = """示例市集成电路行动计划
 """
 
 
+def kill_when_paused(args: list[str], point: str, log_path) -> None:
+    """Run `python *args` with RAG_TEST_PAUSE_AT=`point`, wait until it prints "PAUSED <point>" (up to
+    300 s), then SIGKILL it: a crash at that exact moment (rag.store.crash_point).  Its stderr goes
+    to `log_path`, whose tail a failure shows."""
+    import selectors
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "RAG_TEST_PAUSE_AT": point, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+    with open(log_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, *args], env=env, cwd=PROJECT_ROOT,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline, line = time.monotonic() + 300, ""
+        try:
+            while time.monotonic() < deadline and not line.startswith(("PAUSED", "DONE")):
+                if sel.select(timeout=1):
+                    line = proc.stdout.readline()
+                    if not line and proc.poll() is not None:
+                        break
+            assert line.strip() == f"PAUSED {point}", (line, log_path.read_text(errors="replace")[-3000:])
+            os.kill(proc.pid, signal.SIGKILL)
+            assert proc.wait(timeout=30) == -signal.SIGKILL
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
 @pytest.fixture
 def small_seeds(tmp_path):
     """A seeds folder holding only SMALL_PLAN and its catalog entry."""

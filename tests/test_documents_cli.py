@@ -4,21 +4,16 @@ reruns, interruptions) and the catalog commands, over the one-document seed corp
 from __future__ import annotations
 
 import json
-import os
-import selectors
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from rag import cli
-from rag.config import PROJECT_ROOT, Settings
+from rag.config import Settings
 from rag.index import KnowledgeIndex
 from rag.service import Assistant
 from rag.store import DocumentStore
+from tests.conftest import kill_when_paused
 
 
 def plan(n: int) -> str:
@@ -200,27 +195,9 @@ def test_a_killed_bulk_import_keeps_its_checkpoints_and_a_rerun_finishes(setting
     folder.mkdir()
     for n in range(1, 6):
         (folder / f"plan-{n}.txt").write_text(plan(20 + n), encoding="utf-8")
-    env = {**os.environ, "RAG_TEST_PAUSE_AT": "bulk:checkpoint", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "documents", "add", str(folder), "--checkpoint", "2",
-                             "--quiet"], env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        line, deadline = "", time.monotonic() + 300
-        while not line.startswith("PAUSED") and time.monotonic() < deadline and proc.poll() is None:
-            if sel.select(timeout=1):
-                line = proc.stdout.readline()
-        assert line.strip() == "PAUSED bulk:checkpoint", proc.stderr.read()[-3000:] if proc.poll() else line
-        os.kill(proc.pid, signal.SIGKILL)  # after the first checkpoint: two documents published
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+    # killed after the first checkpoint: two documents published
+    kill_when_paused(["-m", "rag.cli", "documents", "add", str(folder), "--checkpoint", "2", "--quiet"],
+                     "bulk:checkpoint", tmp_path / "child.log")
     assert len(uploads_on_disk(settings)) == 2
     Assistant(settings, embedder=embedder, allow_rebuild=False)  # a read command opens it as it is
 

@@ -22,11 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -39,13 +36,13 @@ from fastapi.testclient import TestClient
 
 from rag import cli
 from rag.api import create_app
-from rag.config import PROJECT_ROOT, Settings
+from rag.config import Settings
 from rag.index import CURRENT, IndexError_, KnowledgeIndex
 from rag.security import KeyConfig
 from rag.service import Assistant, QuestionError, validate_question
 from rag.store import DocumentStore
 from tests.test_api_files import PLAN_LINES
-from tests.conftest import SMALL_PLAN
+from tests.conftest import SMALL_PLAN, kill_when_paused
 
 WUXI_TITLE = "无锡市集成电路产业发展三年行动计划（2024-2026年）"
 WUXI_Q = "无锡到2026年集成电路产业营收目标是多少？"
@@ -392,31 +389,6 @@ CRASHES = [
 ]
 
 
-def _run_until(point: str, index_dir: Path, op: str, arg: str, log_path: Path) -> None:
-    """Start the child, wait until it reports PAUSED at `point`, then kill it with SIGKILL."""
-    env = {**os.environ, "RAG_TEST_PAUSE_AT": point, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    with open(log_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(index_dir), op, arg], env=env, cwd=PROJECT_ROOT,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline, line = time.monotonic() + 300, ""
-        try:
-            while time.monotonic() < deadline and not line.startswith(("PAUSED", "DONE")):
-                if sel.select(timeout=1):
-                    line = proc.stdout.readline()
-                    if not line and proc.poll() is not None:
-                        break
-            assert line.strip() == f"PAUSED {point}", (line, log_path.read_text(errors="replace")[-3000:])
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(timeout=30) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("op,point,present", CRASHES, ids=[f"{c[0]}-{c[1]}" for c in CRASHES])
 def test_a_kill_during_an_upload_or_delete_leaves_the_document_whole_or_gone(seeded, model, tmp_path, op, point,
@@ -425,7 +397,8 @@ def test_a_kill_during_an_upload_or_delete_leaves_the_document_whole_or_gone(see
     index_dir = settings.index_dir
     plan = tmp_path / "chengdu.txt"
     plan.write_text(CHENGDU_TEXT, encoding="utf-8")
-    _run_until(point, index_dir, op, str(plan) if op == "add" else wuxi, tmp_path / "child.log")
+    kill_when_paused(["-c", CHILD, str(index_dir), op, str(plan) if op == "add" else wuxi], point,
+                     tmp_path / "child.log")
 
     fresh = Assistant(settings, embedder=model)  # the next start
     store = DocumentStore(index_dir).scan()

@@ -11,13 +11,10 @@ the embedded store's.
 from __future__ import annotations
 
 import os
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +29,7 @@ from rag.store import DocumentStore
 from rag.milvus_store import (MilvusIndex, MilvusStore, document_fingerprints, encode_token, keyword_field,
                               store_config)
 from rag.service import Assistant
+from tests.conftest import kill_when_paused
 
 WUXI_TITLE = "无锡市集成电路产业发展三年行动计划（2024-2026年）"
 WUXI_Q = "无锡到2026年集成电路产业营收目标是多少？"
@@ -192,30 +190,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _kill_at(point: str, args: list[str], log_path: Path) -> None:
-    env = {**os.environ, "RAG_TEST_PAUSE_AT": point, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
-    with open(log_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, cwd=PROJECT_ROOT,
-                                stdout=subprocess.PIPE, stderr=err, text=True)
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline, line = time.monotonic() + 300, ""
-        try:
-            while time.monotonic() < deadline and not line.startswith(("PAUSED", "DONE")):
-                if sel.select(timeout=1):
-                    line = proc.stdout.readline()
-                    if not line and proc.poll() is not None:
-                        break
-            assert line.strip() == f"PAUSED {point}", (line, log_path.read_text(errors="replace")[-3000:])
-            os.kill(proc.pid, signal.SIGKILL)
-            assert proc.wait(timeout=30) == -signal.SIGKILL
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("op", ["add", "remove"])
 def test_a_kill_after_publishing_is_reconciled_into_milvus_at_the_next_start(op, tmp_path, small_seeds, embedder,
@@ -231,8 +205,8 @@ def test_a_kill_after_publishing_is_reconciled_into_milvus_at_the_next_start(op,
     store.close()  # a Milvus Lite file is open in one process at a time: let the child have it
     plan = tmp_path / "other.txt"
     plan.write_text(OTHER_PLAN, encoding="utf-8")
-    _kill_at("index.save:swapped", [str(small_seeds), str(settings.index_dir), str(db), op,
-                                    str(plan) if op == "add" else wuxi], tmp_path / "child.log")
+    kill_when_paused(["-c", CHILD, str(small_seeds), str(settings.index_dir), str(db), op,
+                      str(plan) if op == "add" else wuxi], "index.save:swapped", tmp_path / "child.log")
 
     fresh = Assistant(settings, embedder=embedder)  # the next start
     stored = DocumentStore(settings.index_dir).scan().documents
