@@ -132,12 +132,30 @@ def _ms(values: list[float]) -> dict:
             "mean": round(statistics.mean(values), 2)}
 
 
+def _timed_searches(index, queries, rounds: int, pick, docs) -> dict:
+    """Hybrid search latency over everything and with a one-document filter (document `pick[i]` for
+    the i-th query), after five warm-up queries: the same loop for the embedded store and Milvus."""
+    from .retrieve import rank
+
+    for q, toks in queries[:5]:
+        rank(index, q, toks)
+    whole, filtered = [], []
+    for r in range(rounds):
+        for i, (q, toks) in enumerate(queries):
+            t = time.perf_counter()
+            rank(index, q, toks)
+            whole.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            rank(index, q, toks, index.rows_for([docs[pick[r * len(queries) + i]]]))
+            filtered.append((time.perf_counter() - t) * 1000)
+    return {"search_ms": _ms(whole), "filtered_search_ms": _ms(filtered)}
+
+
 def measure_size(base_dir: str, n: int, queries: list[tuple[np.ndarray, list[str]]], rounds: int,
                  milvus: bool = False) -> dict:
     """One size, in a fresh process (`run_scale_bench` spawns it): its memory growth is its own,
     not freed memory of the embedding model or of a smaller size reused."""
     from .index import KnowledgeIndex
-    from .retrieve import rank
 
     base = KnowledgeIndex.load(Path(base_dir))
     rng = np.random.default_rng(SEED + n)
@@ -166,21 +184,9 @@ def measure_size(base_dir: str, n: int, queries: list[tuple[np.ndarray, list[str
         out["hnsw_build_s"] = round(time.perf_counter() - t, 2)
         out["hnsw_rss_mb"] = round((rss_bytes() - rss1) / 2**20)
 
-    for q, toks in queries[:5]:  # warm-up
-        rank(index, q, toks)
     docs = list(index.doc_rows)
     pick = np.random.default_rng(SEED).integers(len(docs), size=len(queries) * rounds)
-    whole, filtered = [], []
-    for r in range(rounds):
-        for i, (q, toks) in enumerate(queries):
-            t = time.perf_counter()
-            rank(index, q, toks)
-            whole.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            rank(index, q, toks, index.rows_for([docs[pick[r * len(queries) + i]]]))
-            filtered.append((time.perf_counter() - t) * 1000)
-    out["search_ms"] = _ms(whole)
-    out["filtered_search_ms"] = _ms(filtered)
+    out.update(_timed_searches(index, queries, rounds, pick, docs))
     out["filtered_rows_mean"] = round(float(np.mean([len(index.doc_rows[docs[p]]) for p in pick])), 1)
     if index.uses_hnsw:
         import faiss
@@ -231,7 +237,6 @@ def measure_milvus(index, queries, rounds: int, pick, docs) -> dict:
     document (the sync of an index with one more document: fingerprints, diff, insert)."""
     from .index import NewDocument
     from .milvus_store import MilvusConfig, MilvusIndex, MilvusStore
-    from .retrieve import rank
 
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-milvus-"))
     try:
@@ -243,19 +248,7 @@ def measure_milvus(index, queries, rounds: int, pick, docs) -> dict:
         out["rss_mb"] = round((rss_bytes() - rss0) / 2**20)
         out["disk_mb"] = round(_du(tmp / "bench.db") / 2**20, 1)
         mindex = MilvusIndex.of(index, store)
-        for q, toks in queries[:5]:
-            rank(mindex, q, toks)
-        whole, filtered = [], []
-        for r in range(rounds):
-            for i, (q, toks) in enumerate(queries):
-                t = time.perf_counter()
-                rank(mindex, q, toks)
-                whole.append((time.perf_counter() - t) * 1000)
-                t = time.perf_counter()
-                rank(mindex, q, toks, mindex.rows_for([docs[pick[r * len(queries) + i]]]))
-                filtered.append((time.perf_counter() - t) * 1000)
-        out["search_ms"] = _ms(whole)
-        out["filtered_search_ms"] = _ms(filtered)
+        out.update(_timed_searches(mindex, queries, rounds, pick, docs))
         rows = np.arange(UPLOAD_CHUNKS) % len(index)
         chunks = [replace(index.chunks[r], doc_id="bench-upload") for r in rows]
         bigger = index.with_documents([NewDocument({"doc_id": "bench-upload"}, "", chunks, index.vectors[rows],
