@@ -19,8 +19,8 @@ from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUS
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, announces_list, chunk_sentences
-from .keywords import key_terms, normalize
-from .question import QuestionAnalysis, analyze, asked_parts
+from .keywords import normalize
+from .question import QuestionAnalysis, analyze, part_queries
 from .retrieve import RRF_K, Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, list_lead_of, matched_section,
                        metadata_answer, role_section, section_answer, sibling_section)
@@ -125,12 +125,10 @@ def _structured(text_and_cites) -> tuple[str, list[Citation]]:
 
 def _part_analyses(question: str, documents: list[DocumentInfo]) -> list[QuestionAnalysis]:
     """The analysis of each part of a multi-part question ("是多少？由哪个部门负责？"); [] for one part.
-    A part that borrowed the first part's topic is read in its own words ("由哪个部门牵头"): the
-    borrowed ones served its search, and would choose the first part's sentence again."""
-    parts = asked_parts(question)
-    if len(parts) < 2:
-        return []
-    return [analyze(own if own != text and key_terms(own) else text, documents) for text, own in parts]
+    A part is read as it was searched (`part_queries`): in its own words ("由哪个部门牵头"), since the
+    borrowed topic would choose the first part's sentence again."""
+    parts = part_queries(question)
+    return [analyze(p, documents) for p in parts] if len(parts) > 1 else []
 
 
 def _whole_short_clauses(picks: list[Pick], hits: list[Hit]) -> list[Pick]:
@@ -151,7 +149,7 @@ def _whole_short_clauses(picks: list[Pick], hits: list[Hit]) -> list[Pick]:
     return out
 
 
-def _within_document(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None) -> QuestionAnalysis:
+def _with_common_words(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] | None) -> QuestionAnalysis:
     """The question as its sentence is chosen inside one searched document (see `common_words`)."""
     common = common_words(qa.keywords, index, scope)
     return replace(qa, common=common) if common else qa
@@ -171,8 +169,8 @@ def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits
         return best_sentences(hits, qa, index, qvec, _how_many(qa, least))
     own = list(part_rankings) if len(part_rankings) == len(part_qas) else [([], None)] * len(part_qas)
     picks: list[Pick] = []
+    at = {h.row: i for i, h in enumerate(hits)}
     for pa, (rows, vector) in zip(part_qas, own):
-        at = {h.row: i for i, h in enumerate(hits)}
         own_rank = {at[r]: n for n, r in enumerate(r for r in rows if r in at)}
         # the whole question's order and the part's own, fused: the part's topic may be the whole's
         order = sorted(range(len(hits)), key=lambda i: -(1 / (RRF_K + i) + 1 / (RRF_K + own_rank.get(i, len(hits)))))
@@ -280,10 +278,10 @@ def _per_document_answer(question: str, retrieval: RetrievalResult, index: Knowl
         if one.refused:
             refusals.append(one)
             rows = getattr(index, "doc_rows", {}).get(doc_id, ())
-            title = index.chunks[rows[0]].doc_title if len(rows) else doc_id
             # labelled like an answer's line, so the chat page's comparison table gives it its column
-            lines.append(f"According to《{title}》: nothing in this document answers this." if qa.english
-                         else f"根据《{title}》：未找到与该问题直接相关的内容。")
+            label = _doc_label(index.chunks[rows[0]], qa.english) if len(rows) else f"《{doc_id}》"
+            lines.append(label + ("nothing in this document answers this." if qa.english
+                                  else "未找到与该问题直接相关的内容。"))
             continue
         offset = len(citations)
         lines.append(re.sub(r"\[(\d+)\]", lambda m: f"[{int(m.group(1)) + offset}]", one.answer))
@@ -364,7 +362,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     part_qas = _part_analyses(question, documents)
     whole_clause = (qa.how or qa.listing or qa.summary) and not (qa.asks_number or qa.responsible or qa.quantity)
     if whole_clause:
-        picks = best_clauses(hits, _within_document(qa, index, scope), index, qvec, compare_docs,
+        picks = best_clauses(hits, _with_common_words(qa, index, scope), index, qvec, compare_docs,
                              SECOND_WHOLE_CLAUSE_RATIO)
     elif compare_docs:
         picks = []
@@ -373,8 +371,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
             for p in best_sentences([h for _, h in doc_hits], qa, index, qvec, max_sentences=2, max_hits=3):
                 picks.append(Pick(doc_hits[p.hit_rank][0], p.sentence_index, p.sentence, p.score))
     else:
-        picks = _sentence_picks(_within_document(qa, index, scope),
-                                [_within_document(pa, index, scope) for pa in part_qas], hits, index, qvec,
+        picks = _sentence_picks(_with_common_words(qa, index, scope),
+                                [_with_common_words(pa, index, scope) for pa in part_qas], hits, index, qvec,
                                 retrieval.parts, least_sentences)
     hits, picks = _with_announced_items(hits, picks, index, listing=qa.listing and not qa.asks_number)
     # The checks below judge the sentences chosen as the answer; the rest of a short clause is shown

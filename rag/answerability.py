@@ -29,7 +29,7 @@ from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, documents_text
 from .keywords import STOPWORDS, normalize, variants
-from .question import QuestionAnalysis
+from .question import DOCUMENT_KINDS, QuestionAnalysis
 from .retrieve import Hit
 from .vocabulary import COUNTRY_WORDS, document_pinyin, gazetteer_pinyin, is_place
 
@@ -108,8 +108,18 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
 
 
 # Words naming a document of one's own: "北京经开区的集成电路产业规划" asks for 北京's plan.
-_DOCUMENT_WORD = re.compile(r"规划|计划|方案|政策|措施|条例|办法|意见|细则|文件|通知")
+_DOCUMENT_WORD = re.compile("|".join(DOCUMENT_KINDS))
 PLACE_MENTIONS = 3  # a place a document names this often is one it is about, not one it lists in passing
+
+
+def _names_of(doc: DocumentInfo) -> str:
+    """What names the document itself: its region, title and issuer, normalized for matching."""
+    return normalize(normalize_for_matching(f"{doc.region or ''}{doc.title or ''}{doc.issuer or ''}"))
+
+
+def _place_stem(bare: str) -> str:
+    """"上海市" -> "上海": a document is about where its text says 上海."""
+    return re.sub(r"(?<=..)[省市区县]$", "", bare)
 
 
 def is_about(name: str, doc: DocumentInfo, index: KnowledgeIndex) -> bool:
@@ -117,11 +127,10 @@ def is_about(name: str, doc: DocumentInfo, index: KnowledgeIndex) -> bool:
     issuer's full name once and its short name once), or a place it is about (its region or title,
     or one it names again and again)?"""
     bare = normalize(normalize_for_matching(name))
-    own = normalize(normalize_for_matching(f"{doc.region or ''}{doc.title or ''}{doc.issuer or ''}"))
     if not is_place(bare):
-        return bare in own or bare in documents_text(index, [doc.doc_id], matching=True)
-    bare = re.sub(r"(?<=..)[省市区县]$", "", bare)  # "上海市" is about where the text says 上海
-    return bare in own or documents_text(index, [doc.doc_id], matching=True).count(bare) >= PLACE_MENTIONS
+        return bare in _names_of(doc) or bare in documents_text(index, [doc.doc_id], matching=True)
+    bare = _place_stem(bare)
+    return bare in _names_of(doc) or documents_text(index, [doc.doc_id], matching=True).count(bare) >= PLACE_MENTIONS
 
 
 def no_such_document(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex,
@@ -129,19 +138,15 @@ def no_such_document(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInde
     """The place whose own document the question asks about ("北京经开区的…规划有什么目标") when no
     indexed document is about that place: a plan that names 北京 once, among cities to court, is
     not 北京's plan.  Checked on the documents' names, then on the retrieved documents' text."""
+    retrieved = {h.chunk.doc_id for h in hits}
     for name in qa.named:
         bare = normalize(normalize_for_matching(name))
         at = qa.text.find(name)
         if at < 0 or not is_place(bare) or bare in COUNTRY_WORDS:
             continue
         asked = re.split(r"[，,。？?；;]", qa.text[at + len(name):])[0]
-        if not _DOCUMENT_WORD.search(asked):
+        if not _DOCUMENT_WORD.search(asked) or any(_place_stem(bare) in _names_of(d) for d in documents):
             continue
-        short = re.sub(r"(?<=..)[省市区县]$", "", bare)
-        if any(short in normalize(normalize_for_matching(f"{d.region or ''}{d.title or ''}{d.issuer or ''}"))
-               for d in documents):
-            continue
-        retrieved = {h.chunk.doc_id for h in hits}
         if not any(is_about(name, d, index) for d in documents if d.doc_id in retrieved):
             return name
     return None

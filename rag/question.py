@@ -329,6 +329,8 @@ def analyze(question: str, documents: list[DocumentInfo], index=None) -> Questio
     )
 
 
+# The kinds of document a question names ("这份规划", "北京的…条例").
+DOCUMENT_KINDS = ("规划", "计划", "方案", "政策", "措施", "条例", "办法", "意见", "细则", "文件", "通知")
 _ASKING = re.compile(r"多少|几|多大|多高|多长|多久|哪|什么|怎么|怎样|如何|是否|吗|谁")
 
 
@@ -346,7 +348,7 @@ def asked_parts(question: str) -> list[tuple[str, str]]:
     "无锡营收目标是多少？由哪个部门负责？" -> [("无锡营收目标是多少", same),
     ("无锡营收目标的由哪个部门负责", "由哪个部门负责")]: a later part without a subject of its own
     borrows the first part's topic words, joined by 的 (they stay context: "…联系人" + "电话多少"
-    measures 电话).  Search reads the part as it stands alone; choosing its sentence, its own words.
+    measures 电话).  See `part_queries` for which of the two is searched and read.
     """
     parts = [p.strip(" ，,。") for p in _PART_SPLIT.split(question) if p and p.strip(" ，,。")]
     # "培育几家骨干企业，收入要多大": a comma between two clauses that each ask something
@@ -362,6 +364,7 @@ def asked_parts(question: str) -> list[tuple[str, str]]:
     return out
 
 
-def split_parts(question: str) -> list[str]:
-    """Each part of the question as it stands alone (see `asked_parts`)."""
-    return [text for text, _ in asked_parts(question)]
+def part_queries(question: str) -> list[str]:
+    """Each part as it is searched and read: in its own words when it has any ("由哪个部门牵头"; the
+    whole question keeps the context), else as it stands alone with the borrowed topic ("…的到哪一年")."""
+    return [own if key_terms(own) else text for text, own in asked_parts(question)]

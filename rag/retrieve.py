@@ -16,7 +16,7 @@ import numpy as np
 
 from .index import IndexedChunk, KnowledgeIndex
 from .keywords import english_terms, key_terms, tokens
-from .question import asked_parts
+from .question import part_queries
 from .routing import Route
 
 RRF_K = 60
@@ -139,8 +139,7 @@ def search(index: KnowledgeIndex, embedder, query: str, k: int = 5, documents: l
 
     qvec = embedder.embed_query_vector(query) if mode != "bm25" else None
     found = {c.row: c for c in rank(index, qvec, _keyword_tokens(query, index, route, scope, documents), rows, mode)}
-    # a later part is searched in its own words ("由哪个部门牵头"), the whole question keeps the context
-    parts = [own if own != text and key_terms(own) else text for text, own in asked_parts(query)]
+    parts = part_queries(query)
     part_rankings: list[tuple[list[int], np.ndarray | None]] = []
     if len(parts) > 1:
         found, part_rankings = _fused_with_parts(found, parts, index, embedder, route, scope, documents,

@@ -16,7 +16,7 @@ from .clauses import CLOSING_TITLE, PREAMBLE_TITLE, cn_to_int
 from .cleaning import normalize_for_matching, split_sentences
 from .index import IndexedChunk, KnowledgeIndex, announces_list, documents_text
 from .keywords import key_terms, normalize
-from .question import ASKING_PATTERNS, QuestionAnalysis
+from .question import ASKING_PATTERNS, DOCUMENT_KINDS, QuestionAnalysis
 from .retrieve import Hit
 
 GENERIC_IDF = 2.0
@@ -165,9 +165,8 @@ def role_section(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str] |
 
 _OUTSIDE_BODY = {PREAMBLE_TITLE, CLOSING_TITLE}  # a whole document's parts are its body's
 # Words by which a question points at a whole document ("这份办法讲了什么").
-_DOCUMENT_WORDS = {"这份", "这个", "文件", "办法", "条例", "政策", "若干政策", "措施", "若干措施", "规划", "计划",
-                   "方案", "意见", "细则", "通知", "行动计划", "实施方案", "实施意见", "实施细则", "全文", "整体", "总体",
-                   "大概", "大致", "讲了", "说了", "写了"}
+_DOCUMENT_WORDS = {*DOCUMENT_KINDS, "这份", "这个", "若干政策", "若干措施", "行动计划", "实施方案", "实施意见",
+                   "实施细则", "全文", "整体", "总体", "大概", "大致", "讲了", "说了", "写了"}
 
 
 def _asked_of_document(qa: QuestionAnalysis, doc_title: str, route_aliases: list[str]) -> list[str]:

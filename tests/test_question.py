@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.question import gives_figure, measured_terms, split_parts
+from rag.question import asked_parts, gives_figure, measured_terms
 
 
 @pytest.mark.parametrize("question, measured", [
@@ -24,6 +24,11 @@ from rag.question import gives_figure, measured_terms, split_parts
 ])
 def test_measured_terms(question, measured):
     assert measured_terms(question, set()) == measured
+
+
+def split_parts(question: str) -> list[str]:
+    """Each part as it stands alone."""
+    return [text for text, _ in asked_parts(question)]
 
 
 def test_split_parts_gives_later_parts_the_first_parts_topic():
