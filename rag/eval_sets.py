@@ -47,7 +47,11 @@ UPLOADED_DEV_DOCS = ("beijing-sme-2020", "nansha-tech-2017", "anhui-iiot-policy-
                      # added 2026-12-02, written by a helper who never saw the answerer
                      "zhejiang-tourism-2017", "henan-bizenv-2020", "liuhe-industry-2023", "shanghai-g60-2025",
                      "guangzhou-internship-2019", "china-sports-events-2018", "china-emergency-plan-2021",
-                     "guangzhou-points-hukou-2025")
+                     "guangzhou-points-hukou-2025",
+                     # added 2026-12-07, the same way
+                     "beijing-digital-economy-2022", "guangdong-foreign-investment-2022",
+                     "shanghai-basic-research-2025", "china-employment-2018", "shanghai-commercial-space-2023",
+                     "nansha-patent-pledge-guide-2018")
 TEST_SHARE = 3  # one question in three is test
 
 
