@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from .answerability import (ENGLISH_DENSE_MARGIN, MIN_COVERAGE, MIN_DENSE, REFUSAL_PREFIX, check_constraints,
-                            is_about, no_such_document, off_topic, refusal_text, unknown_names)
+                            is_about, no_such_document, off_topic, outside_the_filter, refusal_text, unknown_names)
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, announces_list, chunk_sentences
@@ -25,7 +25,7 @@ from .retrieve import RRF_K, Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, list_lead_of, matched_section,
                        metadata_answer, role_section, section_answer, sibling_section)
 from .selection import (FORM_BLANK, Pick, best_clauses, best_sentences, common_words, coverage, is_heading_line,
-                        missing_names, number_support)
+                        missing_names, number_support, sentence_figures)
 from .vocabulary import is_place
 
 __all__ = ["Answer", "Citation", "REFUSAL_PREFIX", "answer_question", "refusal_text", "QuestionAnalysis"]
@@ -169,6 +169,7 @@ def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits
         return best_sentences(hits, qa, index, qvec, _how_many(qa, least))
     own = list(part_rankings) if len(part_rankings) == len(part_qas) else [([], None)] * len(part_qas)
     picks: list[Pick] = []
+    given: frozenset[str] = frozenset()  # figures the earlier parts were answered with
     at = {h.row: i for i, h in enumerate(hits)}
     for pa, (rows, vector) in zip(part_qas, own):
         own_rank = {at[r]: n for n, r in enumerate(r for r in rows if r in at)}
@@ -176,7 +177,8 @@ def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits
         order = sorted(range(len(hits)), key=lambda i: -(1 / (RRF_K + i) + 1 / (RRF_K + own_rank.get(i, len(hits)))))
         mine = [hits[i] for i in order]
         for p in best_sentences(mine, pa, index, qvec if vector is None else vector,
-                                _how_many(pa, least)):
+                                _how_many(pa, least), given=given):
+            given |= sentence_figures(p.sentence)
             p = replace(p, hit_rank=order[p.hit_rank])
             if all((p.hit_rank, p.sentence_index) != (c.hit_rank, c.sentence_index) for c in picks):
                 picks.append(p)
@@ -316,6 +318,10 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     place = no_such_document(qa, hits, index, documents)
     if place:
         return refuse(f"关于“{place}”的文件", f"no document about {place}", "no_document")
+    place = outside_the_filter(retrieval.route, scope, hits, index, documents)
+    if place:
+        return refuse(f"关于“{place}”的内容", f"nothing about {place} in the documents searched",
+                      "other_place")
     unknown = [] if qa.english else unknown_names(question, index, scope)
     if unknown:
         return refuse(f"“{unknown[0]}”", f"nothing about {unknown[0]}", "unknown_name")
@@ -343,7 +349,7 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     section = None
     of_section = qa.summary or qa.broad or qa.listing  # "怎么回顾…" asks for a section only by its role
     if (of_section or qa.how) and not qa.quantity and not compare_docs:
-        if of_section:
+        if of_section or qa.how:  # "办理流程大概是怎样的" names a heading as a whole too
             section = matched_section(question, qa, index, aliases, scope)
         if section is None and not qa.asks_number:
             section = role_section(qa, index, scope, aliases)

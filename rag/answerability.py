@@ -102,9 +102,24 @@ def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInd
         if not _year_covered(year, scope, documents, text):
             return f"{year}年的相关内容", f"nothing for the year {year}"
     for fig in qa.figures:
-        if normalize(normalize_for_matching(fig)) not in hit_text:
+        if normalize(normalize_for_matching(fig)) not in hit_text and not _within_stated_tiers(fig, hit_text):
             return f"“{fig}”这一数字", f"the figure {fig} does not appear"
     return None
+
+
+_MONEY = re.compile(r"(\d+(?:\.\d+)?)\s*(亿|万)")
+
+
+def _within_stated_tiers(figure: str, text: str) -> bool:
+    """An amount the asker gives of their own case ("我们一年投3000万，能补多少") is answered by
+    tiers that bracket it ("1000万元（含）至5000万元…"), not by the same figure written out."""
+    value = _MONEY.fullmatch(figure.removesuffix("元"))
+    if not value:
+        return False
+    scale = {"亿": 1e8, "万": 1e4}
+    amount = float(value.group(1)) * scale[value.group(2)]
+    stated = [float(n) * scale[u] for n, u in _MONEY.findall(text)]
+    return any(x <= amount for x in stated) and any(x >= amount for x in stated)
 
 
 # Words naming a document of one's own: "北京经开区的集成电路产业规划" asks for 北京's plan.
@@ -149,6 +164,24 @@ def no_such_document(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeInde
             continue
         if not any(is_about(name, d, index) for d in documents if d.doc_id in retrieved):
             return name
+    return None
+
+
+def outside_the_filter(route, scope: list[str] | None, hits: list[Hit], index: KnowledgeIndex,
+                       documents: list[DocumentInfo]) -> str | None:
+    """The place the question names by another document's name when the caller searched only
+    documents not about it: "北京对…给多少补助" asked of a 上海 measure is not answered by 上海's
+    subsidy.  None when a searched document is about the place or its best clauses name it."""
+    if not scope or not route.named or set(route.documents) & set(scope):
+        return None
+    hit_text = normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
+    for doc_id in route.documents:
+        alias = route.aliases.get(doc_id, "")
+        bare = normalize(normalize_for_matching(alias))
+        if not is_place(bare) or bare in COUNTRY_WORDS or _place_stem(bare) in hit_text:
+            continue
+        if not any(is_about(alias, d, index) for d in documents if d.doc_id in scope):
+            return alias
     return None
 
 

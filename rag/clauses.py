@@ -27,7 +27,8 @@ MAX_CHUNK_CHARS = 360
 
 _L1 = re.compile(rf"^([{CN_NUMERALS}]{{1,3}})、\s*(.*)$")
 _L2 = re.compile(rf"^[（(]([{CN_NUMERALS}]{{1,3}})[）)]\s*(.*)$")
-_L3 = re.compile(r"^(\d{1,2})\s*[、.．﹒]\s*(?!\d)(.*)$")
+# "1.5亿元…" wrapped onto a new line is no item; "1.2017年度申请表" is (a year follows the marker)
+_L3 = re.compile(r"^(\d{1,2})\s*[、.．﹒]\s*(?!(?!(?:19|20)\d\d年)\d)(.*)$")
 _L4 = re.compile(r"^[（(](\d{1,2})[）)]\s*(.*)$")
 _BOX = re.compile(r"^专栏\s*(\d{1,2})\s*[：:]?\s*(.*)$")
 _FOREWORD = re.compile(r"^前\s*言$")
@@ -294,6 +295,12 @@ def _at_boundary(previous: str, in_body: bool, in_closing: bool) -> bool:
         in_closing and len(previous) <= _SHORT_LINE)
 
 
+# A contact line stands alone, not joined to the name line above it.
+_CONTACT_LINE = re.compile(r"^(联系电话|联系人|电话|传真|邮箱|电子邮箱|邮箱地址|地址|窗口地址)[：:]")
+# Headings that continue the body's own numbering: a signature block does not come before them.
+_BODY_GOES_ON = ("L1", "CH", "ART")
+
+
 def _paragraphs(lines: list[Line], outline: _Outline, preamble: Heading) -> list[_Unit]:
     """Group body lines into units (heading + paragraphs), joining wrapped lines."""
     units: list[_Unit] = [_Unit(preamble)]
@@ -301,27 +308,35 @@ def _paragraphs(lines: list[Line], outline: _Outline, preamble: Heading) -> list
     buf: list[Line] = []
     opened: Heading | None = None
 
-    def flush() -> None:
+    def flush(body_goes_on: bool = False) -> None:
         nonlocal buf, opened, closing
         if not buf:
             return
         para = _Paragraph(join_wrapped([l.text for l in buf]), buf[0].number, buf[-1].number, opened)
         buf, opened = [], None
-        if closing is None and outline.seen_body and _CLOSING.match(para.text):
+        if closing is None and outline.seen_body and not body_goes_on and _CLOSING.match(para.text):
             closing = _Unit(Heading(CLOSING_ID, CLOSING_ID, CLOSING_TITLE, 1, [CLOSING_TITLE],
                                     para.line_start, True))
             units.append(closing)
         (closing or units[-1]).paragraphs.append(para)
 
     for line in lines:
-        boundary = not buf or _at_boundary(buf[-1].text, outline.seen_body, closing is not None)
+        boundary = not buf or _at_boundary(buf[-1].text, outline.seen_body, closing is not None) or bool(
+            _CONTACT_LINE.match(line.text))
         hit = outline.match(line.text, boundary)
         if hit and hit[0] == "APX":
             closing = None  # an appendix ends the signature block
+        elif closing and hit and hit[0] in _BODY_GOES_ON:
+            # the body's numbering goes on ("七、业务主管部门" after "联系电话：…" under 六、受理部门):
+            # that line was the body's, not a signature block
+            units.remove(closing)
+            for para in closing.paragraphs:  # each back to the heading it follows
+                [u for u in units if u.heading.line <= para.line_start][-1].paragraphs.append(para)
+            closing = None
         elif closing:
             hit = None  # in the signature block only an appendix is a heading
         if hit:
-            flush()
+            flush(body_goes_on=hit[0] in _BODY_GOES_ON)
             kind, marker, shown, rest = hit
             if kind == "FW":
                 title, title_only = "前言", True
@@ -354,6 +369,14 @@ def parse_document(doc_id: str, raw_text: str) -> ParsedDocument:
     preamble = Heading(PREAMBLE_ID, PREAMBLE_ID, PREAMBLE_TITLE, 1, [PREAMBLE_TITLE],
                        lines[0].number if lines else 1, True)
     units = _paragraphs(lines, outline, preamble)
+    # A heading line with nothing under it ("8.出质专利的专利证书（复印件，加盖公章）" in a list of
+    # materials) is itself the clause: otherwise its words are in no clause and cannot be found.
+    line_text = {l.number: l.text for l in lines}
+    for unit, after in zip(units, units[1:] + [None]):
+        h = unit.heading
+        if (h is not preamble and not unit.paragraphs and h.level >= 1 and h.marker != "前言"
+                and (after is None or after.heading.level <= h.level) and h.line in line_text):
+            unit.paragraphs.append(_Paragraph(tidy_spaces(line_text[h.line]).strip(), h.line, h.line, h))
 
     # A note paragraph （责任单位：…） belongs to the paragraph before it.
     for unit in units:

@@ -220,7 +220,7 @@ def run_sets(assistant, sets: list[str], progress: bool = True) -> dict[str, lis
 SET_ROWS = [("n", "questions"), ("recall@5", "recall@5"), ("key_fact_accuracy", "key-fact accuracy"),
             ("citation_precision", "citation precision"), ("false_refusal_rate", "false refusals"),
             ("refusal_accuracy", "refusal accuracy"), ("pass_rate", "questions passed")]
-REFUSAL_RULES = ("off_topic", "constraint", "no_document", "unknown_name", "weak_retrieval", "no_figure", "no_sentence", "no_hits")
+REFUSAL_RULES = ("off_topic", "constraint", "no_document", "other_place", "unknown_name", "weak_retrieval", "no_figure", "no_sentence", "no_hits")
 
 
 def sets_summary(records: dict[str, list[dict]]) -> dict:

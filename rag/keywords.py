@@ -134,6 +134,7 @@ SYNONYM_GROUPS = [
     {"扣分", "减分", "会扣", "少加"},
     {"罚款", "罚", "处罚", "罚多少"},
     {"有效期", "期限", "时限"},
+    {"给钱", "拿钱", "发钱", "补助", "补贴", "资助", "奖励", "资金", "财政补助"},
 ]
 _VARIANTS: dict[str, frozenset[str]] = {}
 for _group in SYNONYM_GROUPS:

@@ -25,7 +25,11 @@ _NUMBER_START = r"(?<![第一两二三四五六七八九十百千万\d.])"  # a 
 NON_YEAR_FIGURE = re.compile(r"百分之[零〇一两二三四五六七八九十百点]+|千分之[零〇一两二三四五六七八九十百点]+|"
                              rf"{_NUMBER_START}(?:\d+(?:\.\d+)?|[一两二三四五六七八九十百千万]+)\s*(?:余|多)?\s*"
                              r"(?:%|％|亿|万|家|个|名|人|项|条|纳米|英寸|亩|倍|块|所|次|元|位|岁|周岁)|\d{5,}|\d+-\d+家|"
-                             rf"{_NUMBER_START}\d+(?:\.\d+)?\s*分(?![之钟])")  # a score: "满150分", "计2分"
+                             rf"{_NUMBER_START}\d+(?:\.\d+)?\s*分(?![之钟])|"  # a score: "满150分", "计2分"
+                             # things counted in their own measure word ("年产50发火箭、600颗卫星"), after
+                             # digits only ("一张网", "一座城" are no figures)
+                             rf"{_NUMBER_START}\d+(?:\.\d+)?\s*(?:余|多)?\s*(?:发|颗|台|套|辆|架|艘|座|张|件|户|吨|"
+                             r"千瓦|兆瓦|公里|千米|平方米|平方公里|公顷|米|篇|部|场|届|款|种|类|批)")
 # A duration ("10年内", "三个月", "15个工作日", "三十日内", "2小时"): the figure of a "how long",
 # never a year or a date's day ("6月1日").
 DURATION = re.compile(rf"(?<!月){_NUMBER_START}(?:\d{{1,3}}|[一两二三四五六七八九十]+)\s*(?:年(?!度|级)|个月|个?工作日|天|周|日(?!期)|个?小时|分钟)")
@@ -40,7 +44,7 @@ _BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|哪几块|
                     r"summari[sz]e|overview|main (points|measures|tasks)", re.I)
 _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")
 # Asks for a number, so an answer without one in the asked-about phrase does not answer it.
-_ASKS_NUMBER = re.compile(r"率[^，,。？?]{0,6}(?:目标|要求|是|达到|提高|为|多)|面积|多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|哪一年|哪年|何时|标准是|"
+_ASKS_NUMBER = re.compile(r"率[^，,。？?]{0,6}(?:目标|要求|是|达到|提高|为|多)|面积|多少|(?<!哪)几[家个名项条所年次]|比例|多大|多高|多长|多久|哪一年|哪年|何时|标准是|"
                           r"how (many|much|large|big)|what (percentage|share|proportion)|which year|when", re.I)
 # "几条原则是什么", "几大任务分别是": the count names items the question asks to be listed
 NAMES_THE_ITEMS = re.compile(r"几[^，,。？?；;]{0,12}?(?:是什么|是哪些|分别是|分别为|分别指|指什么|指的是|包括哪些|有哪些|包括什么)")

@@ -369,6 +369,8 @@ def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_
 _DOC_NUMBER_Q = re.compile(r"文号|字号|发文号|document number|reference number", re.I)
 _DATE_Q = re.compile(r"哪天|哪一天|日期|(什么时候|何时|哪年|哪一年)(发布|印发|出台|发的|印发的|发布的)|发布时间|印发时间|成文|"
                      r"when was .*(issued|published|released)|(issue|publication) date", re.I)
+# "什么时候开始施行、有效期到哪天" is answered by the text's own 施行 clause, not the signature date
+_IN_FORCE_Q = re.compile(r"施行|实施|实行|执行|生效|有效期|失效|到期|come into (force|effect)|effective|valid|expire", re.I)
 _DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
 
 
@@ -385,7 +387,7 @@ def metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list
     if _DOC_NUMBER_Q.search(qa.text) and info and info.doc_number:
         target = normalize_for_matching(info.doc_number)
         return next((r for r in rows if target in normalize_for_matching(index.chunks[r].text)), None)
-    if _DATE_Q.search(qa.text):
+    if _DATE_Q.search(qa.text) and not _IN_FORCE_Q.search(qa.text):
         dated = [r for r in rows if _DATE.search(index.chunks[r].text) and len(index.chunks[r].text) < 80]
         # prefer the signature date of issue ("印发"), then any date in the header or closing
         dated.sort(key=lambda r: ("印发" not in index.chunks[r].text, r))

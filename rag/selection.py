@@ -18,7 +18,7 @@ import numpy as np
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, chunk_sentences, documents_text, in_corpus
 from .keywords import is_verbal, normalize, variants
-from .question import MEASURE_WORDS, YEAR, QuestionAnalysis, gives_figure
+from .question import DURATION, MEASURE_WORDS, NON_YEAR_FIGURE, YEAR, QuestionAnalysis, gives_figure
 from .retrieve import Hit
 
 SYNONYM_WEIGHT = 0.7  # a synonym is good evidence, the question's own word better
@@ -248,8 +248,16 @@ def number_support(sentence: str, qa: QuestionAnalysis, index: KnowledgeIndex, d
     return any(has for _, _, has in figures) and (not specific or coverage(specific, sentence, index) >= 0.5)
 
 
+def sentence_figures(sentence: str) -> frozenset[str]:
+    """The figures a sentence gives (amounts, shares, counts, durations), as written."""
+    return frozenset(m.group(0) for pattern in (NON_YEAR_FIGURE, DURATION) for m in pattern.finditer(sentence))
+
+
 def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex, query_vector,
-                   max_sentences: int, max_hits: int = 3) -> list[Pick]:
+                   max_sentences: int, max_hits: int = 3, given: frozenset[str] = frozenset()) -> list[Pick]:
+    """`given`: figures an earlier part of the question was answered with; a "how much" part is
+    answered by a sentence with another figure when one supports it ("多长时间内决定受理？受理后
+    多久办完？" asks two durations, not the first one twice)."""
     picks = score_sentences(hits, qa, index, query_vector, max_hits)
     if not picks:
         return []
@@ -263,6 +271,8 @@ def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
                          if p.hit_rank >= max_hits and number_support(p.sentence, qa, index,
                                                                         hits[p.hit_rank].chunk.doc_id,
                                                                         every_word=True)]
+        if given:
+            supported = [p for p in supported if sentence_figures(p.sentence) - given] or supported
         picks = supported or picks
     picks.sort(key=lambda p: -p.score)
     best = picks[0].score

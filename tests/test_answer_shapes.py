@@ -59,6 +59,25 @@ PLAN_B = """洛阳市生物医药产业发展规划（2021-2025年）
 （一）强化用地保障。优先保障重大项目用地。
 """
 
+MEASURES = """宜宾市支持企业加大研发投入的若干措施
+宜宾市人民政府办公室2025年7月20日
+一、研发投入补助
+企业年度研发投入达到或超过1亿元的，给予一次性补助1000万元；5000万元（含）至1亿元（不含）的，给予一次性补助500万元；1000万元（含）至5000万元（不含）的，给予一次性补助200万元。
+二、产能目标
+到2025年，形成年产500架工业无人机、2000台服务机器人的制造能力。
+三、投诉处理
+企业对补助兑现有异议的，可以向市科学技术局投诉。市科学技术局应当在五个工作日内决定是否受理。
+市科学技术局应当自受理之日起二十个工作日内办结投诉事项。
+四、申报流程
+1.企业申报。企业登录政务服务网提交申报材料。
+2.部门审核。市科学技术局会同市财政局审核申报材料。
+3.公示拨付。审核结果公示5个工作日，无异议的拨付资金。
+五、附则
+本措施自2025年8月1日起施行，有效期至2030年7月31日。此前本市有关规定与本措施不一致的，以本措施为准；执行过程中遇国家和省有关政策调整的，从其规定。
+宜宾市人民政府办公室
+2025年7月20日
+"""
+
 
 @pytest.fixture(scope="module")
 def shapes(embedder, tmp_path_factory):
@@ -71,6 +90,7 @@ def shapes(embedder, tmp_path_factory):
                    doc_id="reply")
     a.add_document("a.txt", PLAN_A.encode(), title="绵阳市生物医药产业发展规划（2021-2025年）", doc_id="plan-a")
     a.add_document("b.txt", PLAN_B.encode(), title="洛阳市生物医药产业发展规划（2021-2025年）", doc_id="plan-b")
+    a.add_document("m.txt", MEASURES.encode(), title="宜宾市支持企业加大研发投入的若干措施", doc_id="measures")
     return a
 
 
@@ -157,3 +177,47 @@ def test_the_date_of_a_document_named_in_other_words_is_its_signature_date(shape
 def test_a_latin_letter_topic_is_a_keyword_of_a_chinese_question():
     """jieba tags "EDA" as "eng": a Latin word is the topic asked about, not an interjection."""
     assert "eda" in analyze("深圳在EDA方面有什么举措？", []).keywords
+
+
+@pytest.mark.slow
+def test_another_place_asked_of_a_document_filtered_to_is_refused(shapes):
+    """Filtered to 宜宾's measures, "绵阳对…给多少补助" is not answered with 宜宾's subsidy: 绵阳 has its
+    own plan, and the searched document is not about it (`other_place`)."""
+    ans = shapes.ask("绵阳对企业加大研发投入给多少补助？", documents=["measures"])
+    assert ans.refused and ans.reason == "other_place", ans.answer
+    own = shapes.ask("宜宾对企业加大研发投入给多少补助？", documents=["measures"])
+    assert not own.refused and "1000万元" in own.answer, own.answer
+
+
+@pytest.mark.slow
+def test_the_askers_own_amount_is_answered_by_the_tier_that_holds_it(shapes):
+    """"我们一年投3000万" is the asker's case, not a figure the text must repeat: the tiers are the answer."""
+    ans = shapes.ask("我们公司一年研发投入大概3000万，能补多少？", documents=["measures"])
+    assert not ans.refused and "200万元" in ans.answer, ans.answer
+
+
+@pytest.mark.slow
+def test_when_a_measure_takes_effect_is_its_own_clause_not_the_signature_date(shapes):
+    ans = shapes.ask("这个措施什么时候开始施行？有效期到哪天？", documents=["measures"])
+    assert not ans.refused and "2025年8月1日" in ans.answer and "2030年7月31日" in ans.answer, ans.answer
+
+
+@pytest.mark.slow
+def test_two_parts_asking_two_durations_get_two_figures(shapes):
+    """The second "多久" is another figure than the first part's, from the next clause."""
+    ans = shapes.ask("企业投诉后多长时间内决定受不受理？受理后多久办完？", documents=["measures"])
+    assert "五个工作日" in ans.answer and "二十个工作日" in ans.answer, ans.answer
+
+
+@pytest.mark.slow
+def test_things_counted_in_their_own_measure_word_are_figures(shapes):
+    """"500架", "2000台" answer "年产能目标各是多少": no refusal for want of a figure."""
+    ans = shapes.ask("到2025年无人机和机器人的年产能目标各是多少？", documents=["measures"])
+    assert not ans.refused and "500架" in ans.answer and "2000台" in ans.answer, ans.answer
+
+
+@pytest.mark.slow
+def test_how_a_named_section_goes_is_the_whole_section(shapes):
+    """"申报流程大概是怎样的" names the heading 申报流程: every step, not one sentence of it."""
+    ans = shapes.ask("申报流程大概是怎样的？", documents=["measures"])
+    assert not ans.refused and all(x in ans.answer for x in ("企业申报", "部门审核", "公示拨付")), ans.answer

@@ -132,3 +132,34 @@ def test_parser_handles_a_plan_it_has_never_seen():
     parsed = parse_document("demo", raw)
     assert [c.clause_id for c in parsed.clauses] == ["导语", "一", "二.(一).1", "二.(一).2"]
     assert parsed.clauses[1].text == "到2030年，产值达到100亿元。"
+
+
+GUIDE = """某区专利贴息办事指南
+一、申请条件
+1.申报单位注册地在本区。
+二、申请材料
+1.2023年度贴息申请表（附件3，原件，加盖公章）。
+2.营业执照（复印件，加盖公章）。
+3.出质专利的专利证书（复印件，加盖公章）
+4.开户许可证（复印件，加盖公章）。
+三、受理部门
+某区政务服务中心政策兑现窗口。
+联系电话：010-12345678；邮箱：window@example.org。
+四、业务主管部门
+某区工业和科技信息化局
+联系电话：010-87654321
+五、办理时限
+42个工作日。
+"""
+
+
+def test_a_guide_keeps_its_sections_after_a_contact_line_and_every_listed_item():
+    """A 办事指南 lists contact lines in its body: the sections after one are the body's, not a
+    signature block; an item starting with a year ("1.2023年度…") is an item; an item without a
+    full stop and nothing under it is still a clause (its words must be searchable)."""
+    clauses = {c.clause_id: c.text for c in parse_document("guide", GUIDE).clauses}
+    assert clauses["二.1"].startswith("1.2023年度贴息申请表")
+    assert clauses["二.3"] == "3.出质专利的专利证书（复印件，加盖公章）"
+    assert "010-87654321" in clauses["四.p2"] and "工业和科技信息化局" in clauses["四.p1"]
+    assert clauses["五"] == "42个工作日。"
+    assert not any(cid.startswith("落款") for cid in clauses)
