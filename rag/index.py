@@ -2,23 +2,28 @@
 
 Layout under `index/`:  `CURRENT` names the active version folder
 (`v-<time>-<pid>-<n>/`), which holds `manifest.json`, `chunks.jsonl`,
-`dense.faiss` and `bm25.json`.  A build writes a new folder completely under
-`.tmp-v-…` and fsyncs it, renames it into place, then swaps `CURRENT` with an
-atomic rename (fsynced), so readers and interrupted builds never see a
-half-written index.  Every file's sha256 is in the manifest: a truncated or
-corrupted file is detected at load and reported as `IndexCorrupt`, with paths
-relative to the index folder.
+`dense.faiss`, `bm25.json` and `sentences.npy`.  A version folder's files hold
+only its own rows (its segment); its manifest lists the earlier folders whose
+rows come first, with their tombstoned documents (rag/segments.py): an upload
+writes the new document's rows, a delete a tombstone, and a compaction merges
+segments.  A save writes a new folder completely under `.tmp-v-…` and fsyncs
+it, renames it into place, then swaps `CURRENT` with an atomic rename
+(fsynced), so readers and interrupted saves never see a half-written index.
+Every file's sha256 is in its folder's manifest, and every listed folder's
+manifest sha256 in the listing one: a truncated or corrupted file is detected
+at load and reported as `IndexCorrupt`, with paths relative to the index folder.
 
 The index is derived data.  Uploaded documents belong to the document store
 beside the versions (`index/documents/`, rag/store.py), which no rebuild,
 clean-up or swap touches.  Each version also keeps a checksummed copy of the
-uploads it indexes (`uploads/catalog.json`, `uploads/<doc_id>.txt`): the copies
-the store is recovered from (`version_copies`).  Old versions are removed only
-after the new CURRENT is durable, by renaming them to `.trash-…` first, and
-never while one holds an upload the store lacks (`remove_old_versions`);
-`clean_debris` removes what dead processes left.  Writers hold `index/LOCK`
-exclusively (`index_lock`).  `with_document` / `without_document` return new
-in-memory indexes; the old one stays valid for readers still using it.
+uploads among its rows (`uploads/catalog.json`, `uploads/<doc_id>.txt`): the copies
+the store is recovered from (`version_copies`).  Versions the active one does
+not list are removed only after the new CURRENT is durable, by renaming them to
+`.trash-…` first, and never while one holds an upload the store lacks
+(`remove_old_versions`); `clean_debris` removes what dead processes left.
+Writers hold `index/LOCK` exclusively (`index_lock`).  `with_document` /
+`without_document` return new in-memory indexes; the old one stays valid for
+readers still using it.
 """
 
 from __future__ import annotations
