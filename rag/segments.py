@@ -22,9 +22,10 @@ document is dropped from the list instead).  `plan` decides when a save compacts
 
 - everything into one segment when asked (`rag index compact`), when there is nothing to build
   on, or when more than COMPACT_DELETED_SHARE of the stored rows are tombstoned;
-- when the list would exceed MAX_SEGMENTS: the segments after the first (the base: the seeds and
-  the uploads of the last full build) into the new one, or everything when they hold as many
-  rows as the base — so the base, the large part, is rewritten only about once per doubling.
+- when the list would exceed MAX_SEGMENTS: the newest segments into the new one — enough to stay
+  within the limit, and each older one no larger than what is merged so far (a segment is
+  rewritten only when the merge at least doubles it).  The base (the seeds and the uploads of the
+  last full build: nearly every row) is merged only once the uploads since hold as many rows.
 
 Folders no longer listed by the active version are removed after the swap like old versions
 always were (`remove_old_versions`), never while one holds an upload the document store lacks.
@@ -82,6 +83,11 @@ def plan(segments: tuple[Segment, ...], fresh_rows: int, compact: bool = False) 
     if stored and stored - sum(s.live for s in segs) > COMPACT_DELETED_SHARE * stored:
         return [], "compact"
     if len(segs) + 1 > MAX_SEGMENTS:
-        tail = sum(s.live for s in segs[1:]) + fresh_rows
-        return ([segs[0]] if segs[0].live > tail else []), "compact"
+        # merge the newest segments with the new rows: as many as the limit needs, and every one
+        # before them that is no larger than what is merged so far (so sizes grow geometrically)
+        j, merged = len(segs), fresh_rows
+        while j > 0 and (j + 1 > MAX_SEGMENTS or segs[j - 1].live <= merged):
+            j -= 1
+            merged += segs[j].live
+        return segs[:j], "compact"
     return segs, ("upload" if fresh_rows else "delete")

@@ -222,3 +222,17 @@ def test_an_index_written_by_the_code_before_segments_loads_and_takes_uploads(tm
     assert bigger.last_save["kind"] == "upload" and old_folder.exists()
     assert [s["version"] for s in manifest_of(folder)["segments"]] == [old_folder.name]
     assert_same_index(KnowledgeIndex.load(index_dir), bigger)
+
+
+def test_merges_past_the_limit_rewrite_the_small_newest_segments_not_the_large_ones():
+    def seg(name, rows):
+        return segments.Segment(name, "0" * 64, ((name, rows),))
+
+    base, big = seg("v-base", 100_000), seg("v-big", 80)
+    small = [seg(f"v-{i}", 10) for i in range(segments.MAX_SEGMENTS - 2)]
+    kept, kind = segments.plan((base, big, *small), fresh_rows=10)
+    assert kind == "compact" and kept == [base, big]  # 70 rows rewritten, not the 80 nor the base
+    kept, kind = segments.plan((seg("v-small-base", 50), *[seg(f"v-{i}", 10) for i in range(7)]), fresh_rows=10)
+    assert kept == []  # the uploads outgrew the base: everything
+    assert segments.plan((base, big), fresh_rows=40) == ([base, big], "upload")
+    assert segments.plan((base, big), fresh_rows=0, compact=True) == ([], "compact")
