@@ -431,12 +431,13 @@ class KnowledgeIndex:
         parts = [self.doc_rows[d] for d in dict.fromkeys(documents) if d in self.doc_rows]
         return np.concatenate(parts) if parts else np.array([], dtype=int)
 
-    def flat_index(self) -> faiss.IndexFlatIP:
-        """A flat (exact) FAISS index of the chunk vectors: what `dense.faiss` holds.  Made when
-        needed (saving), not kept: searches use `vectors` (or `hnsw`) directly."""
+    def flat_index(self, start: int = 0) -> faiss.IndexFlatIP:
+        """A flat (exact) FAISS index of the chunk vectors from row `start` on: what a segment's
+        `dense.faiss` holds.  Made when needed (saving), not kept: searches use `vectors` (or `hnsw`)
+        directly."""
         flat = faiss.IndexFlatIP(self.vectors.shape[1])
-        if len(self.vectors):
-            flat.add(self.vectors)
+        if len(self.vectors) > start:
+            flat.add(self.vectors[start:])
         return flat
 
     @property
@@ -636,10 +637,7 @@ class KnowledgeIndex:
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
                 for i in rows:
                     f.write(json.dumps(asdict(self.chunks[i]), ensure_ascii=False) + "\n")
-            flat = faiss.IndexFlatIP(self.vectors.shape[1])
-            if len(rows):
-                flat.add(self.vectors[start:])
-            faiss.write_index(flat, str(tmp / "dense.faiss"))
+            faiss.write_index(self.flat_index(start), str(tmp / "dense.faiss"))
             (tmp / "bm25.json").write_text(json.dumps(self.bm25_tokens[start:], ensure_ascii=False), encoding="utf-8")
             with open(tmp / "sentences.npy", "wb") as f:
                 np.save(f, self.sentence_vectors[int(self.sentence_start[start]):], allow_pickle=False)
