@@ -21,7 +21,7 @@ from rag.index import CURRENT, IndexCorrupt, KnowledgeIndex, list_versions
 from rag.retrieve import rank
 from rag.service import compact_index
 from rag.store import DocumentStore
-from tests.index_fixtures import DIM, _tokens, _unit, base_index, upload
+from tests.index_fixtures import _tokens, _unit, base_index, upload
 
 def folder_state(folder: Path) -> dict[str, str]:
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
