@@ -16,7 +16,10 @@ Per N it reports:
   BM25 scores, top-k, fusion; the query vector and tokens given), over the whole index and with
   a one-document filter (`rows_for` included);
 - for HNSW sizes, recall@10 of the HNSW dense candidates against exact inner product, and the
-  exact dense top-10's latency beside the graph's.
+  exact dense top-10's latency beside the graph's;
+- persistence (`measure_persistence`): the full save, then one 40-chunk upload's new in-memory
+  index and its save (seconds and bytes written: its segment and a manifest, rag/segments.py),
+  and the load of the resulting two segments.
 
 With `--milvus`, the same index is also put in a Milvus Lite collection (`measure_milvus`): fill
 time, disk, memory, the same searches through Milvus, and one 40-chunk upload.
@@ -216,6 +219,7 @@ def measure_size(base_dir: str, n: int, queries: list[tuple[np.ndarray, list[str
         out["hnsw_source_recall_at_10"] = sweep[HNSW_EF_SEARCH]["source_recall_at_10"]
         out["hnsw_ef_sweep"] = sweep
         out["dense_top10_ms"] = {"hnsw": sweep[HNSW_EF_SEARCH]["ms"], "exact": _ms(exact_ms)}
+    out["persistence"] = measure_persistence(index)
     if milvus:
         out["milvus_lite"] = measure_milvus(index, queries, rounds, pick, docs)
     del index
@@ -230,12 +234,57 @@ def _du(path: Path) -> int:
 UPLOAD_CHUNKS = 40  # the issue's "one upload of a 40-chunk plan"
 
 
+def upload_of(index, doc_id: str = "bench-upload"):
+    """A 40-chunk upload made of the index's first rows under a new document id (nothing embedded)."""
+    from .index import NewDocument
+
+    rows = np.arange(UPLOAD_CHUNKS) % len(index)
+    chunks = [replace(index.chunks[r], doc_id=doc_id) for r in rows]
+    entry = {"doc_id": doc_id, "title": doc_id}
+    return NewDocument(entry, "某区 " * 2000, chunks, index.vectors[rows], [index.bm25_tokens[r] for r in rows],
+                       UPLOAD_CHUNKS, index.sentence_vectors[[index.sentence_start[r] + j for r in rows
+                                                              for j in range(index.sentence_start[r + 1]
+                                                                             - index.sentence_start[r])]])
+
+
+def measure_persistence(index) -> dict:
+    """Incremental persistence (rag/segments.py) at this size, in a temporary folder: the full save
+    (a first build or a compaction; what every upload cost before segments), then one 40-chunk upload —
+    the new in-memory index (`with_documents`: vectors appended, BM25 matrix rebuilt) and its save
+    (its segment and a manifest: seconds, bytes written) — then the load of the two segments."""
+    from .index import KnowledgeIndex
+
+    tmp = Path(tempfile.mkdtemp(prefix="rag-bench-save-"))
+    try:
+        t = time.perf_counter()
+        index.save(tmp)
+        out = {"full_save_s": round(time.perf_counter() - t, 2), "full_save_bytes": index.last_save["bytes_written"]}
+        t = time.perf_counter()
+        bigger = index.with_documents([upload_of(index)])
+        out["upload_in_memory_s"] = round(time.perf_counter() - t, 2)
+        t = time.perf_counter()
+        bigger.save(tmp)
+        out["upload_save_s"] = round(time.perf_counter() - t, 3)
+        out["upload_save_bytes"] = bigger.last_save["bytes_written"]
+        out["upload_save_kind"] = bigger.last_save["kind"]
+        del bigger
+        gc.collect()
+        t = time.perf_counter()
+        loaded = KnowledgeIndex.load(tmp)
+        out["load_s"] = round(time.perf_counter() - t, 2)
+        out["load_segments"] = len(loaded.segments)
+        return out
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def measure_milvus(index, queries, rounds: int, pick, docs) -> dict:
     """The same index in a Milvus Lite collection (FLAT dense index, BM25 function over our tokens):
     the time to fill it (`MilvusStore.sync`), its disk, the index side of a hybrid search through it
     (whole and one-document filter, the filter a Milvus expression), and one upload of a 40-chunk
     document (the sync of an index with one more document: fingerprints, diff, insert)."""
-    from .index import NewDocument
     from .milvus_store import MilvusConfig, MilvusIndex, MilvusStore
 
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-milvus-"))
@@ -249,10 +298,7 @@ def measure_milvus(index, queries, rounds: int, pick, docs) -> dict:
         out["disk_mb"] = round(_du(tmp / "bench.db") / 2**20, 1)
         mindex = MilvusIndex.of(index, store)
         out.update(_timed_searches(mindex, queries, rounds, pick, docs))
-        rows = np.arange(UPLOAD_CHUNKS) % len(index)
-        chunks = [replace(index.chunks[r], doc_id="bench-upload") for r in rows]
-        bigger = index.with_documents([NewDocument({"doc_id": "bench-upload"}, "", chunks, index.vectors[rows],
-                                                   [index.bm25_tokens[r] for r in rows], UPLOAD_CHUNKS)])
+        bigger = index.with_documents([upload_of(index)])
         t = time.perf_counter()
         store.sync(bigger)
         out["upload_sync_s"] = round(time.perf_counter() - t, 2)
@@ -331,6 +377,15 @@ def format_table(result: dict) -> str:
             lines.append(f"HNSW at {s['chunks']:,} chunks, efSearch: recall@10 (real chunks), p50 ms — " + "; ".join(
                 f"{ef}: {v['recall_at_10']} ({v['source_recall_at_10']}), {v['ms']['p50']}"
                 for ef, v in s["hnsw_ef_sweep"].items()))
+    lines += ["", "Persistence (rag/segments.py; in a temporary folder): the full save every upload "
+              "made before segments, then one 40-chunk upload — the new in-memory index (vectors appended, BM25 "
+              "matrix rebuilt) and the save of its segment and manifest — and the load of the two segments:",
+              "", "| chunks | full save s | full save MB | upload: in-memory index s | upload: save s "
+              "| upload: bytes written | load s |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in result["sizes"]:
+        p = s["persistence"]
+        lines.append(f"| {s['chunks']:,} | {p['full_save_s']} | {p['full_save_bytes'] / 2**20:.1f} "
+                     f"| {p['upload_in_memory_s']} | {p['upload_save_s']} | {p['upload_save_bytes']:,} | {p['load_s']} |")
     milvus = [s for s in result["sizes"] if "milvus_lite" in s]
     if milvus:
         lines += ["", "Milvus Lite (rag/milvus_store.py; FLAT dense index, BM25 function over our tokens), same queries:",

@@ -123,12 +123,26 @@ def cmd_search(args) -> int:
 
 def cmd_index(args) -> int:
     """`status`: read-only check (exit 1 when unusable or degraded).  `build`: load, repair or rebuild;
-    without --if-needed it also acknowledges recorded damage (an operator has looked)."""
+    without --if-needed it also acknowledges recorded damage (an operator has looked).  `compact`: merge
+    the index's segments into one version (rag/segments.py)."""
     from .corpus import load_corpus
     from .index import IndexError_
     from .service import open_index, read_damage
 
     settings = _settings(args)
+    if args.action == "compact":
+        from .service import compact_index
+
+        try:
+            done = compact_index(settings)
+        except IndexError_ as exc:
+            print(f"index unusable: {exc}; run `rag index build`", file=sys.stderr)
+            return 1
+        b = done["before"]
+        print(f"index compacted: {b['segments']} segments ({len(b['tombstoned'])} deleted documents) of {b['version']} "
+              f"-> 1 segment {done['version']}, {done['chunks']} chunks, {done['bytes_written']:,} bytes written, "
+              f"{done['seconds']}s")
+        return 0
     if args.action == "status":
         try:
             index, _ = open_index(settings, load_corpus(settings.seeds_dir), None, allow_rebuild=False)
@@ -560,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_search)
 
     sp = sub.add_parser("index", help="build or inspect the index")
-    sp.add_argument("action", choices=["build", "status"])
+    sp.add_argument("action", choices=["build", "status", "compact"],
+                    help="compact: merge the index's segments into one (uploads and deletes add segments)")
     sp.add_argument("--force", action="store_true", help="rebuild even if up to date")
     sp.add_argument("--if-needed", action="store_true",
                     help="build only when missing or stale (the default), and leave recorded damage unacknowledged")

@@ -2,23 +2,28 @@
 
 Layout under `index/`:  `CURRENT` names the active version folder
 (`v-<time>-<pid>-<n>/`), which holds `manifest.json`, `chunks.jsonl`,
-`dense.faiss` and `bm25.json`.  A build writes a new folder completely under
-`.tmp-v-…` and fsyncs it, renames it into place, then swaps `CURRENT` with an
-atomic rename (fsynced), so readers and interrupted builds never see a
-half-written index.  Every file's sha256 is in the manifest: a truncated or
-corrupted file is detected at load and reported as `IndexCorrupt`, with paths
-relative to the index folder.
+`dense.faiss`, `bm25.json` and `sentences.npy`.  A version folder's files hold
+only its own rows (its segment); its manifest lists the earlier folders whose
+rows come first, with their tombstoned documents (rag/segments.py): an upload
+writes the new document's rows, a delete a tombstone, and a compaction merges
+segments.  A save writes a new folder completely under `.tmp-v-…` and fsyncs
+it, renames it into place, then swaps `CURRENT` with an atomic rename
+(fsynced), so readers and interrupted saves never see a half-written index.
+Every file's sha256 is in its folder's manifest, and every listed folder's
+manifest sha256 in the listing one: a truncated or corrupted file is detected
+at load and reported as `IndexCorrupt`, with paths relative to the index folder.
 
 The index is derived data.  Uploaded documents belong to the document store
 beside the versions (`index/documents/`, rag/store.py), which no rebuild,
 clean-up or swap touches.  Each version also keeps a checksummed copy of the
-uploads it indexes (`uploads/catalog.json`, `uploads/<doc_id>.txt`): the copies
-the store is recovered from (`version_copies`).  Old versions are removed only
-after the new CURRENT is durable, by renaming them to `.trash-…` first, and
-never while one holds an upload the store lacks (`remove_old_versions`);
-`clean_debris` removes what dead processes left.  Writers hold `index/LOCK`
-exclusively (`index_lock`).  `with_document` / `without_document` return new
-in-memory indexes; the old one stays valid for readers still using it.
+uploads among its rows (`uploads/catalog.json`, `uploads/<doc_id>.txt`): the copies
+the store is recovered from (`version_copies`).  Versions the active one does
+not list are removed only after the new CURRENT is durable, by renaming them to
+`.trash-…` first, and never while one holds an upload the store lacks
+(`remove_old_versions`); `clean_debris` removes what dead processes left.
+Writers hold `index/LOCK` exclusively (`index_lock`).  `with_document` /
+`without_document` return new in-memory indexes; the old one stays valid for
+readers still using it.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ import numpy as np
 from .cleaning import normalize_for_matching, split_sentences
 from .clauses import Chunk
 from .keywords import normalize, tokens
+from .segments import Segment, plan as plan_save
 from .store import (IN_PROGRESS, STORE_FORMAT, DocumentStore, crash_point, fsync_dir, is_debris, remove_tree,
-                    unique_suffix, write_file)
+                    sha256_bytes, unique_suffix, write_file)
 
 log = logging.getLogger(__name__)
 
@@ -396,6 +402,10 @@ class KnowledgeIndex:
         self.manifest = manifest
         self.uploads = uploads or Uploads()
         self.version: str | None = None  # the version folder this index was loaded from or saved as
+        # The version folders on disk whose rows are this index's first rows (rag/segments.py); the
+        # rows after theirs are not saved yet.  Empty: a save writes every row.
+        self.segments: tuple[Segment, ...] = ()
+        self.last_save: dict | None = None  # what the last `save` wrote (kind, rows, bytes): for `rag bench`
         # above this many chunks dense candidates come from an HNSW graph (`hnsw`)
         self.hnsw_threshold = HNSW_THRESHOLD if hnsw_threshold is None else hnsw_threshold
         self.bm25 = SparseBM25(bm25_tokens) if bm25_tokens else None
@@ -421,12 +431,13 @@ class KnowledgeIndex:
         parts = [self.doc_rows[d] for d in dict.fromkeys(documents) if d in self.doc_rows]
         return np.concatenate(parts) if parts else np.array([], dtype=int)
 
-    def flat_index(self) -> faiss.IndexFlatIP:
-        """A flat (exact) FAISS index of the chunk vectors: what `dense.faiss` holds.  Made when
-        needed (saving), not kept: searches use `vectors` (or `hnsw`) directly."""
+    def flat_index(self, start: int = 0) -> faiss.IndexFlatIP:
+        """A flat (exact) FAISS index of the chunk vectors from row `start` on: what a segment's
+        `dense.faiss` holds.  Made when needed (saving), not kept: searches use `vectors` (or `hnsw`)
+        directly."""
         flat = faiss.IndexFlatIP(self.vectors.shape[1])
-        if len(self.vectors):
-            flat.add(self.vectors)
+        if len(self.vectors) > start:
+            flat.add(self.vectors[start:])
         return flat
 
     @property
@@ -560,8 +571,10 @@ class KnowledgeIndex:
             clause_counts[doc_id] = doc.clause_count
         manifest = self._changed_manifest(len(chunks), clause_count, doc_ids)
         manifest["upload_clause_counts"].update(clause_counts)
-        return KnowledgeIndex(chunks, np.vstack(vectors), bm25, manifest, uploads, np.vstack(sentences),
-                              hnsw_threshold=self.hnsw_threshold)
+        new = KnowledgeIndex(chunks, np.vstack(vectors), bm25, manifest, uploads, np.vstack(sentences),
+                             hnsw_threshold=self.hnsw_threshold)
+        new.segments = self.segments  # the new rows come after the saved ones: the next save writes only them
+        return new
 
     def without_document(self, doc_id: str) -> "KnowledgeIndex":
         """A new index without the uploaded document `doc_id`; `self` is left untouched."""
@@ -574,10 +587,13 @@ class KnowledgeIndex:
                                           [d for d in self.doc_ids if d != doc_id])
         manifest["upload_clause_counts"] = counts
         sent_rows = [j for i in keep for j in range(self.sentence_start[i], self.sentence_start[i + 1])]
-        return KnowledgeIndex([self.chunks[i] for i in keep], self.vectors[keep] if keep else self.vectors[:0],
-                              [self.bm25_tokens[i] for i in keep], manifest, self.uploads.removed(doc_id),
-                              self.sentence_vectors[sent_rows] if sent_rows else self.sentence_vectors[:0],
-                              hnsw_threshold=self.hnsw_threshold)
+        new = KnowledgeIndex([self.chunks[i] for i in keep], self.vectors[keep] if keep else self.vectors[:0],
+                             [self.bm25_tokens[i] for i in keep], manifest, self.uploads.removed(doc_id),
+                             self.sentence_vectors[sent_rows] if sent_rows else self.sentence_vectors[:0],
+                             hnsw_threshold=self.hnsw_threshold)
+        # a saved document gets a tombstone in its segment; an unsaved one's rows are simply gone
+        new.segments = tuple(s.without(doc_id) if s.holds(doc_id) else s for s in self.segments)
+        return new
 
     def _changed_manifest(self, chunk_count: int, clause_count: int, documents: list[str]) -> dict:
         manifest = {k: v for k, v in self.manifest.items() if k != "files"}
@@ -588,18 +604,29 @@ class KnowledgeIndex:
 
     # -- persistence -------------------------------------------------------
 
-    def save(self, index_dir: Path, before_publish=None) -> Path:
+    def save(self, index_dir: Path, before_publish=None, compact: bool = False) -> Path:
         """Write a new version folder, then atomically point CURRENT at it.
+
+        The folder holds only the rows the index's segments on disk do not (rag/segments.py): an
+        upload's rows, none for a delete (its manifest tombstones the document), every row for a
+        first build or a compaction (`compact`, or when `plan_save` says so).
 
         Each step is durable (fsynced) before the next: the version is written
         under `.tmp-v-…`; `before_publish()` runs (the service stores an upload's
         text, or deletes a document from the store, there); the folder is renamed
-        to `v-…`; CURRENT is swapped.  Only then are old versions removed, and
-        only those whose uploads are all safe in the document store.  An exception
-        before the swap removes the new folder and propagates: nothing is published.
+        to `v-…`; CURRENT is swapped.  Only then are the versions it no longer
+        lists removed, and only those whose uploads are all safe in the document
+        store.  An exception before the swap removes the new folder and
+        propagates: nothing is published.
         """
         index_dir = Path(index_dir)
         index_dir.mkdir(parents=True, exist_ok=True)
+        segments = self.segments if self._segments_on_disk(index_dir) else ()
+        kept, kind = plan_save(segments, len(self) - sum(s.live for s in segments), compact)
+        start = sum(s.live for s in kept)
+        before = {d for s in kept for d in s.live_docs()}
+        rows = np.arange(start, len(self))
+        own_uploads = [e for e in self.uploads.entries if e["doc_id"] not in before]
         name = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{unique_suffix()}"
         tmp = index_dir / f".tmp-{name}"
         final = index_dir / name
@@ -608,36 +635,46 @@ class KnowledgeIndex:
         try:
             tmp.mkdir()
             with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as f:
-                for ch in self.chunks:
-                    f.write(json.dumps(asdict(ch), ensure_ascii=False) + "\n")
-            faiss.write_index(self.flat_index(), str(tmp / "dense.faiss"))
-            (tmp / "bm25.json").write_text(json.dumps(self.bm25_tokens, ensure_ascii=False), encoding="utf-8")
+                for i in rows:
+                    f.write(json.dumps(asdict(self.chunks[i]), ensure_ascii=False) + "\n")
+            faiss.write_index(self.flat_index(start), str(tmp / "dense.faiss"))
+            (tmp / "bm25.json").write_text(json.dumps(self.bm25_tokens[start:], ensure_ascii=False), encoding="utf-8")
             with open(tmp / "sentences.npy", "wb") as f:
-                np.save(f, self.sentence_vectors, allow_pickle=False)
+                np.save(f, self.sentence_vectors[int(self.sentence_start[start]):], allow_pickle=False)
             files = list(FILES)
-            if self.uploads.entries:
+            if own_uploads:
                 (tmp / UPLOADS_DIR).mkdir()
-                for entry in self.uploads.entries:
+                for entry in own_uploads:
                     fn = f"{UPLOADS_DIR}/{entry['doc_id']}.txt"
                     if not _UPLOAD_FILE.fullmatch(fn):
                         raise ValueError(f"refusing to write upload file {fn!r}")
                     (tmp / fn).write_text(self.uploads.texts[entry["doc_id"]], encoding="utf-8")
                     files.append(fn)
                 (tmp / UPLOADS_CATALOG).write_text(
-                    json.dumps({"documents": self.uploads.entries}, ensure_ascii=False, indent=2), encoding="utf-8")
+                    json.dumps({"documents": own_uploads}, ensure_ascii=False, indent=2), encoding="utf-8")
                 files.append(UPLOADS_CATALOG)
-            manifest = dict(self.manifest)
-            manifest["uploads"] = self.uploads.doc_ids
-            manifest["document_store"] = STORE_FORMAT  # uploads are kept in documents/ too (rag/store.py)
-            manifest["files"] = {fn: _sha256(tmp / fn) for fn in files}
-            (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-            for fn in (*files, "manifest.json"):
+            for fn in files:
                 with open(tmp / fn, "rb") as f:
                     os.fsync(f.fileno())
-            if self.uploads.entries:
+            crash_point("index.save:segment")  # the rows written, the manifest not yet
+            merged = {k: v for k, v in self.manifest.items() if k not in ("files", "segments")}
+            merged["uploads"] = self.uploads.doc_ids
+            merged["document_store"] = STORE_FORMAT  # uploads are kept in documents/ too (rag/store.py)
+            own_docs = [d for d in (self.manifest.get("documents") or self.doc_ids) if d not in before]
+            manifest = {**merged, "documents": own_docs, "uploads": [e["doc_id"] for e in own_uploads],
+                        "upload_clause_counts": {d: n for d, n in merged.get("upload_clause_counts", {}).items()
+                                                 if d not in before},
+                        "segments": [s.ref() for s in kept], "segment_chunks": len(rows),
+                        "files": {fn: _sha256(tmp / fn) for fn in files}}
+            if not kept:
+                del manifest["segments"]  # one segment: the layout every earlier version wrote
+            manifest_bytes = json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8")
+            write_file(tmp / "manifest.json", manifest_bytes)
+            if own_uploads:
                 fsync_dir(tmp / UPLOADS_DIR)
             fsync_dir(tmp)
             crash_point("index.save:written")
+            crash_point(f"index.{kind}:written")
             if before_publish is not None:
                 before_publish()
             os.rename(tmp, final)
@@ -653,47 +690,146 @@ class KnowledgeIndex:
         finally:
             IN_PROGRESS.discard(tmp.name)
         # Published: from here on nothing may raise (a caller would undo what is now live).
-        self.manifest = manifest
+        self.manifest = {**merged, "files": manifest["files"]}
         self.version = name
+        own = Segment(name, sha256_bytes(manifest_bytes),
+                      _doc_rows_in(self.chunks[start:], own_docs + manifest["uploads"]))
+        self.segments = (*kept, own) if own.docs else tuple(kept)
+        self.last_save = {"kind": kind, "segments": len(self.segments), "rows_written": len(rows),
+                          "bytes_written": sum((final / fn).stat().st_size for fn in (*files, "manifest.json"))}
         try:
             fsync_dir(index_dir)
             crash_point("index.save:swapped")
+            crash_point(f"index.{kind}:swapped")
             remove_old_versions(index_dir, keep=name)  # only now that the new CURRENT is durable
         except OSError as exc:
             log.error("index version %s is published, but finishing up failed: %s", name, exc.strerror or exc)
         return final
 
+    def _segments_on_disk(self, index_dir: Path) -> bool:
+        """Are this index's first rows its segments' live rows, and are those still the folders it was
+        loaded from or saved as?  (Not when another process compacted them away, or one was damaged
+        since: then a save writes every row.)"""
+        for s in self.segments:
+            if any(len(self.doc_rows.get(d, ())) != n for d, n in s.docs if d not in s.deleted):
+                log.warning("index rows and segment %s disagree: this save writes the whole index", s.version)
+                return False
+            try:
+                if _sha256(index_dir / s.version / "manifest.json") != s.manifest_sha256:
+                    raise OSError("changed")
+            except OSError:
+                log.warning("index segment %s changed on disk: this save writes the whole index", s.version)
+                return False
+        return True
+
     @classmethod
     def load(cls, index_dir: Path) -> "KnowledgeIndex":
-        """The active version, every file checked against the manifest.  Error messages name files
-        relative to the index folder (they end up in logs and /healthz)."""
+        """The active version: the segments its manifest lists (minus their tombstones), then its own
+        rows, every file checked against the manifests.  Error messages name files relative to the
+        index folder (they end up in logs and /healthz)."""
         index_dir = Path(index_dir)
         name = current_version(index_dir)
-        folder = index_dir / name
+        manifest, sha = _read_manifest(index_dir, name)
+        refs = manifest.get("segments", [])
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise IndexCorrupt(f"{name}/manifest.json has an unreadable segment list")
+        parts = []
+        for ref in refs:
+            seg = ref.get("version")
+            if not isinstance(seg, str) or not VERSION_NAME.fullmatch(seg) or seg == name:
+                raise IndexCorrupt(f"{name}/manifest.json lists a segment outside the index versions ({str(seg)[:80]!r})")
+            if not (index_dir / seg).is_dir():
+                raise IndexCorrupt(f"{name}/manifest.json lists segment {seg!r}, which does not exist")
+            seg_manifest, seg_sha = _read_manifest(index_dir, seg)
+            if seg_sha != ref.get("manifest_sha256"):
+                raise IndexCorrupt(f"{seg}/manifest.json is not the one {name}/manifest.json lists (checksum mismatch)")
+            parts.append(_read_segment(index_dir, seg, seg_manifest, seg_sha, set(ref.get("deleted") or ())))
+        parts.append(_read_segment(index_dir, name, manifest, sha, set()))
+        merged = {k: v for k, v in manifest.items() if k not in ("segments", "segment_chunks")}
+        merged["documents"] = [d for p in parts for d in p.documents]
+        merged["uploads"] = [e["doc_id"] for p in parts for e in p.uploads.entries]
+        merged["upload_clause_counts"] = {d: n for p in parts for d, n in p.upload_clause_counts.items()}
+        dim = int(manifest.get("dimension") or parts[-1].vectors.shape[1])
+        uploads = Uploads([e for p in parts for e in p.uploads.entries],
+                          {d: t for p in parts for d, t in p.uploads.texts.items()})
         try:
-            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except FileNotFoundError:
-            raise IndexCorrupt(f"{name}/manifest.json is missing") from None
-        except (OSError, ValueError) as exc:
-            raise IndexCorrupt(f"{name}/manifest.json is unreadable: {_why(exc, folder, name)}") from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise IndexStale(f"index format {manifest.get('format_version')} != {FORMAT_VERSION}")
-        _verify_files(folder, manifest, FILES, name)
-        uploads = _read_uploads(folder, manifest, name)
-        try:
-            chunks = [IndexedChunk(**json.loads(line))
-                      for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
-            dense = faiss.read_index(str(folder / "dense.faiss"))
-            vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
-            bm25_tokens = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
-            sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
-        except Exception as exc:  # any parse failure of a checksummed file is corruption
-            raise IndexCorrupt(f"{name} cannot be read: {_why(exc, folder, name)}") from None
-        index = cls(chunks, vectors, bm25_tokens, manifest, uploads, sentence_vectors)
+            index = cls([c for p in parts for c in p.chunks],
+                        np.vstack([p.vectors.reshape(-1, dim) for p in parts]),
+                        [t for p in parts for t in p.bm25_tokens], merged, uploads,
+                        np.vstack([p.sentence_vectors.reshape(-1, dim) for p in parts]))
+        except ValueError as exc:
+            raise IndexCorrupt(f"{name}'s segments do not fit together: {exc}") from None
         index.version = name
+        index.segments = tuple(p.segment for p in parts if p.segment.docs)
         return index
+
+
+@dataclass
+class _Part:
+    """One segment's rows as read from its folder, tombstoned documents left out."""
+
+    chunks: list[IndexedChunk]
+    vectors: np.ndarray
+    bm25_tokens: list[list[str]]
+    sentence_vectors: np.ndarray
+    uploads: Uploads
+    documents: list[str]
+    upload_clause_counts: dict[str, int]
+    segment: Segment
+
+
+def _read_manifest(index_dir: Path, name: str) -> tuple[dict, str]:
+    """A version folder's manifest (format checked) and the sha256 of its bytes."""
+    folder = Path(index_dir) / name
+    try:
+        raw = (folder / "manifest.json").read_bytes()
+        manifest = json.loads(raw.decode("utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        raise IndexCorrupt(f"{name}/manifest.json is missing") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"{name}/manifest.json is unreadable: {_why(exc, folder, name)}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexStale(f"index format {manifest.get('format_version')} != {FORMAT_VERSION}")
+    return manifest, sha256_bytes(raw)
+
+
+def _read_segment(index_dir: Path, name: str, manifest: dict, sha: str, deleted: set[str]) -> _Part:
+    folder = Path(index_dir) / name
+    _verify_files(folder, manifest, FILES, name)
+    uploads = _read_uploads(folder, manifest, name)
+    try:
+        chunks = [IndexedChunk(**json.loads(line))
+                  for line in (folder / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line]
+        dense = faiss.read_index(str(folder / "dense.faiss"))
+        vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
+        bm25_tokens = json.loads((folder / "bm25.json").read_text(encoding="utf-8"))
+        sentence_vectors = np.load(folder / "sentences.npy", allow_pickle=False)
+        documents = list(manifest.get("documents") or dict.fromkeys(c.doc_id for c in chunks))
+        counts = dict(manifest.get("upload_clause_counts") or {})
+    except Exception as exc:  # any parse failure of a checksummed file is corruption
+        raise IndexCorrupt(f"{name} cannot be read: {_why(exc, folder, name)}") from None
+    segment = Segment(name, sha, _doc_rows_in(chunks, documents + uploads.doc_ids), frozenset(deleted))
+    if deleted:
+        keep = [i for i, c in enumerate(chunks) if c.doc_id not in deleted]
+        starts = np.concatenate([[0], np.cumsum([len(chunk_sentences(c)) for c in chunks])]).astype(int)
+        sent_rows = [j for i in keep for j in range(starts[i], starts[i + 1])]
+        chunks, vectors = [chunks[i] for i in keep], vectors[keep]
+        bm25_tokens, sentence_vectors = [bm25_tokens[i] for i in keep], sentence_vectors[sent_rows]
+        uploads = Uploads([e for e in uploads.entries if e["doc_id"] not in deleted],
+                          {d: t for d, t in uploads.texts.items() if d not in deleted})
+        documents = [d for d in documents if d not in deleted]
+        counts = {d: n for d, n in counts.items() if d not in deleted}
+    return _Part(chunks, vectors, bm25_tokens, sentence_vectors, uploads, documents, counts, segment)
+
+
+def _doc_rows_in(chunks: list[IndexedChunk], documents: list[str]) -> tuple[tuple[str, int], ...]:
+    """(doc_id, rows) for every document of a segment: `documents` first, in their order, then any other
+    document its chunks carry."""
+    counts = Counter(c.doc_id for c in chunks)
+    order = dict.fromkeys([*documents, *counts])
+    return tuple((d, counts.get(d, 0)) for d in order)
 
 
 def _why(exc: BaseException, folder: Path, name: str) -> str:
@@ -837,18 +973,33 @@ def clean_debris(index_dir: Path) -> list[str]:
     return removed
 
 
+def version_segments(index_dir: Path, name: str) -> list[str]:
+    """The earlier version folders whose segments version `name` is built on (rag/segments.py)."""
+    manifest, _ = _read_manifest(index_dir, name)
+    refs = manifest.get("segments", [])
+    if not isinstance(refs, list) or not all(isinstance(r, dict) and isinstance(r.get("version"), str) for r in refs):
+        raise IndexCorrupt(f"{name}/manifest.json has an unreadable segment list")
+    return [r["version"] for r in refs]
+
+
 def remove_old_versions(index_dir: Path, keep: str) -> list[str]:
-    """Remove the version folders other than `keep`, except any holding an upload the store lacks.
+    """Remove the version folders other than `keep` and the segments it lists, except any holding
+    an upload the store lacks.
 
     A folder is first renamed to `.trash-<name>` (atomic), then deleted: a crash
     half-way leaves debris that `clean_debris` removes, never a half-deleted version.
     """
     index_dir = Path(index_dir)
     store = DocumentStore(index_dir)
-    kept = version_upload_ids(index_dir / keep)
+    try:
+        listed = {keep, *version_segments(index_dir, keep)}
+    except IndexError_ as exc:
+        log.warning("keeping every index version: the segments of %s cannot be read (%s)", keep, exc)
+        return []
+    kept = set().union(*(version_upload_ids(index_dir / name) for name in listed))
     removed = []
     for name in list_versions(index_dir):
-        if name == keep:
+        if name in listed:
             continue
         unsafe = sorted(d for d in version_upload_ids(index_dir / name)
                         if d not in kept and not store.holds(d) and not store.is_tombstoned(d))

@@ -368,6 +368,22 @@ def _open_for_writing(settings: Settings, corpus: Corpus, embedder, rebuild: boo
     return index, _relative(status, index_dir)
 
 
+def compact_index(settings: Settings) -> dict:
+    """`rag index compact`: the active version's segments merged into one new version (rag/segments.py),
+    under index/LOCK; the folders it no longer lists are removed as after any save.  No model is needed:
+    the rows are copied, not embedded again.  Servers on the index load the new version as any other."""
+    index_dir = Path(settings.index_dir)
+    with index_lock(index_dir, exclusive=True):
+        index = KnowledgeIndex.load(index_dir)
+        before = {"version": index.version, "segments": len(index.segments),
+                  "tombstoned": sorted(d for s in index.segments for d in s.deleted)}
+        started = time.perf_counter()
+        index.save(index_dir, compact=True)
+        _drop_tombstones(index_dir, DocumentStore(index_dir))
+    return {"before": before, "version": index.version, "segments": len(index.segments), "chunks": len(index),
+            "seconds": round(time.perf_counter() - started, 2), "bytes_written": index.last_save["bytes_written"]}
+
+
 def _build(settings: Settings, corpus: Corpus, embedder, stored: Uploads, store: DocumentStore,
            show_progress: bool) -> KnowledgeIndex:
     """A fresh index over the seeds and every stored document."""

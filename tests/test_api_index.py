@@ -89,10 +89,12 @@ def test_uploads_are_saved_inside_the_version_and_checksummed(base, tmp_path):
     assert not (folder2 / "uploads").exists()
     assert folder.exists()
     assert KnowledgeIndex.load(tmp_path).uploads.entries == []
-    # Once the store has it (or it was deleted: a tombstone), old versions are cleaned up.
+    # Once the store has it (or it was deleted: a tombstone), old versions are cleaned up; folder2
+    # stays as the segment folder3 (which adds no rows) builds on (rag/segments.py).
     DocumentStore(tmp_path).put(loaded.uploads.entries[0], loaded.uploads.texts["up-1"])
     folder3 = KnowledgeIndex.load(tmp_path).save(tmp_path)
-    assert not folder.exists() and not folder2.exists() and folder3.exists()
+    assert not folder.exists() and folder2.exists() and folder3.exists()
+    assert [s.version for s in KnowledgeIndex.load(tmp_path).segments] == [folder2.name]
 
 
 def test_a_corrupted_upload_text_is_detected(base, tmp_path):

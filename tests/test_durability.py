@@ -375,16 +375,22 @@ CHILD = textwrap.dedent("""
 
 # (operation, crash point, is the document it adds/removes there afterwards?)
 CRASHES = [
+    ("add", "index.save:segment", False),     # the upload's segment written, its manifest not yet
     ("add", "index.save:written", False),     # new version written, not yet stored or published
+    ("add", "index.upload:written", False),   # the same moment, named for the kind of save (rag/segments.py)
     ("add", "store.put:partial", False),      # half of the document in the store's temporary folder
     ("add", "store.put:done", True),          # durable in the store, the index not yet published
     ("add", "index.save:renamed", True),      # the new version in place, CURRENT not yet swapped
     ("add", "index.save:swapped", True),      # published, old version not yet removed
-    ("add", "index.cleanup:partial", True),   # old version half-deleted
+    ("add", "index.upload:swapped", True),
+    # (an upload removes no version: the one before it is a segment of the new one, rag/segments.py;
+    # a compaction's clean-up is killed in test_a_kill_during_a_compaction_loses_nothing)
     ("remove", "index.save:written", True),   # nothing changed yet
+    ("remove", "index.delete:written", True),  # the version dropping the document's segment written, not published
     ("remove", "store.delete:tombstoned", True),  # tombstone written, the document still in the store
     ("remove", "store.delete:trashed", False),    # out of the store, the index not yet published
     ("remove", "index.save:swapped", False),
+    ("remove", "index.delete:swapped", False),
     ("remove", "index.cleanup:partial", False),
 ]
 
@@ -429,6 +435,80 @@ def test_a_kill_during_an_upload_or_delete_leaves_the_document_whole_or_gone(see
             assert store.documents == {} and wuxi not in fresh.index.doc_ids
             assert not fresh.corpus.is_upload(wuxi)
             assert not (index_dir / "documents" / ".tombstones" / wuxi).exists()
+
+
+COMPACT_CHILD = textwrap.dedent("""
+    import sys
+    from rag.config import Settings
+    from rag.service import compact_index
+    compact_index(Settings(index_dir=sys.argv[1]))
+    print("DONE", flush=True)
+""")
+
+
+def _rows(index: KnowledgeIndex) -> list[tuple]:
+    return [(c.doc_id, c.chunk_id, c.text) for c in index.chunks]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["index.save:segment", "index.compact:written", "index.save:renamed",
+                                   "index.compact:swapped", "index.cleanup:partial"])
+def test_a_kill_during_a_compaction_loses_nothing(seeded, model, tmp_path, point):
+    """Three segments (the seeds, the Wuxi plan, the Chengdu plan) merged into one by `rag index compact`,
+    killed at each step: the next start has both uploads, the same rows, and no debris."""
+    settings, wuxi = seeded
+    index_dir = settings.index_dir
+    chengdu = Assistant(settings, embedder=model).add_document(
+        "chengdu.txt", CHENGDU_TEXT.encode("utf-8"), "成都市集成电路产业高质量发展行动计划", issuer="成都市人民政府",
+        region="四川省成都市").doc_id
+    before = KnowledgeIndex.load(index_dir)
+    assert len(before.segments) == 3
+    kill_when_paused(["-c", COMPACT_CHILD, str(index_dir)], point, tmp_path / "child.log")
+
+    fresh = Assistant(settings, embedder=model)
+    assert fresh.index_status == "loaded" and fresh.health() == {"status": "ok"}
+    assert sorted(DocumentStore(index_dir).scan().documents) == sorted([wuxi, chengdu])
+    after = KnowledgeIndex.load(index_dir)
+    assert _rows(after) == _rows(before) and after.uploads.texts == before.uploads.texts
+    assert len(after.segments) == (1 if point in ("index.compact:swapped", "index.cleanup:partial") else 3)
+    assert not [p for p in index_dir.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+    assert_wuxi_answered(fresh, wuxi)
+    assert "40%" in fresh.ask(CHENGDU_Q).answer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point,present", [("index.delete:written", True), ("store.delete:trashed", False),
+                                           ("index.delete:swapped", False)])
+def test_a_kill_during_a_delete_by_tombstone_leaves_the_document_whole_or_gone(seeded, model, tmp_path, point,
+                                                                                 present):
+    """The Wuxi plan in the base segment (after a compaction): its delete writes a tombstone, not the base."""
+    settings, wuxi = seeded
+    index_dir = settings.index_dir
+    from rag.service import compact_index
+
+    compact_index(settings)
+    base = KnowledgeIndex.load(index_dir).version
+    base_state = disk_state(index_dir / base)
+    kill_when_paused(["-c", CHILD, str(index_dir), "remove", wuxi], point, tmp_path / "child.log")
+
+    fresh = Assistant(settings, embedder=model)
+    store = DocumentStore(index_dir).scan()
+    assert not store.damaged and fresh.health() == {"status": "ok"}
+    assert disk_state(index_dir / base) == base_state  # the base is never rewritten by a delete
+    assert not [p for p in index_dir.iterdir() if p.name.startswith((".tmp-", ".trash-"))]
+    if present:
+        assert list(store.documents) == [wuxi]
+        assert_wuxi_answered(fresh, wuxi)
+    else:
+        assert store.documents == {} and wuxi not in fresh.index.doc_ids and not fresh.corpus.is_upload(wuxi)
+        manifest = json.loads((active(index_dir) / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["segments"][0]["version"] == base and manifest["segments"][0]["deleted"] == [wuxi]
+        # the base still holds a copy: the store's tombstone keeps it from being recovered, until a compaction
+        assert (index_dir / "documents" / ".tombstones" / wuxi).exists()
+        assert wuxi not in Assistant(settings, embedder=model).index.doc_ids
+        compact_index(settings)
+        assert not (index_dir / base).exists() and not (index_dir / "documents" / ".tombstones" / wuxi).exists()
+        assert wuxi not in Assistant(settings, embedder=model, allow_rebuild=False).index.doc_ids
 
 
 # -- questions of invisible characters ------------------------------------------------------------
