@@ -20,7 +20,7 @@ from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, announces_list, chunk_sentences
 from .keywords import normalize
-from .question import QuestionAnalysis, analyze, part_queries
+from .question import QuestionAnalysis, analyze, compared_items, part_queries
 from .retrieve import RRF_K, Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, list_lead_of, matched_section,
                        metadata_answer, role_section, section_answer, sibling_section)
@@ -187,6 +187,24 @@ def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits
         picks = [p for p in picks if hits[p.hit_rank].chunk.doc_id == first]
     picks.sort(key=lambda p: (p.hit_rank, p.sentence_index))
     return picks
+
+
+def _with_each_items_clause(picks: list[Pick], hits: list[Hit], part_rankings) -> list[Pick]:
+    """"周一到周四和周五的受理时间有什么区别": each compared thing's own best clause is read whole too,
+    when it is in the document the answer is from."""
+    if not picks:
+        return picks
+    at = {h.row: i for i, h in enumerate(hits)}
+    doc = hits[picks[0].hit_rank].chunk.doc_id
+    have = {p.hit_rank for p in picks}
+    for rows, _ in part_rankings:
+        rank = next((at[r] for r in rows if r in at), None)
+        if rank is None or rank in have or hits[rank].chunk.doc_id != doc:
+            continue
+        have.add(rank)
+        picks += [Pick(rank, i, sent, 1.0) for i, sent in enumerate(chunk_sentences(hits[rank].chunk))
+                  if not (i == 0 and is_heading_line(sent))]
+    return sorted(picks, key=lambda p: (p.hit_rank, p.sentence_index))
 
 
 def _gives_asked_figure(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], picks: list[Pick],
@@ -370,6 +388,8 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     if whole_clause:
         picks = best_clauses(hits, _with_common_words(qa, index, scope), index, qvec, compare_docs,
                              SECOND_WHOLE_CLAUSE_RATIO)
+        if not compare_docs and compared_items(question):
+            picks = _with_each_items_clause(picks, hits, retrieval.parts)
     elif compare_docs:
         picks = []
         for doc_id in compare_docs:

@@ -346,6 +346,28 @@ def _asking_clauses(part: str) -> list[str]:
     return [part]
 
 
+# "X和Y…有什么不同 / 差多少 / 各是多少": two things of one document compared
+_COMPARING = re.compile(r"区别|不同|不一样|差异|差别|差多少|差几|相比|相较|比较|对比|分别|各自|各是|各为|哪个更")
+_ITEM_BEFORE = re.compile(r"[^，,。？?；;：:对在把将从按为就里中的和与跟及、]{2,12}$")
+_ITEM_AFTER = re.compile(r"^[^，,。？?；;：:的在之有分各相比差哪和与跟及、]{2,12}")
+
+
+def compared_items(question: str) -> list[str]:
+    """"周一到周四和周五的受理时间有什么区别" -> ["周一到周四的受理时间有什么区别", "周五的受理时间有什么区别"]:
+    the question once for each of the two things it compares, so each is searched and answered in its
+    own clause.  [] when it compares nothing or the two things cannot be told apart."""
+    if not _COMPARING.search(question):
+        return []
+    for m in re.finditer(r"和|与|跟|以及", question):
+        before = _ITEM_BEFORE.search(question[: m.start()])
+        after = _ITEM_AFTER.match(question[m.end():])
+        if before and after:
+            x, y = before.group(0), after.group(0)
+            head, tail = question[: m.start() - len(x)], question[m.end() + len(y):]
+            return [head + x + tail, head + y + tail]
+    return []
+
+
 def asked_parts(question: str) -> list[tuple[str, str]]:
     """The separate things a question asks, each made to stand alone, with its own words as asked.
 
@@ -359,7 +381,8 @@ def asked_parts(question: str) -> list[tuple[str, str]]:
     parts = [piece for p in parts for piece in _asking_clauses(p)]
     parts = [p for p in parts if len(normalize(p)) >= 3]
     if len(parts) < 2:
-        return [(question, question)]
+        items = compared_items(question)
+        return [(p, p) for p in items] if items else [(question, question)]
     first_topic = "".join(t for t in key_terms(parts[0]) if not _ASKS_NUMBER.search(t) and not _TARGET.fullmatch(t))
     out = [(parts[0], parts[0])]
     for p in parts[1:]:

@@ -272,7 +272,12 @@ def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
                                                                         hits[p.hit_rank].chunk.doc_id,
                                                                         every_word=True)]
         if given:
-            supported = [p for p in supported if sentence_figures(p.sentence) - given] or supported
+            fresh = [p for p in supported if sentence_figures(p.sentence) - given]
+            if not fresh and len(hits) > max_hits:  # the part's other figure may be in a lower clause
+                fresh = [p for p in score_sentences(hits, qa, index, query_vector, NUMBER_HITS)
+                         if p.hit_rank >= max_hits and sentence_figures(p.sentence) - given
+                         and number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id, every_word=True)]
+            supported = fresh or supported
         picks = supported or picks
     picks.sort(key=lambda p: -p.score)
     best = picks[0].score

@@ -72,7 +72,10 @@ MEASURES = """宜宾市支持企业加大研发投入的若干措施
 1.企业申报。企业登录政务服务网提交申报材料。
 2.部门审核。市科学技术局会同市财政局审核申报材料。
 3.公示拨付。审核结果公示5个工作日，无异议的拨付资金。
-五、附则
+五、受理时间
+周一至周四：上午9:00-12:00；下午13:00-17:00。
+周五：上午9:00-12:00；下午13:00-15:30。
+六、附则
 本措施自2025年8月1日起施行，有效期至2030年7月31日。此前本市有关规定与本措施不一致的，以本措施为准；执行过程中遇国家和省有关政策调整的，从其规定。
 宜宾市人民政府办公室
 2025年7月20日
@@ -221,3 +224,11 @@ def test_how_a_named_section_goes_is_the_whole_section(shapes):
     """"申报流程大概是怎样的" names the heading 申报流程: every step, not one sentence of it."""
     ans = shapes.ask("申报流程大概是怎样的？", documents=["measures"])
     assert not ans.refused and all(x in ans.answer for x in ("企业申报", "部门审核", "公示拨付")), ans.answer
+
+
+@pytest.mark.slow
+def test_two_things_of_one_document_compared_each_get_their_clause(shapes):
+    """"周一至周四和周五的受理时间有什么区别": each compared thing is searched and read in its own clause."""
+    ans = shapes.ask("周一至周四和周五的受理时间有什么区别？", documents=["measures"])
+    assert not ans.refused and "17:00" in ans.answer and "15:30" in ans.answer, ans.answer
+

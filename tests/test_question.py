@@ -140,3 +140,12 @@ def test_the_unit_asked_does_not_depend_on_words_the_documents_registered():
     finally:
         jieba.del_word("资助多少")
         asked_unit.cache_clear()
+
+
+def test_two_things_compared_in_one_question_are_asked_one_at_a_time():
+    from rag.question import compared_items
+
+    assert compared_items("周一到周四和周五的受理时间有什么区别？") == ["周一到周四的受理时间有什么区别？",
+                                                                   "周五的受理时间有什么区别？"]
+    assert compared_items("省级数字化车间和智能工厂，奖补差多少？") == ["省级数字化车间，奖补差多少？", "智能工厂，奖补差多少？"]
+    assert compared_items("人才和资金方面有哪些保障措施？") == []  # nothing compared
