@@ -39,7 +39,8 @@ _LIST = re.compile(r"哪些|有什么|有哪些|包括|包含|主要措施|举�
                    r"what are|which|list", re.I)
 _SUMMARY = re.compile(r"哪些|有什么|包括|包含|主要|概括|总结|介绍|内容|what (are|does)|summar|main", re.I)
 # Asks for a whole section in the user's words: "主要抓哪几件事", "下一步打算怎么做", "概括一下".
-_BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|哪几块|几个方面|哪几个方面|主要内容|讲了?些什么|说了?些什么|讲的是什么|"
+_BROAD = re.compile(r"概括|总结|归纳|梳理|几件事|哪几件|哪几块|几个方面|哪几个方面|主要内容|几大[块类部方]|几个?部分|"
+                    r"[分划]为哪几|[分划]成哪几|分了哪几|讲了?些什么|说了?些什么|讲的是什么|"
                     r"下一步|打算怎么|准备怎么|怎么做|如何做|讲了什么|说了什么|规定了什么|"
                     r"summari[sz]e|overview|main (points|measures|tasks)", re.I)
 _ENGLISH = re.compile(r"^[\x00-\x7f\s’‘“”]+$")

@@ -335,6 +335,16 @@ def _cited(sentence: str, n: int) -> str:
     return f"{sentence}[{n}]。"
 
 
+def _next_under(row: int, item_row: int, index: KnowledgeIndex) -> int | None:
+    """The clause after `row`, if it is still under item `item_row`'s heading."""
+    item, nxt = index.chunks[item_row], row + 1
+    if nxt < len(index.chunks):
+        c = index.chunks[nxt]
+        if c.doc_id == item.doc_id and c.section[: len(item.section)] == item.section:
+            return nxt
+    return None
+
+
 def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_prefix: str,
                    max_items: int = MAX_ITEMS):
     """List a section's items, each cited: (text, [(n, Hit)]).  A short list (at most DETAIL_ITEMS)
@@ -358,6 +368,13 @@ def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_
                 parts.append(f"{label}[{n}]")
             continue
         detail = _item_detail(label, index.chunks[row].text, n)
+        child = row
+        for _ in range(3):  # "（一）管理创新能力提升工程。" / "1．应急救援指挥中心建设。" say only their names
+            if detail or (child := _next_under(child, row, index)) is None:
+                break
+            detail = _item_detail(_MARKER.sub("", index.chunks[child].section[-1]).strip(), index.chunks[child].text, n)
+            if detail:  # what its first item says, cited from that item's clause
+                cited[-1] = (n, Hit(index.chunks[child], 1.0, 0.0, 0.0, child))
         parts.append(f"{label}：{detail}" if detail else _cited(label, n))
     more = f"（另有{len(items) - max_items}项）" if len(items) > max_items else ""
     head = f"{label_prefix}「{section[1][-1]}」包括：" if section[1] else f"{label_prefix}全文包括："

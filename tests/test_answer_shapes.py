@@ -81,6 +81,21 @@ MEASURES = """宜宾市支持企业加大研发投入的若干措施
 2025年7月20日
 """
 
+PROJECTS = """某市应急体系建设规划（2021-2025年）
+一、发展目标
+到2025年，应急管理体系基本健全。
+二、重大工程
+（一）监测预警提升工程。
+1．预警平台建设。
+建成市级风险监测预警平台，覆盖全部重点企业。
+（二）救援能力提升工程。
+2．救援队伍建设。
+组建市级综合救援队伍3支，配备专业救援装备。
+（三）基层能力提升工程。
+3．基层站点建设。
+每个乡镇建成1个应急服务站。
+"""
+
 
 @pytest.fixture(scope="module")
 def shapes(embedder, tmp_path_factory):
@@ -94,6 +109,7 @@ def shapes(embedder, tmp_path_factory):
     a.add_document("a.txt", PLAN_A.encode(), title="绵阳市生物医药产业发展规划（2021-2025年）", doc_id="plan-a")
     a.add_document("b.txt", PLAN_B.encode(), title="洛阳市生物医药产业发展规划（2021-2025年）", doc_id="plan-b")
     a.add_document("m.txt", MEASURES.encode(), title="宜宾市支持企业加大研发投入的若干措施", doc_id="measures")
+    a.add_document("p.txt", PROJECTS.encode(), title="某市应急体系建设规划（2021-2025年）", doc_id="projects")
     return a
 
 
@@ -232,3 +248,14 @@ def test_two_things_of_one_document_compared_each_get_their_clause(shapes):
     ans = shapes.ask("周一至周四和周五的受理时间有什么区别？", documents=["measures"])
     assert not ans.refused and "17:00" in ans.answer and "15:30" in ans.answer, ans.answer
 
+
+
+@pytest.mark.slow
+def test_a_section_whose_items_only_name_themselves_is_summarised_by_what_they_say(shapes):
+    """"（一）监测预警提升工程。" and "1．预警平台建设。" are names: the summary gives each item's first
+    sentence of substance, cited from the clause that says it; "分了哪几大块" asks for the section."""
+    for q in ("重大工程都包括哪些？概括一下。", "重大工程分了哪几大块？"):
+        ans = shapes.ask(q, documents=["projects"])
+        assert not ans.refused, ans.answer
+        assert all(x in ans.answer for x in ("预警平台", "救援队伍3支", "应急服务站")), ans.answer
+        assert any("建成市级风险监测预警平台" in c.hit.chunk.text for c in ans.citations), ans.citations
