@@ -21,14 +21,14 @@ The absence of an ordinary word is never a reason: users paraphrase.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import jieba
-import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
 from .cleaning import normalize_for_matching
 from .index import KnowledgeIndex, documents_text
-from .keywords import STOPWORDS, normalize, variants
+from .keywords import STOPWORDS, normalize, pos_cut, variants
 from .question import DOCUMENT_KINDS, QuestionAnalysis
 from .retrieve import Hit
 from .vocabulary import COUNTRY_WORDS, document_pinyin, gazetteer_pinyin, is_place
@@ -189,13 +189,19 @@ def outside_the_filter(route, scope: list[str] | None, hits: list[Hit], index: K
 _ORG_WORD = re.compile(r"^(科技|国际|集团|公司|股份|电子|微电子|半导体|存储|光电|实业|控股|技术|信息|智能|芯片|研究院|大学)")
 
 
+@dataclass(frozen=True)
+class _Token:
+    word: str
+    flag: str
+
+
 def unknown_names(question: str, index: KnowledgeIndex, scope: list[str] | None) -> list[str]:
     """Company or institution names the documents never mention, recognised without a list:
     a word jieba's dictionary does not know ("中芯", guessed by its HMM) or a run of single
     characters ("台积"+"电"), standing before a word that ends names ("国际", "科技"), or
     three characters long on its own; and absent from every searched document."""
     text = documents_text(index, scope)
-    toks = [w for w in pseg.cut(normalize(question))] + [pseg.pair("", "x")]
+    toks = [_Token(w, f) for w, f in pos_cut(normalize(question))] + [_Token("", "x")]
     out = []
     i = 0
     while i < len(toks) - 1:

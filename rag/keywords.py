@@ -56,21 +56,33 @@ _FUNCTION_POS = ("u", "c", "p", "y", "e", "o", "r", "f", "d")
 
 
 @lru_cache(maxsize=4096)
-def _function_words(text: str) -> frozenset[str]:
+def pos_cut(text: str) -> tuple[tuple[str, str], ...]:
+    """jieba's words of `text` with their parts of speech.  Cached: a question's words are tagged
+    by several steps of the answer (names, measured words, function words), and tagging is the
+    slowest of them; `dictionary_changed` clears it when new names are taught to jieba."""
     import jieba.posseg as pseg
 
+    return tuple((w.word, w.flag) for w in pseg.cut(text))
+
+
+def dictionary_changed() -> None:
+    """jieba learned new words (an indexed document's names): cached cuts may now differ."""
+    for cached in (_cut, _cut_precise, pos_cut, _function_words, is_verbal):
+        cached.cache_clear()
+
+
+@lru_cache(maxsize=4096)
+def _function_words(text: str) -> frozenset[str]:
     # "eng" (a Latin word: EDA, GPU) is no interjection ("e"): it is often the very topic asked about
-    return frozenset(w.word for w in pseg.cut(text)
-                     if w.flag.startswith(_FUNCTION_POS) and w.flag != "eng" and len(w.word) >= 2)
+    return frozenset(word for word, flag in pos_cut(text)
+                     if flag.startswith(_FUNCTION_POS) and flag != "eng" and len(word) >= 2)
 
 
 @lru_cache(maxsize=4096)
 def is_verbal(word: str) -> bool:
     """A word that says what is done (借给, 会扣, 罚), not a thing (光刻机, 安家补贴): every piece
     jieba cuts it into is a verb (not a verbal noun) or a function word."""
-    import jieba.posseg as pseg
-
-    flags = [w.flag for w in pseg.cut(word)]
+    flags = [flag for _, flag in pos_cut(word)]
     return bool(flags) and any(f.startswith("v") and f != "vn" for f in flags) and all(
         (f.startswith("v") and f != "vn") or f.startswith(_FUNCTION_POS) for f in flags)
 

@@ -11,10 +11,9 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass, field
 
-import jieba.posseg as pseg
 
 from .catalog import DocumentInfo
-from .keywords import STOPWORDS, english_terms, key_terms, normalize
+from .keywords import STOPWORDS, english_terms, key_terms, normalize, pos_cut
 from .vocabulary import COUNTRY_WORDS, is_pinyin, is_place
 
 YEAR = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
@@ -180,7 +179,7 @@ def _english_names(question: str, known: set[str]) -> list[str]:
 def named_words(question: str, known: set[str]) -> list[str]:
     """Places and organisations the question names that no document alias covers."""
     out = []
-    for word, flag in pseg.cut(question):
+    for word, flag in pos_cut(question):
         w = normalize(word.strip())
         named = is_place(w) or (flag == "ns" and len(w) >= 3)
         if (named and len(w) >= 2 and w not in COUNTRY_WORDS and w not in STOPWORDS
@@ -220,7 +219,7 @@ def measured_terms(question: str, known: set[str]) -> list[str]:
     """The thing a "how much" question asks the figure of: the nouns just before the question
     word ("安家补贴是多少" -> 安家, 补贴), or just after it ("有多少家企业" -> 企业); places,
     years and words that only say "a figure" (目标, 规模, 比例) left out."""
-    toks = [(w.word, w.flag) for w in pseg.cut(normalize(question))]
+    toks = list(pos_cut(normalize(question)))
     words = [w for w, _ in toks]
     span = _question_word(words)
     if span is None:  # "良率提出了什么目标": a rate is a number
