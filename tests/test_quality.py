@@ -24,11 +24,13 @@ SETS = ("dev", "dev-fresh", "test", "fresh", "uploaded-dev", "uploaded-test", "l
 # (onnx), whose answers are the same on every CPU; int8's moved by up to 0.04 between two machines.
 FLOORS = {
     "dev": {"key_fact_accuracy": 0.87, "false_refusal_rate": 0.03, "refusal_accuracy": 0.97, "recall@5": 0.91},
-    "dev-fresh": {"key_fact_accuracy": 0.78, "false_refusal_rate": 0.03, "refusal_accuracy": 0.88, "recall@5": 0.92},
+    "dev-fresh": {"key_fact_accuracy": 0.80, "false_refusal_rate": 0.03, "refusal_accuracy": 0.88, "recall@5": 0.92},
     "test": {"key_fact_accuracy": 0.9, "false_refusal_rate": 0.05, "refusal_accuracy": 0.56, "recall@5": 0.94},
     "fresh": {"key_fact_accuracy": 0.74, "false_refusal_rate": 0.04, "refusal_accuracy": 0.81, "recall@5": 0.85},
-    "uploaded-dev": {"key_fact_accuracy": 0.77, "false_refusal_rate": 0.05, "refusal_accuracy": 0.89, "recall@5": 0.8},
-    "uploaded-test": {"key_fact_accuracy": 0.69, "false_refusal_rate": 0.12, "refusal_accuracy": 0.54, "recall@5": 0.87},
+    # uploaded-dev grew on 2026-12-07 by six documents (101 questions, 18 unanswerable): refusal accuracy
+    # on the larger set was .744 before that day's work and .860 after, hence a floor below the old .89
+    "uploaded-dev": {"key_fact_accuracy": 0.79, "false_refusal_rate": 0.04, "refusal_accuracy": 0.83, "recall@5": 0.81},
+    "uploaded-test": {"key_fact_accuracy": 0.71, "false_refusal_rate": 0.12, "refusal_accuracy": 0.54, "recall@5": 0.87},
     "loo": {"key_fact_accuracy": 0.83, "false_refusal_rate": 0.04, "recall@5": 0.89},
 }
 TARGETS = {"key_fact_accuracy": 0.85, "false_refusal_rate": 0.05, "refusal_accuracy": 0.85,
