@@ -335,6 +335,10 @@ def _cited(sentence: str, n: int) -> str:
     return f"{sentence}[{n}]。"
 
 
+def _bare(text: str) -> str:
+    return _MARKER.sub("", text.strip()).strip().rstrip("。；;：:，,")
+
+
 def _next_under(row: int, item_row: int, index: KnowledgeIndex) -> int | None:
     """The clause after `row`, if it is still under item `item_row`'s heading."""
     item, nxt = index.chunks[item_row], row + 1
@@ -369,7 +373,8 @@ def section_answer(section: tuple[str, list[str]], index: KnowledgeIndex, label_
             continue
         detail = _item_detail(label, index.chunks[row].text, n)
         child = row
-        for _ in range(3):  # "（一）管理创新能力提升工程。" / "1．应急救援指挥中心建设。" say only their names
+        names_only = _bare(index.chunks[row].text) == _bare(label)  # not "第四条：…", which said its sentence
+        for _ in range(3 if names_only else 0):  # "（一）管理创新能力提升工程。" / "1．应急救援指挥中心建设。"
             if detail or (child := _next_under(child, row, index)) is None:
                 break
             detail = _item_detail(_MARKER.sub("", index.chunks[child].section[-1]).strip(), index.chunks[child].text, n)
