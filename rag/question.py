@@ -352,12 +352,22 @@ _ITEM_BEFORE = re.compile(r"[^，,。？?；;：:对在把将从按为就里中�
 _ITEM_AFTER = re.compile(r"^[^，,。？?；;：:的在之有分各相比差哪和与跟及、]{2,12}")
 
 
+_ENUM_ITEM = r"[^，,。？?；;：:、和与及跟对在把将从按为就里中的\s]{1,8}?"
+_ENUMERATION = re.compile(rf"(?<=[对在就把将从按为里中的，,])?{_ENUM_ITEM}(?:、{_ENUM_ITEM})+(?:(?:和|与|及){_ENUM_ITEM})?"
+                          r"(?=分别|各自|各|的|在|方面|上|等|有|，|,|？|\?|$)")
+
+
 def compared_items(question: str) -> list[str]:
     """"周一到周四和周五的受理时间有什么区别" -> ["周一到周四的受理时间有什么区别", "周五的受理时间有什么区别"]:
     the question once for each of the two things it compares, so each is searched and answered in its
     own clause.  [] when it compares nothing or the two things cannot be told apart."""
     if not _COMPARING.search(question):
         return []
+    enum = _ENUMERATION.search(question)  # "针对设计、制造、封测分别实施了什么计划"
+    if enum:
+        items = re.split(r"、|和|与|及", enum.group(0))
+        if len(items) >= 2 and all(items):
+            return [question[: enum.start()] + item + question[enum.end():] for item in items]
     for m in re.finditer(r"和|与|跟|以及", question):
         before = _ITEM_BEFORE.search(question[: m.start()])
         after = _ITEM_AFTER.match(question[m.end():])

@@ -149,3 +149,6 @@ def test_two_things_compared_in_one_question_are_asked_one_at_a_time():
                                                                    "周五的受理时间有什么区别？"]
     assert compared_items("省级数字化车间和智能工厂，奖补差多少？") == ["省级数字化车间，奖补差多少？", "智能工厂，奖补差多少？"]
     assert compared_items("人才和资金方面有哪些保障措施？") == []  # nothing compared
+    assert compared_items("园区针对设计、制造、封测分别实施了什么计划？") == [
+        "园区针对设计分别实施了什么计划？", "园区针对制造分别实施了什么计划？", "园区针对封测分别实施了什么计划？"]
+    assert compared_items("人才、资金、土地等方面有哪些保障措施？") == []
