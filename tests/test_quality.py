@@ -31,7 +31,7 @@ FLOORS = {
     # on the larger set was .744 before that day's work and .860 after, hence a floor below the old .89
     "uploaded-dev": {"key_fact_accuracy": 0.79, "false_refusal_rate": 0.04, "refusal_accuracy": 0.83, "recall@5": 0.81},
     "uploaded-test": {"key_fact_accuracy": 0.71, "false_refusal_rate": 0.12, "refusal_accuracy": 0.54, "recall@5": 0.87},
-    "loo": {"key_fact_accuracy": 0.83, "false_refusal_rate": 0.04, "recall@5": 0.89},
+    "loo": {"key_fact_accuracy": 0.84, "false_refusal_rate": 0.04, "recall@5": 0.89},
 }
 TARGETS = {"key_fact_accuracy": 0.85, "false_refusal_rate": 0.05, "refusal_accuracy": 0.85,
            "citation_precision": 0.90, "recall@5": 0.95}
