@@ -23,7 +23,7 @@ from .keywords import normalize
 from .question import QuestionAnalysis, analyze, compared_items, part_queries
 from .retrieve import RRF_K, Hit, RetrievalResult
 from .sections import (document_outline, enclosing_section, list_items_after, list_lead_of, matched_section,
-                       metadata_answer, role_section, section_answer, sibling_section)
+                       in_force_rows, metadata_answer, role_section, section_answer, sibling_section)
 from .selection import (FORM_BLANK, Pick, best_clauses, best_sentences, common_words, coverage, is_heading_line,
                         missing_names, number_support, sentence_figures)
 from .vocabulary import is_place
@@ -361,6 +361,13 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
         chunk = index.chunks[row]
         return Answer(question, f"{_doc_label(chunk, qa.english)}{chunk.text.rstrip('。')}[1]。", False,
                       [Citation(1, Hit(chunk, 1.0, 0.0, 0.0, row))])
+
+    # "A条例和B条例分别是从哪天开始施行的": each document's own clause saying so, one line each
+    rows = in_force_rows(qa, index, scope) if scope and len(scope) >= 2 else None
+    if rows:
+        cites = [Citation(n, Hit(index.chunks[r], 1.0, 0.0, 0.0, r)) for n, r in enumerate(rows, start=1)]
+        return Answer(question, "\n".join(f"{_doc_label(c.hit.chunk, qa.english)}{c.hit.chunk.text.rstrip('。')}[{c.n}]。"
+                                          for c in cites), False, cites)
 
     compare_docs = scope if retrieval.route.compare and scope and len(scope) >= 2 else None
     aliases = list(retrieval.route.aliases.values())

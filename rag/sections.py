@@ -393,7 +393,29 @@ _DATE_Q = re.compile(r"哪天|哪一天|日期|(什么时候|何时|哪年|哪�
                      r"when was .*(issued|published|released)|(issue|publication) date", re.I)
 # "什么时候开始施行、有效期到哪天" is answered by the text's own 施行 clause, not the signature date
 _IN_FORCE_Q = re.compile(r"施行|实施|实行|执行|生效|有效期|失效|到期|come into (force|effect)|effective|valid|expire", re.I)
+_WHEN_Q = re.compile(r"什么时候|何时|哪天|哪一天|哪年|日期|多久|几年|多长|管到|适用到|起止|截止|when|how long|until", re.I)
+_DOCUMENT_WORD = re.compile("|".join(DOCUMENT_KINDS) + r"|regulation|measures|policy|plan\b|rules", re.I)
+_IN_FORCE_CLAUSE = re.compile(r"自.{0,30}?(?:起|之日起)(?:施行|实施|执行|生效)|有效期(?:至|为|\d|[一二三四五六七八九十两]+年)")
 _DATE = re.compile(r"\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日")
+
+
+def asks_in_force(qa: QuestionAnalysis) -> bool:
+    """"这个办法管到什么时候", "A条例是从哪天开始施行的": when a document takes effect or ends."""
+    return bool(_IN_FORCE_Q.search(qa.text) and _WHEN_Q.search(qa.text) and _DOCUMENT_WORD.search(qa.text))
+
+
+def _in_force_row(index: KnowledgeIndex, rows: list[int]) -> int | None:
+    """The document's own clause saying when it takes effect or how long it holds (its last one)."""
+    stated = [r for r in rows if _IN_FORCE_CLAUSE.search(index.chunks[r].text)]
+    return stated[-1] if stated else None
+
+
+def in_force_rows(qa: QuestionAnalysis, index: KnowledgeIndex, scope: list[str]) -> list[int] | None:
+    """For each document of `scope`, its clause saying when it takes effect; None unless every one has it."""
+    if not asks_in_force(qa) or not getattr(index, "doc_rows", None):
+        return None
+    found = [_in_force_row(index, [int(r) for r in index.doc_rows.get(d, ())]) for d in scope]
+    return found if all(r is not None for r in found) else None
 
 
 def metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list[DocumentInfo],
@@ -409,6 +431,8 @@ def metadata_answer(qa: QuestionAnalysis, index: KnowledgeIndex, documents: list
     if _DOC_NUMBER_Q.search(qa.text) and info and info.doc_number:
         target = normalize_for_matching(info.doc_number)
         return next((r for r in rows if target in normalize_for_matching(index.chunks[r].text)), None)
+    if asks_in_force(qa):
+        return _in_force_row(index, rows)
     if _DATE_Q.search(qa.text) and not _IN_FORCE_Q.search(qa.text):
         dated = [r for r in rows if _DATE.search(index.chunks[r].text) and len(index.chunks[r].text) < 80]
         # prefer the signature date of issue ("印发"), then any date in the header or closing

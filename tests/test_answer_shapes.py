@@ -259,3 +259,10 @@ def test_a_section_whose_items_only_name_themselves_is_summarised_by_what_they_s
         assert not ans.refused, ans.answer
         assert all(x in ans.answer for x in ("预警平台", "救援队伍3支", "应急服务站")), ans.answer
         assert any("建成市级风险监测预警平台" in c.hit.chunk.text for c in ans.citations), ans.citations
+
+
+@pytest.mark.slow
+def test_how_long_a_document_holds_is_its_own_validity_clause(shapes):
+    """"这个措施管到什么时候" is answered by the clause saying when it takes effect and ends."""
+    ans = shapes.ask("这个措施管到什么时候？", documents=["measures"])
+    assert not ans.refused and "2030年7月31日" in ans.answer, ans.answer
