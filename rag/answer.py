@@ -189,6 +189,13 @@ def _sentence_picks(qa: QuestionAnalysis, part_qas: list[QuestionAnalysis], hits
     return picks
 
 
+def _whole_clauses(question: str, rows: list[int], index: KnowledgeIndex, qa: QuestionAnalysis) -> Answer:
+    """An answer that is whole clauses of the documents' own (a date, a validity clause), one line each."""
+    cites = [Citation(n, Hit(index.chunks[r], 1.0, 0.0, 0.0, r)) for n, r in enumerate(rows, start=1)]
+    return Answer(question, "\n".join(f"{_doc_label(c.hit.chunk, qa.english)}{c.hit.chunk.text.rstrip('。')}[{c.n}]。"
+                                      for c in cites), False, cites)
+
+
 def _with_each_items_clause(picks: list[Pick], hits: list[Hit], part_rankings) -> list[Pick]:
     """"周一到周四和周五的受理时间有什么区别": each compared thing's own best clause is read whole too,
     when it is in the document the answer is from."""
@@ -358,16 +365,11 @@ def answer_question(question: str, retrieval: RetrievalResult, index: KnowledgeI
     one_doc = list({h.chunk.doc_id for h in hits[:3]})
     row = metadata_answer(qa, index, documents, scope or (one_doc if len(one_doc) == 1 else None))
     if row is not None:
-        chunk = index.chunks[row]
-        return Answer(question, f"{_doc_label(chunk, qa.english)}{chunk.text.rstrip('。')}[1]。", False,
-                      [Citation(1, Hit(chunk, 1.0, 0.0, 0.0, row))])
-
+        return _whole_clauses(question, [row], index, qa)
     # "A条例和B条例分别是从哪天开始施行的": each document's own clause saying so, one line each
     rows = in_force_rows(qa, index, scope) if scope and len(scope) >= 2 else None
     if rows:
-        cites = [Citation(n, Hit(index.chunks[r], 1.0, 0.0, 0.0, r)) for n, r in enumerate(rows, start=1)]
-        return Answer(question, "\n".join(f"{_doc_label(c.hit.chunk, qa.english)}{c.hit.chunk.text.rstrip('。')}[{c.n}]。"
-                                          for c in cites), False, cites)
+        return _whole_clauses(question, rows, index, qa)
 
     compare_docs = scope if retrieval.route.compare and scope and len(scope) >= 2 else None
     aliases = list(retrieval.route.aliases.values())

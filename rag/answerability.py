@@ -86,12 +86,17 @@ def _latin_covered(name: str, index: KnowledgeIndex, scope: list[str], text: str
     return any(p == n or (len(n) >= 4 and p.startswith(n)) for p in spellings)
 
 
+def _hits_text(hits: list[Hit]) -> str:
+    """The retrieved clauses with their headings, normalized for matching."""
+    return normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
+
+
 def check_constraints(qa: QuestionAnalysis, hits: list[Hit], index: KnowledgeIndex, documents: list[DocumentInfo],
                       scope: list[str] | None) -> tuple[str, str] | None:
     """(Chinese, English) name of the first constraint of the question the searched documents lack."""
     scope = scope or [d.doc_id for d in documents]
     text = documents_text(index, scope, matching=True)
-    hit_text = normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
+    hit_text = _hits_text(hits)
     for name in qa.named:
         if re.fullmatch(r"[A-Za-z\-']+", name):
             if not _latin_covered(name, index, scope, text):
@@ -174,7 +179,7 @@ def outside_the_filter(route, scope: list[str] | None, hits: list[Hit], index: K
     subsidy.  None when a searched document is about the place or its best clauses name it."""
     if not scope or not route.named or set(route.documents) & set(scope):
         return None
-    hit_text = normalize(normalize_for_matching(" ".join(h.chunk.section_path + h.chunk.text for h in hits)))
+    hit_text = _hits_text(hits)
     for doc_id in route.documents:
         alias = route.aliases.get(doc_id, "")
         bare = normalize(normalize_for_matching(alias))

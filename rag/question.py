@@ -353,7 +353,7 @@ _ITEM_AFTER = re.compile(r"^[^，,。？?；;：:的在之有分各相比差哪�
 
 
 _ENUM_ITEM = r"[^，,。？?；;：:、和与及跟对在把将从按为就里中的\s]{1,8}?"
-_ENUMERATION = re.compile(rf"(?<=[对在就把将从按为里中的，,])?{_ENUM_ITEM}(?:、{_ENUM_ITEM})+(?:(?:和|与|及){_ENUM_ITEM})?"
+_ENUMERATION = re.compile(rf"{_ENUM_ITEM}(?:、{_ENUM_ITEM})+(?:(?:和|与|及){_ENUM_ITEM})?"
                           r"(?=分别|各自|各|的|在|方面|上|等|有|，|,|？|\?|$)")
 
 

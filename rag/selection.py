@@ -263,20 +263,26 @@ def best_sentences(hits: list[Hit], qa: QuestionAnalysis, index: KnowledgeIndex,
         return []
     if qa.asks_number:
         # A "how much" question is answered by a sentence giving a figure for what was asked.
-        supported = [p for p in picks if number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id)]
-        if not supported and len(hits) > max_hits:
-            # no figure for it in the best clauses: the next ones may give it (a penalty clause ranked
-            # below the duty it enforces)
-            supported = [p for p in score_sentences(hits, qa, index, query_vector, NUMBER_HITS)
+        below: list[Pick] | None = None
+
+        def supported_below() -> list[Pick]:
+            """Sentences of the clauses after the best ones giving that figure (a penalty clause ranked
+            below the duty it enforces; a part's other figure); scored once, when first needed."""
+            nonlocal below
+            if below is None:
+                below = [p for p in score_sentences(hits, qa, index, query_vector, NUMBER_HITS)
                          if p.hit_rank >= max_hits and number_support(p.sentence, qa, index,
                                                                         hits[p.hit_rank].chunk.doc_id,
-                                                                        every_word=True)]
+                                                                        every_word=True)
+                         ] if len(hits) > max_hits else []
+            return below
+
+        supported = [p for p in picks if number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id)]
+        if not supported:
+            supported = supported_below()
         if given:
-            fresh = [p for p in supported if sentence_figures(p.sentence) - given]
-            if not fresh and len(hits) > max_hits:  # the part's other figure may be in a lower clause
-                fresh = [p for p in score_sentences(hits, qa, index, query_vector, NUMBER_HITS)
-                         if p.hit_rank >= max_hits and sentence_figures(p.sentence) - given
-                         and number_support(p.sentence, qa, index, hits[p.hit_rank].chunk.doc_id, every_word=True)]
+            fresh = [p for p in supported if sentence_figures(p.sentence) - given] or [
+                p for p in supported_below() if sentence_figures(p.sentence) - given]
             supported = fresh or supported
         picks = supported or picks
     picks.sort(key=lambda p: -p.score)

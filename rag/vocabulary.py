@@ -241,14 +241,6 @@ _registered: set[str] = set()
 def register(documents: list[DocumentInfo], texts: dict[str, str]) -> None:
     """Teach jieba the documents' names: aliases and regions as places, organisations as such."""
     known = len(_registered)
-    _teach(documents, texts)
-    if len(_registered) != known:
-        from .keywords import dictionary_changed
-
-        dictionary_changed()
-
-
-def _teach(documents: list[DocumentInfo], texts: dict[str, str]) -> None:
     for d in documents:
         # strong aliases and places only: a weak alias is a generic word ("园区"), and as a word of
         # its own it would cut "产业园区" into 产业/园区
@@ -260,4 +252,8 @@ def _teach(documents: list[DocumentInfo], texts: dict[str, str]) -> None:
             if org not in _registered:
                 jieba.add_word(org, freq=50000, tag="nt")
                 _registered.add(org)
+    if len(_registered) != known:
+        from .keywords import dictionary_changed
+
+        dictionary_changed()
 
