@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -44,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from .index import IndexStale, KnowledgeIndex
+from .logs import quieted
 
 log = logging.getLogger(__name__)
 
@@ -146,17 +146,10 @@ def document_fingerprints(index: KnowledgeIndex, known: dict[str, tuple[list, st
     return cache
 
 
-@contextmanager
 def _quiet_lite_server():
     """pymilvus waits for a new index with AllocTimestamp, which Milvus Lite's server does not implement:
     it logs the NotImplementedError as an ERROR with a traceback, and pymilvus carries on."""
-    logger = logging.getLogger("grpc._server")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return quieted("grpc._server", logging.CRITICAL)
 
 
 class MilvusStore:

@@ -27,12 +27,12 @@ import shutil
 import tempfile
 import time
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .embedded_model import FORMAT_VERSION as SOURCE_FORMAT, ModelPrepError, publish_folder
+from .logs import quieted
 from .onnx_embedder import CONFIG_FILE, DATA_SUFFIX, MODEL_FILES, ONNX_FORMAT_VERSION, OnnxEmbeddings, read_onnx_config
 from .unigram import write_light_files
 
@@ -81,15 +81,6 @@ class _PooledEncoder:
         return PooledEncoder(bert).eval()
 
 
-@contextmanager
-def _quiet_root_logger():
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _to_external_data(graph: Path) -> None:
@@ -159,7 +150,7 @@ def export_onnx(st_folder: Path, out: Path, force: bool = False, log=print) -> P
         fp32, int8 = tmp / MODEL_FILES["onnx"], tmp / MODEL_FILES["onnx-int8"]
         # The tracer's warnings (Python values of tensors in transformers' mask code, constant for this model)
         # and the quantiser's pre-processing advice are noise in `make setup`: the checks below are the proof.
-        with torch.no_grad(), warnings.catch_warnings(), _quiet_root_logger():
+        with torch.no_grad(), warnings.catch_warnings(), quieted(None, logging.ERROR):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 wrapper, example, str(fp32), input_names=["input_ids", "attention_mask"],
